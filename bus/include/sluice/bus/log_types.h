@@ -1,0 +1,120 @@
+// Value types shared by LogWriter and LogReader.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "sluice/bus/log_format.h"
+
+namespace sluice {
+
+class FileOps;
+
+using StreamId = uint64_t;  // 1-based; 0 = no stream
+
+// A 128-bit id (idempotency key, correlation id, causation id); {0,0} means absent.
+struct Id128 {
+  uint64_t hi = 0;
+  uint64_t lo = 0;
+  constexpr bool empty() const noexcept { return hi == 0 && lo == 0; }
+  friend constexpr bool operator==(const Id128&, const Id128&) = default;
+};
+
+// One event to append. The payload is copied into the log; the caller keeps ownership.
+struct EventData {
+  uint32_t type = 0;            // application event type id
+  uint16_t schema_version = 1;
+  uint8_t codec = 0;            // 0 = raw bytes
+  std::span<const std::byte> payload;
+  Id128 idempotency_key;        // optional
+  Id128 correlation_id;         // optional
+  Id128 causation_id;           // optional
+};
+
+// Optimistic concurrency on append.
+class ExpectedVersion {
+ public:
+  static constexpr ExpectedVersion any() noexcept { return ExpectedVersion(kAny); }
+  static constexpr ExpectedVersion no_stream() noexcept { return ExpectedVersion(0); }
+  // The stream holds exactly n events (its last event has version n).
+  static constexpr ExpectedVersion exact(uint64_t n) noexcept { return ExpectedVersion(n); }
+  constexpr bool is_any() const noexcept { return v_ == kAny; }
+  constexpr uint64_t value() const noexcept { return v_; }
+
+ private:
+  static constexpr uint64_t kAny = ~uint64_t{0};
+  constexpr explicit ExpectedVersion(uint64_t v) : v_(v) {}
+  uint64_t v_;
+};
+
+enum class Durability : uint8_t {
+  none,   // acknowledged when in the page cache: survives a process crash
+  group,  // acknowledged when a group flush (interval or size) has covered it
+  sync,   // acknowledged after the flush of that append
+};
+std::string_view to_string(Durability d) noexcept;
+bool parse_durability(std::string_view s, Durability* out) noexcept;
+
+enum class AppendCode : uint8_t {
+  ok = 0,
+  conflict,          // expected version did not match
+  too_large,         // the batch cannot fit in one segment
+  closed,            // writer closed, or failed earlier (see LogWriter::failure())
+  io_error,          // a flush or segment roll failed; the writer is now failed
+  invalid_argument,  // unknown stream id, empty batch
+};
+std::string_view to_string(AppendCode c) noexcept;
+
+// Result of an append: a code and, when ok, the position of the first event of the batch
+// and the stream version of its last event. Details of a failure: LogWriter::last_error().
+struct [[nodiscard]] AppendResult {
+  AppendCode code = AppendCode::ok;
+  uint64_t position = 0;        // first event's global position
+  uint64_t stream_version = 0;  // last event's stream version
+  bool ok() const noexcept { return code == AppendCode::ok; }
+};
+
+struct LogOptions {
+  uint64_t segment_size = 64ull << 20;          // bytes per segment file, header included
+  Durability durability = Durability::none;
+  std::chrono::microseconds group_interval{1000};  // group: longest wait before a flush
+  uint32_t group_max_events = 4096;             // group: flush early once this many wait
+  bool create_if_missing = true;
+  bool prefault = true;                          // pre-fault the next segment's pages
+  FileOps* file_ops = nullptr;                   // nullptr: the real system calls
+  int64_t (*clock_ns)() = nullptr;               // nullptr: CLOCK_REALTIME
+  std::chrono::milliseconds health_check_interval{100};  // segment-file removal check
+};
+
+// A zero-copy view of one committed record, pointing into the mapped segment. Valid while the
+// LogReader that produced it is open.
+struct RecordView {
+  const log_format::RecordHeader* header = nullptr;
+  uint64_t segment_index = 0;
+  uint32_t offset = 0;  // byte offset of the record in its segment
+
+  uint8_t type() const noexcept { return header->type; }
+  bool is_event() const noexcept { return header->type == log_format::kTypeEvent; }
+  uint64_t position() const noexcept { return header->position; }
+  StreamId stream_id() const noexcept { return header->stream_id; }
+  uint64_t stream_version() const noexcept { return header->stream_version; }
+  uint32_t event_type() const noexcept { return header->event_type; }
+  uint16_t schema_version() const noexcept { return header->schema_version; }
+  uint8_t codec() const noexcept { return header->codec; }
+  int64_t timestamp_ns() const noexcept { return header->timestamp_ns; }
+  uint32_t length() const noexcept { return header->length; }
+  Id128 idempotency_key() const noexcept { return id_at(log_format::kFlagIdempotencyKey); }
+  Id128 correlation_id() const noexcept { return id_at(log_format::kFlagCorrelationId); }
+  Id128 causation_id() const noexcept { return id_at(log_format::kFlagCausationId); }
+  std::span<const std::byte> payload() const noexcept {
+    auto base = reinterpret_cast<const std::byte*>(header);
+    return {base + header->header_length, header->length - header->header_length};
+  }
+
+ private:
+  Id128 id_at(uint8_t flag) const noexcept;
+};
+
+}  // namespace sluice

@@ -1,0 +1,198 @@
+// LogWriter: the single writer of a Sluice log.
+//
+// Design
+//   The writer owns the active segment (a preallocated, memory-mapped file) and appends
+//   records into it in place: header and payload first, the CRC, then the length with a
+//   release store, which commits the record (docs/log-format.md). A batch of events to one
+//   stream is written as consecutive records, all but the last flagged "batch continues", so
+//   readers and recovery see all of it or none of it. A maintenance thread prepares the next
+//   segment off the hot path (create, preallocate, flush its extents, pre-fault its pages),
+//   runs group commits, and checks that the segment file has not been removed.
+//
+// Thread safety
+//   One thread owns the writer: append(), stream(), flush() and close() must not be called
+//   concurrently (a debug build asserts it). acknowledged_position(), committed_position(),
+//   failed() and wait_acknowledged() may be called from any thread. Readers in other threads
+//   or processes use LogReader on the same directory; a LOCK file keeps a second writer out.
+//
+// Invariants
+//   - Positions are gap-free: every event gets next_position() and increments it.
+//   - committed_position() <= next_position(); acknowledged_position() <= committed_position().
+//   - Nothing at or past acknowledged_position() is acknowledged; once failed() is true no
+//     append succeeds again (a failed flush is never retried).
+//
+// Hot path: append() with durability none does no heap allocation, takes no lock, throws no
+// exception and makes no system call, except when it rolls to the next segment (once per
+// segment: a mutex hand-over with the maintenance thread). Under sync it makes one msync.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "sluice/bus/log_types.h"
+#include "sluice/status.h"
+
+namespace sluice {
+
+namespace log_internal {
+class MappedSegment;
+}
+
+struct LogWriterStats {
+  uint64_t appends = 0;
+  uint64_t events = 0;
+  uint64_t segment_rolls = 0;
+  uint64_t flushes = 0;
+  uint64_t roll_waits = 0;  // rolls that found no prepared segment and made one inline
+};
+
+class LogWriter {
+ public:
+  // Opens (creating if allowed) the log in `dir`, recovering it: a torn or zero-filled tail
+  // is truncated; corruption (a bad record followed by a valid one, a missing segment) is
+  // refused with an error naming segment and offset. Fails with busy if another writer
+  // holds the log.
+  static Result<std::unique_ptr<LogWriter>> open(const std::string& dir,
+                                                 const LogOptions& options = {});
+  ~LogWriter();
+  LogWriter(const LogWriter&) = delete;
+  LogWriter& operator=(const LogWriter&) = delete;
+
+  // Finds the stream called `name`, creating it (a stream record in the log) if needed.
+  // Cold path: may allocate. Names are 1..1024 bytes.
+  Result<StreamId> stream(std::string_view name);
+  std::optional<StreamId> find_stream(std::string_view name) const;
+  std::string_view stream_name(StreamId id) const;
+  // Events in the stream (its current version); 0 for an unknown id.
+  uint64_t stream_version(StreamId id) const noexcept;
+  size_t stream_count() const noexcept { return streams_.size(); }
+
+  // Appends events to one stream, atomically: all or none visible, also after a crash.
+  AppendResult append(StreamId stream, ExpectedVersion expected,
+                      std::span<const EventData> events) noexcept;
+  AppendResult append(StreamId stream, ExpectedVersion expected, const EventData& e) noexcept {
+    return append(stream, expected, std::span<const EventData>(&e, 1));
+  }
+  // Appends a system record (e.g. a schema registry entry) that takes no position. `type`
+  // must have log_format::kTypeIgnorable set.
+  Status append_system(uint8_t type, uint32_t event_type, std::span<const std::byte> payload);
+
+  // Details of the last failed append (message names the stream or file).
+  const Status& last_error() const noexcept { return last_error_; }
+
+  // Flushes everything appended so far, whatever the durability, and acknowledges it.
+  Status flush();
+  // Blocks until `position` is acknowledged (group commit), or the timeout passes.
+  Status wait_acknowledged(uint64_t position, std::chrono::milliseconds timeout);
+
+  // Every position below this is acknowledged under the durability policy.
+  uint64_t acknowledged_position() const noexcept {
+    // Acquire: pairs with the release in publish_acknowledged().
+    return acknowledged_.load(std::memory_order_acquire);
+  }
+  // Every position below this is committed (visible to readers).
+  uint64_t committed_position() const noexcept {
+    // Acquire: pairs with the release at the end of append().
+    return committed_.load(std::memory_order_acquire);
+  }
+  uint64_t next_position() const noexcept { return next_position_; }
+
+  bool failed() const noexcept {
+    // Acquire: pairs with the release in fail(); after true, failure() is readable.
+    return failed_.load(std::memory_order_acquire);
+  }
+  Status failure() const;
+
+  const std::string& dir() const noexcept { return dir_; }
+  const LogOptions& options() const noexcept { return options_; }
+  uint64_t segment_index() const noexcept;
+  LogWriterStats stats() const noexcept { return stats_; }
+  // What recovery found and truncated on open ("" when the tail was clean).
+  const std::string& recovery_note() const noexcept { return recovery_note_; }
+
+  // Stops the maintenance thread, flushes (group, sync), unmaps, releases the lock.
+  Status close();
+
+ private:
+  struct StreamState {
+    std::string name;
+    uint64_t version = 0;
+  };
+  LogWriter(std::string dir, const LogOptions& options);
+  Status open_impl();
+  Status recover(bool* need_new_segment, uint64_t* last_index);
+  Status roll(uint64_t needed) noexcept;
+  Status write_meta();
+  void maintenance_loop();
+  Status group_flush_locked();
+  void fail(Status st) noexcept;
+  void publish_acknowledged(uint64_t position) noexcept;
+  int64_t now_ns() const noexcept;
+  AppendResult reject(AppendCode code, Status st) noexcept;
+  Status sync_current(uint64_t end_offset);
+
+  const std::string dir_;
+  const LogOptions options_;
+  FileOps* ops_;
+  int lock_fd_ = -1;
+  std::string recovery_note_;
+
+  // Owned by the writer thread.
+  std::unique_ptr<log_internal::MappedSegment> segment_;
+  uint64_t tail_ = 0;            // offset of the next record in segment_
+  uint64_t next_position_ = 0;
+  uint64_t synced_offset_ = 0;   // sync: segment_ bytes below this are flushed
+  int64_t last_ts_ = 0;
+  std::vector<StreamState> streams_;  // index = id - 1
+  std::unordered_map<std::string, StreamId> stream_ids_;
+  LogWriterStats stats_;
+  Status last_error_;
+  bool closed_ = false;
+#ifndef NDEBUG
+  std::atomic<std::thread::id> owner_{};  // debug guard: one thread appends
+#endif
+
+  // Published by the writer thread.
+  // committed_: positions below it are committed. Release store in append(), acquire loads
+  // in committed_position() and in the group flusher (which then flushes at least up to
+  // committed_offset_).
+  alignas(64) std::atomic<uint64_t> committed_{0};
+  // Byte offset in the current segment matching committed_; stored (release) before
+  // committed_, so a flusher that acquires committed_ then reads this sees an offset at least
+  // as far.
+  std::atomic<uint64_t> committed_offset_{0};
+  // acknowledged_: positions below it are acknowledged. Written by whoever flushed (writer
+  // under sync / roll, maintenance thread under group) with release; read with acquire.
+  alignas(64) std::atomic<uint64_t> acknowledged_{0};
+  // failed_: set once, with release, after failure_ is written under mu_.
+  std::atomic<bool> failed_{false};
+
+  // Shared with the maintenance thread, under mu_.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;       // wakes the maintenance thread
+  std::condition_variable ack_cv_;   // wakes wait_acknowledged()
+  Status failure_;
+  bool stopping_ = false;
+  bool flush_requested_ = false;
+  uint64_t flushed_offset_ = 0;      // group: current segment flushed below this offset
+  std::unique_ptr<log_internal::MappedSegment> prepared_;  // the next segment, ready
+  Status prepare_error_;
+  bool preparing_ = false;           // the maintenance thread is creating the next segment
+  std::condition_variable prepared_cv_;  // signals prepared_ or prepare_error_ changed
+  std::vector<std::unique_ptr<log_internal::MappedSegment>> retired_;  // to flush (none) and unmap
+  std::atomic<uint64_t> pending_events_{0};  // group: relaxed counter, a hint for early flush
+  std::thread maintenance_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,50 @@
+// scan_log: validates a whole log directory, segment by segment, and reports every visible
+// record to a callback. The one place that decides "consistent", "torn tail" or "corrupt";
+// writer recovery, LogReader::open and `sluice verify` all call it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "internal/segment.h"
+#include "sluice/bus/log_types.h"
+#include "sluice/status.h"
+
+namespace sluice::log_internal {
+
+struct SegmentSummary {
+  uint64_t index = 0;
+  std::string path;
+  uint64_t base_position = 0;
+  uint64_t end_position = 0;  // one past its last event
+  uint32_t end_offset = 0;    // after its last visible record (the seal excluded)
+  uint64_t file_size = 0;
+  uint64_t segment_size = 0;
+  int64_t created_ns = 0;
+  int64_t last_timestamp_ns = 0;
+  bool sealed = false;
+};
+
+struct LogScan {
+  std::vector<SegmentSummary> segments;   // activated segments, ascending
+  std::vector<MappedSegment> maps;        // parallel to segments when keep_maps
+  std::vector<uint64_t> unactivated;      // trailing prepared segments (header never written)
+  uint64_t next_position = 0;             // one past the last visible event
+  // A damaged tail in the last segment that recovery truncates: torn or zero-filled record,
+  // incomplete batch, garbage. Never reported when a valid record follows (that's corruption).
+  bool tail_damaged = false;
+  uint64_t tail_segment = 0;
+  uint64_t tail_offset = 0;     // truncation point
+  uint64_t tail_dirty_end = 0;  // bytes [tail_offset, tail_dirty_end) are to be zeroed
+  std::string tail_reason;
+};
+
+using RecordCallback = std::function<void(const RecordView&)>;
+
+// Errors: not_found (no directory), corruption (naming segment and offset), io_error.
+Result<LogScan> scan_log(FileOps& ops, const std::string& dir, const RecordCallback& on_record,
+                         bool keep_maps);
+
+}  // namespace sluice::log_internal

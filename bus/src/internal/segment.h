@@ -1,0 +1,81 @@
+// MappedSegment: one segment file, memory-mapped. Owns the fd and the mapping.
+//
+// Thread safety: a MappedSegment is owned by one thread at a time (the writer, the
+// maintenance thread while preparing it, or a reader). Other threads and processes see its
+// contents only through the release/acquire protocol on record lengths and the header magic.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sluice/bus/file_ops.h"
+#include "sluice/bus/log_format.h"
+#include "sluice/status.h"
+
+namespace sluice::log_internal {
+
+std::string segment_file_name(uint64_t index);
+std::string segment_path(const std::string& dir, uint64_t index);
+// Segment indices in dir, ascending. Files that are not segments are ignored.
+Result<std::vector<uint64_t>> list_segments(const std::string& dir);
+// fsync the directory itself, so that a created or renamed entry survives a crash.
+Status sync_directory(FileOps& ops, const std::string& dir);
+std::string errno_text(int err);
+
+class MappedSegment {
+ public:
+  MappedSegment() = default;
+  MappedSegment(MappedSegment&& o) noexcept { swap(o); }
+  MappedSegment& operator=(MappedSegment&& o) noexcept {
+    MappedSegment tmp(std::move(o));
+    swap(tmp);
+    return *this;
+  }
+  ~MappedSegment();
+
+  // Read-only mapping of an existing segment, of min(file size, segment size) bytes.
+  static Result<MappedSegment> open_read(FileOps& ops, const std::string& path, uint64_t index);
+  // Read-write mapping of an existing segment; a file shorter than segment_size (truncated
+  // by damage) is extended with zeros first.
+  static Result<MappedSegment> open_write(FileOps& ops, const std::string& path, uint64_t index,
+                                          uint64_t segment_size);
+  // Creates a new segment file: preallocated (never sparse), its extents written and flushed,
+  // the directory fsynced, mapped read-write and (optionally) its pages pre-faulted for write.
+  // The header stays zero until activate().
+  static Result<MappedSegment> create(FileOps& ops, const std::string& dir, uint64_t index,
+                                      uint64_t segment_size, bool prefault);
+
+  bool valid() const noexcept { return base_ != nullptr; }
+  std::byte* data() const noexcept { return base_; }
+  uint64_t mapped_size() const noexcept { return mapped_; }
+  uint64_t index() const noexcept { return index_; }
+  int fd() const noexcept { return fd_; }
+  const std::string& path() const noexcept { return path_; }
+  const log_format::SegmentHeader* header() const noexcept {
+    return reinterpret_cast<const log_format::SegmentHeader*>(base_);
+  }
+
+  // Acquire: pairs with the release store of the magic in activate().
+  bool activated() const noexcept;
+  // Writes the header and release-stores the magic last. Not durable until flushed.
+  void activate(uint64_t base_position, int64_t created_ns) noexcept;
+  // Checks magic, version, index, size and header CRC. Only valid once activated().
+  Status check_header() const;
+  // msync(MS_SYNC) of [begin, end), widened to pages.
+  Status sync(uint64_t begin, uint64_t end) const;
+  // Remaps after the file was extended to segment size (read-only mappings of a short file).
+  void reset() noexcept;
+
+ private:
+  void swap(MappedSegment& o) noexcept;
+  FileOps* ops_ = nullptr;
+  std::byte* base_ = nullptr;
+  uint64_t mapped_ = 0;
+  uint64_t index_ = 0;
+  int fd_ = -1;
+  std::string path_;
+};
+
+}  // namespace sluice::log_internal

@@ -1,0 +1,229 @@
+#include "sluice/bus/log_reader.h"
+
+#include <algorithm>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "internal/log_scan.h"
+#include "internal/segment.h"
+#include "internal/segment_scanner.h"
+#include "sluice/bus/file_ops.h"
+
+namespace sluice {
+
+namespace lf = log_format;
+using log_internal::MappedSegment;
+
+struct LogReader::Segment {
+  MappedSegment map;
+  uint64_t base_position = 0;
+  std::vector<uint32_t> offsets;  // offsets[p - base_position]: the event at position p
+  uint32_t scan_offset = lf::kSegmentHeaderSize;  // where refresh() continues
+  bool sealed = false;
+};
+
+LogReader::LogReader(std::string dir, const ReaderOptions& options)
+    : dir_(std::move(dir)), ops_(options.file_ops ? options.file_ops : &FileOps::system()) {}
+
+LogReader::~LogReader() = default;
+
+Result<std::unique_ptr<LogReader>> LogReader::open(const std::string& dir,
+                                                   const ReaderOptions& options) {
+  std::unique_ptr<LogReader> r(new LogReader(dir, options));
+  if (Status st = r->open_impl(); !st.ok()) return st;
+  return r;
+}
+
+Status LogReader::index_error(const RecordView& v, const std::string& what) const {
+  return Status(StatusCode::corruption, "segment " + log_internal::segment_path(dir_, v.segment_index) +
+                                            " offset " + std::to_string(v.offset) + ": " + what);
+}
+
+void LogReader::index_record(Segment& seg, const RecordView& v) {
+  if (!index_status_.ok()) return;
+  if (v.is_event()) {
+    const StreamId id = v.stream_id();
+    if (id > streams_.size()) {
+      index_status_ = index_error(v, "event for undefined stream id " + std::to_string(id));
+      return;
+    }
+    Stream& s = streams_[id - 1];
+    if (v.stream_version() != s.positions.size() + 1) {
+      index_status_ = index_error(v, "stream '" + s.name + "' version " +
+                                         std::to_string(v.stream_version()) + " follows version " +
+                                         std::to_string(s.positions.size()));
+      return;
+    }
+    s.positions.push_back(v.position());
+    seg.offsets.push_back(v.offset);
+    end_position_ = v.position() + 1;
+    last_timestamp_ns_ = std::max(last_timestamp_ns_, v.timestamp_ns());
+  } else if (v.type() == lf::kTypeStreamDefined) {
+    auto p = v.payload();
+    std::string name(reinterpret_cast<const char*>(p.data()), p.size());
+    if (v.stream_id() != streams_.size() + 1 || stream_ids_.count(name)) {
+      index_status_ = index_error(v, "stream record '" + name + "' with id " +
+                                         std::to_string(v.stream_id()) + " out of sequence");
+      return;
+    }
+    stream_ids_.emplace(name, v.stream_id());
+    streams_.push_back(Stream{std::move(name), {}});
+  } else {
+    system_records_.push_back(v);
+  }
+}
+
+Status LogReader::open_impl() {
+  Segment* current = nullptr;
+  std::vector<std::unique_ptr<Segment>> segs;
+  // The callback creates entries lazily, so track them by segment index instead.
+  std::vector<uint64_t> seg_of_entry;
+  auto cb = [&](const RecordView& v) {
+    if (seg_of_entry.empty() || seg_of_entry.back() != v.segment_index) {
+      segs.push_back(std::make_unique<Segment>());
+      seg_of_entry.push_back(v.segment_index);
+      current = segs.back().get();
+    }
+    index_record(*current, v);
+  };
+  auto scan = log_internal::scan_log(*ops_, dir_, cb, /*keep_maps=*/true);
+  if (!scan.ok()) return scan.status();
+  if (!index_status_.ok()) return index_status_;
+  log_internal::LogScan& s = scan.value();
+  if (s.segments.empty()) {
+    return Status(StatusCode::not_found, dir_ + " is not a Sluice log: it holds no active segment" +
+                                             std::string(s.unactivated.empty() ? "" : " (only prepared ones)"));
+  }
+  // Attach maps: every activated segment gets an entry, in order.
+  size_t e = 0;
+  for (size_t i = 0; i < s.segments.size(); ++i) {
+    const auto& sum = s.segments[i];
+    std::unique_ptr<Segment> seg;
+    if (e < seg_of_entry.size() && seg_of_entry[e] == sum.index) {
+      seg = std::move(segs[e++]);
+    } else {
+      seg = std::make_unique<Segment>();
+    }
+    seg->map = std::move(s.maps[i]);
+    seg->base_position = sum.base_position;
+    seg->scan_offset = sum.end_offset;
+    seg->sealed = sum.sealed;
+    segments_.push_back(std::move(seg));
+  }
+  begin_position_ = segments_.front()->base_position;
+  end_position_ = s.next_position;
+  open_info_.tail_damaged = s.tail_damaged;
+  open_info_.tail_segment = s.tail_segment;
+  open_info_.tail_offset = s.tail_offset;
+  open_info_.tail_reason = s.tail_reason;
+  open_info_.prepared_segments = s.unactivated.size();
+  return Status();
+}
+
+Result<uint64_t> LogReader::refresh() {
+  if (segments_.empty()) return uint64_t{0};
+  const uint64_t before = end_position_;
+  for (;;) {
+    Segment& seg = *segments_.back();
+    if (seg.sealed) {
+      const uint64_t idx = seg.map.index() + 1;
+      const std::string path = log_internal::segment_path(dir_, idx);
+      if (::access(path.c_str(), F_OK) != 0) break;  // not created yet
+      auto m = MappedSegment::open_read(*ops_, path, idx);
+      if (!m.ok()) return m.status();
+      if (!m.value().activated()) break;  // prepared, not yet in use
+      if (Status st = m.value().check_header(); !st.ok()) return st;
+      if (m.value().header()->base_position != end_position_)
+        return Status(StatusCode::corruption,
+                      "segment " + path + " offset 0: base position " +
+                          std::to_string(m.value().header()->base_position) + ", expected " +
+                          std::to_string(end_position_));
+      auto next = std::make_unique<Segment>();
+      next->map = std::move(m.value());
+      next->base_position = end_position_;
+      segments_.push_back(std::move(next));
+      continue;
+    }
+    log_internal::SegmentScan sc = log_internal::scan_segment(
+        seg.map.data(), seg.map.mapped_size(), seg.map.index(), seg.scan_offset, end_position_,
+        [&](const RecordView& v) { index_record(seg, v); });
+    if (!index_status_.ok()) return index_status_;
+    seg.scan_offset = sc.end_offset;
+    if (sc.stop == log_internal::ScanStop::invalid || sc.stop == log_internal::ScanStop::inconsistent)
+      return Status(StatusCode::corruption, "segment " + seg.map.path() + " offset " +
+                                                std::to_string(sc.stop_offset) + ": " + sc.reason);
+    if (sc.stop != log_internal::ScanStop::sealed) break;
+    seg.sealed = true;
+  }
+  return end_position_ - before;
+}
+
+bool LogReader::read(uint64_t position, RecordView* out) const noexcept {
+  if (position < begin_position_ || position >= end_position_) return false;
+  // Segments are contiguous in position: find the last one whose base <= position.
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), position,
+                             [](uint64_t p, const std::unique_ptr<Segment>& s) { return p < s->base_position; });
+  const Segment& seg = **(it - 1);
+  const uint32_t off = seg.offsets[position - seg.base_position];
+  out->header = reinterpret_cast<const lf::RecordHeader*>(seg.map.data() + off);
+  out->segment_index = seg.map.index();
+  out->offset = off;
+  return true;
+}
+
+std::optional<StreamId> LogReader::find_stream(std::string_view name) const {
+  auto it = stream_ids_.find(std::string(name));
+  if (it == stream_ids_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::string_view LogReader::stream_name(StreamId id) const noexcept {
+  return id >= 1 && id <= streams_.size() ? std::string_view(streams_[id - 1].name) : std::string_view();
+}
+
+std::span<const uint64_t> LogReader::stream_positions(StreamId id) const noexcept {
+  if (id < 1 || id > streams_.size()) return {};
+  return streams_[id - 1].positions;
+}
+
+uint64_t LogReader::position_at_time(int64_t timestamp_ns) const noexcept {
+  uint64_t lo = begin_position_, hi = end_position_;
+  while (lo < hi) {  // timestamps are non-decreasing in position
+    const uint64_t mid = lo + (hi - lo) / 2;
+    RecordView v;
+    read(mid, &v);
+    if (v.timestamp_ns() < timestamp_ns) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+LogInfo LogReader::info() const {
+  LogInfo info = open_info_;
+  info.begin_position = begin_position_;
+  info.end_position = end_position_;
+  info.streams = streams_.size();
+  for (size_t i = 0; i < segments_.size(); ++i) {
+    const Segment& s = *segments_[i];
+    SegmentInfo si;
+    si.index = s.map.index();
+    si.path = s.map.path();
+    si.base_position = s.base_position;
+    si.end_position = i + 1 < segments_.size() ? segments_[i + 1]->base_position : end_position_;
+    si.used_bytes = s.scan_offset;
+    si.segment_size = s.map.header()->segment_size;
+    si.sealed = s.sealed;
+    info.used_bytes += si.used_bytes;
+    info.segments.push_back(std::move(si));
+  }
+  RecordView v;
+  if (read(begin_position_, &v)) info.first_timestamp_ns = v.timestamp_ns();
+  info.last_timestamp_ns = last_timestamp_ns_;
+  std::ifstream meta(dir_ + "/" + lf::kMetaFileName);
+  for (std::string line; std::getline(meta, line);)
+    if (line.rfind("durability=", 0) == 0) info.last_writer_durability = line.substr(11);
+  return info;
+}
+
+}  // namespace sluice

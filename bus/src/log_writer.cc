@@ -1,0 +1,653 @@
+#include "sluice/bus/log_writer.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+
+#include "internal/log_scan.h"
+#include "internal/record_codec.h"
+#include "internal/segment.h"
+#include "sluice/bus/file_ops.h"
+
+namespace sluice {
+
+namespace lf = log_format;
+using log_internal::MappedSegment;
+
+namespace {
+
+constexpr size_t kMaxStreamName = 1024;
+
+int64_t realtime_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);  // vDSO: no system call
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+}  // namespace
+
+std::string_view to_string(Durability d) noexcept {
+  switch (d) {
+    case Durability::none: return "none";
+    case Durability::group: return "group";
+    case Durability::sync: return "sync";
+  }
+  return "?";
+}
+
+bool parse_durability(std::string_view s, Durability* out) noexcept {
+  if (s == "none") *out = Durability::none;
+  else if (s == "group") *out = Durability::group;
+  else if (s == "sync") *out = Durability::sync;
+  else return false;
+  return true;
+}
+
+std::string_view to_string(AppendCode c) noexcept {
+  switch (c) {
+    case AppendCode::ok: return "ok";
+    case AppendCode::conflict: return "conflict";
+    case AppendCode::too_large: return "too_large";
+    case AppendCode::closed: return "closed";
+    case AppendCode::io_error: return "io_error";
+    case AppendCode::invalid_argument: return "invalid_argument";
+  }
+  return "?";
+}
+
+Id128 RecordView::id_at(uint8_t flag) const noexcept {
+  if ((header->flags & flag) == 0) return {};
+  const auto* p = reinterpret_cast<const std::byte*>(header) + lf::kRecordHeaderSize;
+  for (uint8_t f : {lf::kFlagIdempotencyKey, lf::kFlagCorrelationId, lf::kFlagCausationId}) {
+    if (f == flag) break;
+    if (header->flags & f) p += lf::kIdSize;
+  }
+  Id128 id;
+  std::memcpy(&id, p, sizeof id);
+  return id;
+}
+
+LogWriter::LogWriter(std::string dir, const LogOptions& options)
+    : dir_(std::move(dir)),
+      options_(options),
+      ops_(options.file_ops ? options.file_ops : &FileOps::system()) {}
+
+Result<std::unique_ptr<LogWriter>> LogWriter::open(const std::string& dir,
+                                                   const LogOptions& options) {
+  std::unique_ptr<LogWriter> w(new LogWriter(dir, options));
+  if (Status st = w->open_impl(); !st.ok()) return st;
+  return w;
+}
+
+LogWriter::~LogWriter() { close().ignore(); }
+
+int64_t LogWriter::now_ns() const noexcept {
+  return options_.clock_ns ? options_.clock_ns() : realtime_ns();
+}
+
+Status LogWriter::open_impl() {
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  if (options_.segment_size < lf::kMinSegmentSize || options_.segment_size > lf::kMaxSegmentSize ||
+      options_.segment_size % page != 0) {
+    return Status(StatusCode::invalid_argument,
+                  "segment size " + std::to_string(options_.segment_size) +
+                      " must be a multiple of " + std::to_string(page) + " between " +
+                      std::to_string(lf::kMinSegmentSize) + " and " +
+                      std::to_string(lf::kMaxSegmentSize));
+  }
+  struct stat st {};
+  if (::stat(dir_.c_str(), &st) != 0) {
+    if (errno != ENOENT || !options_.create_if_missing)
+      return Status(errno == ENOENT ? StatusCode::not_found : StatusCode::io_error,
+                    "log directory " + dir_ + ": " + log_internal::errno_text(errno));
+    if (ops_->mkdir(dir_.c_str(), 0755) != 0 && errno != EEXIST)
+      return Status(StatusCode::io_error,
+                    "create log directory " + dir_ + ": " + log_internal::errno_text(errno));
+  } else if (!S_ISDIR(st.st_mode)) {
+    return Status(StatusCode::invalid_argument, dir_ + " is not a directory");
+  }
+  const std::string lock_path = dir_ + "/" + lf::kLockFileName;
+  lock_fd_ = ops_->open(lock_path.c_str(), O_RDWR | O_CREAT, 0644);
+  if (lock_fd_ < 0)
+    return Status(StatusCode::io_error, "open " + lock_path + ": " + log_internal::errno_text(errno));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    ops_->close(lock_fd_);
+    lock_fd_ = -1;
+    if (err == EWOULDBLOCK)
+      return Status(StatusCode::busy, "log " + dir_ + " is open by another writer (" + lock_path + ")");
+    return Status(StatusCode::io_error, "flock " + lock_path + ": " + log_internal::errno_text(err));
+  }
+  bool need_new = false;
+  uint64_t last_index = 0;
+  if (Status s = recover(&need_new, &last_index); !s.ok()) return s;
+  if (need_new) {
+    auto seg = MappedSegment::create(*ops_, dir_, last_index, options_.segment_size, options_.prefault);
+    if (!seg.ok()) return seg.status();
+    segment_ = std::make_unique<MappedSegment>(std::move(seg.value()));
+    segment_->activate(next_position_, now_ns());
+    if (Status s = segment_->sync(0, lf::kSegmentHeaderSize); !s.ok()) return s;
+    tail_ = lf::kSegmentHeaderSize;
+  }
+  synced_offset_ = tail_;
+  flushed_offset_ = tail_;
+  committed_offset_.store(tail_, std::memory_order_relaxed);  // before the thread starts
+  committed_.store(next_position_, std::memory_order_relaxed);
+  acknowledged_.store(next_position_, std::memory_order_relaxed);
+  if (Status s = write_meta(); !s.ok()) return s;
+  maintenance_ = std::thread([this] { maintenance_loop(); });
+  return Status();
+}
+
+Status LogWriter::recover(bool* need_new_segment, uint64_t* last_index) {
+  Status bad;
+  auto on_record = [&](const RecordView& v) {
+    if (!bad.ok()) return;
+    auto where = [&] {
+      return "segment " + log_internal::segment_path(dir_, v.segment_index) + " offset " +
+             std::to_string(v.offset) + ": ";
+    };
+    if (v.type() == lf::kTypeStreamDefined) {
+      auto p = v.payload();
+      std::string name(reinterpret_cast<const char*>(p.data()), p.size());
+      if (v.stream_id() != streams_.size() + 1 || name.empty() || stream_ids_.count(name)) {
+        bad = Status(StatusCode::corruption, where() + "stream record for '" + name + "' with id " +
+                                                 std::to_string(v.stream_id()) + " out of sequence");
+        return;
+      }
+      stream_ids_.emplace(name, v.stream_id());
+      streams_.push_back(StreamState{std::move(name), 0});
+    } else if (v.is_event()) {
+      if (v.stream_id() > streams_.size() ||
+          v.stream_version() != streams_[v.stream_id() - 1].version + 1) {
+        bad = Status(StatusCode::corruption,
+                     where() + "event at position " + std::to_string(v.position()) +
+                         " has stream " + std::to_string(v.stream_id()) + " version " +
+                         std::to_string(v.stream_version()) + ", out of sequence");
+        return;
+      }
+      streams_[v.stream_id() - 1].version = v.stream_version();
+    }
+  };
+  auto scan = log_internal::scan_log(*ops_, dir_, on_record, /*keep_maps=*/false);
+  if (!scan.ok()) return scan.status();
+  if (!bad.ok()) return bad;
+  log_internal::LogScan& s = scan.value();
+  // Prepared segments that never became active are not part of the log.
+  for (uint64_t idx : s.unactivated) {
+    const std::string p = log_internal::segment_path(dir_, idx);
+    if (ops_->unlink(p.c_str()) != 0)
+      return Status(StatusCode::io_error, "unlink " + p + ": " + log_internal::errno_text(errno));
+  }
+  if (!s.unactivated.empty()) {
+    if (Status st = log_internal::sync_directory(*ops_, dir_); !st.ok()) return st;
+  }
+  next_position_ = s.next_position;
+  for (const auto& seg : s.segments) last_ts_ = std::max(last_ts_, seg.last_timestamp_ns);
+  if (s.segments.empty()) {
+    *need_new_segment = true;
+    *last_index = s.unactivated.empty() ? 0 : s.unactivated.front();
+    return Status();
+  }
+  const log_internal::SegmentSummary& last = s.segments.back();
+  if (last.sealed) {
+    *need_new_segment = true;
+    *last_index = last.index + 1;
+    return Status();
+  }
+  // The last segment keeps its own size; segments made from now on get the configured one.
+  auto seg = MappedSegment::open_write(*ops_, last.path, last.index, last.segment_size);
+  if (!seg.ok()) return seg.status();
+  segment_ = std::make_unique<MappedSegment>(std::move(seg.value()));
+  tail_ = last.end_offset;
+  if (s.tail_damaged) {
+    std::memset(segment_->data() + s.tail_offset, 0, s.tail_dirty_end - s.tail_offset);
+    if (Status st = segment_->sync(s.tail_offset, std::max(s.tail_dirty_end, s.tail_offset + 1));
+        !st.ok())
+      return st;
+    recovery_note_ = "truncated the tail of segment " + last.path + " at offset " +
+                     std::to_string(s.tail_offset) + ": " + s.tail_reason;
+  }
+  return Status();
+}
+
+Status LogWriter::write_meta() {
+  const std::string path = dir_ + "/" + lf::kMetaFileName;
+  const std::string tmp = path + ".tmp";
+  std::string text = "format_version=" + std::to_string(lf::kFormatVersion) +
+                     "\ndurability=" + std::string(to_string(options_.durability)) +
+                     "\nsegment_size=" + std::to_string(options_.segment_size) +
+                     "\nwriter_pid=" + std::to_string(::getpid()) +
+                     "\nopened_ns=" + std::to_string(realtime_ns()) + "\n";
+  int fd = ops_->open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return Status(StatusCode::io_error, "create " + tmp + ": " + log_internal::errno_text(errno));
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  int err = errno;
+  ok = ok && ops_->fsync(fd) == 0;
+  if (!ok) err = errno;
+  ops_->close(fd);
+  if (!ok) return Status(StatusCode::io_error, "write " + tmp + ": " + log_internal::errno_text(err));
+  if (ops_->rename(tmp.c_str(), path.c_str()) != 0)
+    return Status(StatusCode::io_error, "rename " + tmp + ": " + log_internal::errno_text(errno));
+  return log_internal::sync_directory(*ops_, dir_);
+}
+
+uint64_t LogWriter::segment_index() const noexcept { return segment_ ? segment_->index() : 0; }
+
+std::optional<StreamId> LogWriter::find_stream(std::string_view name) const {
+  auto it = stream_ids_.find(std::string(name));
+  if (it == stream_ids_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::string_view LogWriter::stream_name(StreamId id) const {
+  return id >= 1 && id <= streams_.size() ? std::string_view(streams_[id - 1].name) : std::string_view();
+}
+
+uint64_t LogWriter::stream_version(StreamId id) const noexcept {
+  return id >= 1 && id <= streams_.size() ? streams_[id - 1].version : 0;
+}
+
+Result<StreamId> LogWriter::stream(std::string_view name) {
+  if (auto id = find_stream(name)) return *id;
+  if (name.empty() || name.size() > kMaxStreamName)
+    return Status(StatusCode::invalid_argument,
+                  "stream name must be 1.." + std::to_string(kMaxStreamName) + " bytes, got " +
+                      std::to_string(name.size()));
+  const StreamId id = streams_.size() + 1;
+  EventData e;
+  e.payload = std::as_bytes(std::span(name.data(), name.size()));
+  // Reuse the system-record path with the stream id in the header.
+  if (failed()) return failure();
+  if (closed_) return Status(StatusCode::closed, "log " + dir_ + " is closed");
+  const uint64_t need = lf::align_up(log_internal::record_length(e));
+  if (tail_ + need + lf::kSealReserve > segment_->mapped_size()) {
+    if (Status st = roll(need); !st.ok()) return st;
+  }
+  log_internal::RecordFields f;
+  f.type = lf::kTypeStreamDefined;
+  f.position = next_position_;
+  f.stream_id = id;
+  f.timestamp_ns = last_ts_;
+  std::byte* dst = segment_->data() + tail_;
+  const uint32_t len = log_internal::encode_record(dst, segment_->index(), f, e);
+  log_internal::commit_record(dst, len);
+  tail_ += lf::align_up(len);
+  committed_offset_.store(tail_, std::memory_order_release);  // pairs with the flusher's acquire
+  if (options_.durability == Durability::sync) {
+    if (Status st = sync_current(tail_); !st.ok()) return st;
+  }
+  streams_.push_back(StreamState{std::string(name), 0});
+  stream_ids_.emplace(std::string(name), id);
+  return id;
+}
+
+Status LogWriter::append_system(uint8_t type, uint32_t event_type,
+                                std::span<const std::byte> payload) {
+  if ((type & lf::kTypeIgnorable) == 0)
+    return Status(StatusCode::invalid_argument,
+                  "system record type " + std::to_string(type) + " lacks the ignorable bit");
+  if (failed()) return failure();
+  if (closed_) return Status(StatusCode::closed, "log " + dir_ + " is closed");
+  EventData e;
+  e.type = event_type;
+  e.payload = payload;
+  const uint64_t need = lf::align_up(log_internal::record_length(e));
+  if (need + lf::kSegmentHeaderSize + lf::kSealReserve > options_.segment_size)
+    return Status(StatusCode::too_large, "system record of " + std::to_string(need) +
+                                             " bytes does not fit in a segment");
+  if (tail_ + need + lf::kSealReserve > segment_->mapped_size()) {
+    if (Status st = roll(need); !st.ok()) return st;
+  }
+  log_internal::RecordFields f;
+  f.type = type;
+  f.position = next_position_;
+  f.timestamp_ns = last_ts_;
+  std::byte* dst = segment_->data() + tail_;
+  const uint32_t len = log_internal::encode_record(dst, segment_->index(), f, e);
+  log_internal::commit_record(dst, len);
+  tail_ += lf::align_up(len);
+  committed_offset_.store(tail_, std::memory_order_release);  // pairs with the flusher's acquire
+  if (options_.durability == Durability::sync) return sync_current(tail_);
+  return Status();
+}
+
+AppendResult LogWriter::reject(AppendCode code, Status st) noexcept {
+  last_error_ = std::move(st);
+  return AppendResult{code, 0, 0};
+}
+
+Status LogWriter::sync_current(uint64_t end_offset) {
+  Status st = segment_->sync(synced_offset_, end_offset);
+  if (!st.ok()) {
+    fail(st);
+    return st;
+  }
+  synced_offset_ = end_offset;
+  return st;
+}
+
+AppendResult LogWriter::append(StreamId stream, ExpectedVersion expected,
+                               std::span<const EventData> events) noexcept {
+#ifndef NDEBUG
+  {
+    // Debug-only guard: the writer has a single owning thread.
+    std::thread::id none{}, me = std::this_thread::get_id();
+    if (!owner_.compare_exchange_strong(none, me, std::memory_order_relaxed))
+      assert(none == me && "LogWriter::append called from two threads");
+  }
+#endif
+  if (failed()) return reject(AppendCode::closed, failure());
+  if (closed_) return reject(AppendCode::closed, Status(StatusCode::closed, "log " + dir_ + " is closed"));
+  if (events.empty())
+    return reject(AppendCode::invalid_argument, Status(StatusCode::invalid_argument, "empty batch"));
+  if (stream == 0 || stream > streams_.size())
+    return reject(AppendCode::invalid_argument,
+                  Status(StatusCode::invalid_argument, "unknown stream id " + std::to_string(stream)));
+  StreamState& s = streams_[stream - 1];
+  if (!expected.is_any() && expected.value() != s.version) {
+    return reject(AppendCode::conflict,
+                  Status(StatusCode::conflict,
+                         "stream '" + s.name + "': expected version " +
+                             std::to_string(expected.value()) + ", current version " +
+                             std::to_string(s.version)));
+  }
+  uint64_t need = 0;
+  for (const EventData& e : events) need += lf::align_up(log_internal::record_length(e));
+  if (need > options_.segment_size - lf::kSegmentHeaderSize - lf::kSealReserve) {
+    return reject(AppendCode::too_large,
+                  Status(StatusCode::too_large,
+                         "batch of " + std::to_string(events.size()) + " events to stream '" + s.name +
+                             "' needs " + std::to_string(need) + " bytes; a segment holds " +
+                             std::to_string(options_.segment_size - lf::kSegmentHeaderSize -
+                                            lf::kSealReserve)));
+  }
+  if (tail_ + need + lf::kSealReserve > segment_->mapped_size()) {
+    if (Status st = roll(need); !st.ok()) return reject(AppendCode::io_error, std::move(st));
+  }
+  int64_t ts = now_ns();
+  if (ts < last_ts_) ts = last_ts_;  // timestamps never go backwards within a log
+  last_ts_ = ts;
+
+  const uint64_t first = next_position_;
+  const size_t n = events.size();
+  log_internal::RecordFields f;
+  f.stream_id = stream;
+  f.timestamp_ns = ts;
+  std::byte* base = segment_->data();
+  for (size_t i = 0; i < n; ++i) {
+    f.extra_flags = i + 1 < n ? lf::kFlagBatchContinues : 0;
+    f.position = first + i;
+    f.stream_version = s.version + i + 1;
+    std::byte* dst = base + tail_;
+    const uint32_t len = log_internal::encode_record(dst, segment_->index(), f, events[i]);
+    log_internal::commit_record(dst, len);
+    tail_ += lf::align_up(len);
+  }
+  next_position_ = first + n;
+  s.version += n;
+  // Release: the flusher that acquires committed_ (below) then reads this offset sees at
+  // least the bytes of the records above.
+  committed_offset_.store(tail_, std::memory_order_release);
+  // Release: publishes the committed records to in-process observers that acquire
+  // committed_position().
+  committed_.store(next_position_, std::memory_order_release);
+  ++stats_.appends;
+  stats_.events += n;
+
+  switch (options_.durability) {
+    case Durability::none:
+      publish_acknowledged(next_position_);
+      break;
+    case Durability::sync:
+      if (Status st = sync_current(tail_); !st.ok()) return reject(AppendCode::io_error, std::move(st));
+      ++stats_.flushes;
+      publish_acknowledged(next_position_);
+      break;
+    case Durability::group: {
+      // Relaxed: a hint for the flusher; the data it flushes is published by committed_.
+      const uint64_t before = pending_events_.fetch_add(n, std::memory_order_relaxed);
+      if (before < options_.group_max_events && before + n >= options_.group_max_events)
+        cv_.notify_one();  // one wake-up per full group
+      break;
+    }
+  }
+  return AppendResult{AppendCode::ok, first, s.version};
+}
+
+void LogWriter::publish_acknowledged(uint64_t position) noexcept {
+  // Release: pairs with the acquire in acknowledged_position(); a reader that sees `position`
+  // knows every event below it is acknowledged.
+  acknowledged_.store(position, std::memory_order_release);
+}
+
+Status LogWriter::roll(uint64_t needed) noexcept {
+  (void)needed;
+  // 1. Seal the current segment: readers move to the next segment at this record.
+  log_internal::RecordFields f;
+  f.type = lf::kTypeSegmentEnd;
+  f.position = next_position_;
+  f.timestamp_ns = last_ts_;
+  std::byte* dst = segment_->data() + tail_;
+  const uint32_t len = log_internal::encode_record(dst, segment_->index(), f, EventData{});
+  log_internal::commit_record(dst, len);
+  const uint64_t sealed_end = tail_ + lf::align_up(len);
+
+  std::unique_ptr<MappedSegment> next;
+  {
+    std::unique_lock lock(mu_);
+    // 2. Under group and sync, the sealed segment is flushed whole before the next one is
+    //    used, so acknowledged positions never depend on two segments.
+    if (options_.durability != Durability::none) {
+      const uint64_t from = options_.durability == Durability::group ? flushed_offset_ : synced_offset_;
+      if (Status st = segment_->sync(from, sealed_end); !st.ok()) {
+        lock.unlock();
+        fail(st);
+        return st;
+      }
+    }
+    // 3. Take the prepared segment, waiting if the maintenance thread is still making it.
+    prepared_cv_.wait(lock, [&] { return prepared_ != nullptr || !preparing_; });
+    next = std::move(prepared_);
+    if (next == nullptr) preparing_ = true;  // keep the maintenance thread out of it
+  }
+  const uint64_t next_index = segment_->index() + 1;
+  if (next == nullptr || next->index() != next_index) {
+    ++stats_.roll_waits;
+    auto made = MappedSegment::create(*ops_, dir_, next_index, options_.segment_size, options_.prefault);
+    {
+      std::lock_guard lock(mu_);
+      preparing_ = false;
+    }
+    if (!made.ok()) {
+      fail(made.status());
+      return made.status();
+    }
+    next = std::make_unique<MappedSegment>(std::move(made.value()));
+  }
+  // 4. Activate it and make it current.
+  next->activate(next_position_, now_ns());
+  {
+    std::lock_guard lock(mu_);
+    retired_.push_back(std::move(segment_));
+    segment_ = std::move(next);
+    tail_ = lf::kSegmentHeaderSize;
+    synced_offset_ = 0;   // the header is flushed with the first sync
+    flushed_offset_ = 0;
+    // Relaxed is enough: the flusher reads it under mu_, which we hold.
+    committed_offset_.store(tail_, std::memory_order_relaxed);
+  }
+  if (options_.durability != Durability::none) publish_acknowledged(next_position_);
+  ++stats_.segment_rolls;
+  cv_.notify_one();  // prepare the following segment, retire the old one
+  return Status();
+}
+
+void LogWriter::fail(Status st) noexcept {
+  {
+    std::lock_guard lock(mu_);
+    if (failed_.load(std::memory_order_relaxed)) return;
+    failure_ = std::move(st);
+    // Release: publishes failure_ to readers that acquire failed_ (failed()); they also take
+    // mu_ to read it.
+    failed_.store(true, std::memory_order_release);
+  }
+  ack_cv_.notify_all();
+}
+
+Status LogWriter::failure() const {
+  std::lock_guard lock(mu_);
+  if (!failed_.load(std::memory_order_relaxed)) return Status();
+  return Status(StatusCode::closed, "log " + dir_ + " stopped accepting appends after an error: " +
+                                        failure_.to_string());
+}
+
+Status LogWriter::group_flush_locked() {
+  // Acquire: pairs with the release of committed_ in append(); committed_offset_ (stored
+  // before it) then covers at least those records.
+  const uint64_t pos = committed_.load(std::memory_order_acquire);
+  const uint64_t off = committed_offset_.load(std::memory_order_acquire);
+  if (pos <= acknowledged_.load(std::memory_order_relaxed) && off <= flushed_offset_) return Status();
+  // Relaxed: only a hint of how much waits; the flush below covers everything committed.
+  pending_events_.store(0, std::memory_order_relaxed);
+  Status st = segment_->sync(flushed_offset_, off);
+  if (!st.ok()) return st;
+  flushed_offset_ = off;
+  publish_acknowledged(pos);
+  return st;
+}
+
+void LogWriter::maintenance_loop() {
+  std::unique_lock lock(mu_);
+  const auto wait = options_.durability == Durability::group
+                        ? std::min<std::chrono::microseconds>(options_.group_interval,
+                                                              options_.health_check_interval)
+                        : std::chrono::microseconds(options_.health_check_interval);
+  auto last_health = std::chrono::steady_clock::now();
+  while (!stopping_) {
+    if (!failed_.load(std::memory_order_relaxed) && prepared_ == nullptr && !preparing_ &&
+        prepare_error_.ok() && segment_ != nullptr) {
+      preparing_ = true;
+      const uint64_t idx = segment_->index() + 1;
+      lock.unlock();
+      auto made = MappedSegment::create(*ops_, dir_, idx, options_.segment_size, options_.prefault);
+      lock.lock();
+      preparing_ = false;
+      if (made.ok()) prepared_ = std::make_unique<MappedSegment>(std::move(made.value()));
+      else prepare_error_ = made.status();  // the writer retries inline at its next roll
+      prepared_cv_.notify_all();
+      continue;
+    }
+    if (!retired_.empty()) {
+      auto retired = std::move(retired_);
+      retired_.clear();
+      lock.unlock();
+      // Under none nobody flushed the sealed segment; do it now, off the hot path.
+      for (auto& seg : retired)
+        if (options_.durability == Durability::none) seg->sync(0, seg->mapped_size()).ignore();
+      retired.clear();
+      lock.lock();
+      continue;
+    }
+    if (options_.durability == Durability::group && !failed_.load(std::memory_order_relaxed)) {
+      Status st = group_flush_locked();
+      if (!st.ok()) {
+        failure_ = std::move(st);
+        failed_.store(true, std::memory_order_release);  // see fail()
+      }
+      ack_cv_.notify_all();
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_health >= options_.health_check_interval && segment_ != nullptr &&
+        !failed_.load(std::memory_order_relaxed)) {
+      last_health = now;
+      struct stat st {};
+      if (ops_->fstat(segment_->fd(), &st) != 0 || st.st_nlink == 0) {
+        failure_ = Status(StatusCode::io_error,
+                          "segment " + segment_->path() + " was removed while in use");
+        failed_.store(true, std::memory_order_release);  // see fail()
+        ack_cv_.notify_all();
+      }
+    }
+    if (flush_requested_) {
+      flush_requested_ = false;
+      continue;
+    }
+    cv_.wait_for(lock, wait);
+  }
+}
+
+Status LogWriter::flush() {
+  if (failed()) return failure();
+  if (closed_ || segment_ == nullptr) return Status();
+  Status st;
+  if (options_.durability == Durability::group) {
+    {
+      std::lock_guard lock(mu_);
+      st = group_flush_locked();
+    }
+    if (!st.ok()) fail(st);
+    ack_cv_.notify_all();
+  } else {
+    st = sync_current(tail_);
+    if (st.ok()) publish_acknowledged(next_position_);
+  }
+  ++stats_.flushes;
+  return st;
+}
+
+Status LogWriter::wait_acknowledged(uint64_t position, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  bool done = ack_cv_.wait_for(lock, timeout, [&] {
+    return acknowledged_.load(std::memory_order_acquire) > position ||
+           failed_.load(std::memory_order_relaxed);
+  });
+  if (failed_.load(std::memory_order_relaxed))
+    return Status(StatusCode::closed, "log " + dir_ + " failed: " + failure_.to_string());
+  if (!done)
+    return Status(StatusCode::timeout, "position " + std::to_string(position) +
+                                           " not acknowledged within " +
+                                           std::to_string(timeout.count()) + " ms");
+  return Status();
+}
+
+Status LogWriter::close() {
+  if (closed_) return Status();
+  closed_ = true;
+  if (maintenance_.joinable()) {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    maintenance_.join();
+  }
+  Status st;
+  if (segment_ != nullptr && !failed() && options_.durability != Durability::none) {
+    st = segment_->sync(std::min(synced_offset_, flushed_offset_), tail_);
+    if (st.ok()) publish_acknowledged(next_position_);
+  }
+  ack_cv_.notify_all();
+  for (auto& seg : retired_)
+    if (options_.durability == Durability::none) seg->sync(0, seg->mapped_size()).ignore();
+  retired_.clear();
+  if (prepared_ != nullptr) {
+    const std::string p = prepared_->path();
+    prepared_.reset();
+    ops_->unlink(p.c_str());  // an unused prepared segment; recovery would remove it anyway
+  }
+  segment_.reset();
+  if (lock_fd_ >= 0) {
+    ops_->close(lock_fd_);
+    lock_fd_ = -1;
+  }
+  return st;
+}
+
+}  // namespace sluice

@@ -1,0 +1,46 @@
+#include "internal/record_codec.h"
+
+#include <cinttypes>
+#include <cstdio>
+
+namespace sluice::log_internal {
+
+const char* to_string(Decode d) noexcept {
+  switch (d) {
+    case Decode::ok: return "ok";
+    case Decode::zero: return "zero length";
+    case Decode::bad_length: return "bad length";
+    case Decode::bad_header: return "bad header";
+    case Decode::bad_crc: return "checksum mismatch";
+  }
+  return "?";
+}
+
+Decode decode_record(const std::byte* p, size_t available, uint64_t segment_index,
+                     uint32_t* length) noexcept {
+  if (available < 8) return available == 0 ? Decode::zero : Decode::bad_length;
+  const uint32_t len = load_length(p);
+  if (len == 0) return Decode::zero;
+  if (len < lf::kRecordHeaderSize || len > available) return Decode::bad_length;
+  const auto* h = reinterpret_cast<const lf::RecordHeader*>(p);
+  if ((h->flags & ~lf::kKnownFlags) != 0 || h->header_length != lf::header_length_for(h->flags) ||
+      h->header_length > len || h->type == lf::kTypeZero || h->reserved0 != 0 ||
+      h->reserved1 != 0) {
+    // Checked before the CRC only to give a better reason; both mean the record is bad.
+    if (record_crc(segment_index, p, len) != h->crc) return Decode::bad_crc;
+    return Decode::bad_header;
+  }
+  if (record_crc(segment_index, p, len) != h->crc) return Decode::bad_crc;
+  *length = len;
+  return Decode::ok;
+}
+
+std::string describe_bad_record(const std::byte* p, size_t available, Decode d) {
+  char buf[160];
+  uint32_t len = available >= 4 ? load_length(p) : 0;
+  std::snprintf(buf, sizeof buf, "%s (length field %" PRIu32 ", %zu bytes available)",
+                to_string(d), len, available);
+  return buf;
+}
+
+}  // namespace sluice::log_internal
