@@ -3,7 +3,7 @@
 # Warnings and sanitizers shared by every Sluice target.
 function(sluice_target_defaults target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
-    -Wnon-virtual-dtor -Wcast-align -Woverloaded-virtual -Wnull-dereference)
+    -Wnon-virtual-dtor -Wcast-align -Woverloaded-virtual)
   if(SLUICE_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

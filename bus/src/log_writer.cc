@@ -128,7 +128,8 @@ Status LogWriter::open_impl() {
   uint64_t last_index = 0;
   if (Status s = recover(&need_new, &last_index); !s.ok()) return s;
   if (need_new) {
-    auto seg = MappedSegment::create(*ops_, dir_, last_index, options_.segment_size, options_.prefault);
+    auto seg = MappedSegment::create(*ops_, dir_, last_index, options_.segment_size, options_.prefault,
+                                        options_.durability != Durability::none);
     if (!seg.ok()) return seg.status();
     segment_ = std::make_unique<MappedSegment>(std::move(seg.value()));
     segment_->activate(next_position_, now_ns());
@@ -381,6 +382,7 @@ AppendResult LogWriter::append(StreamId stream, ExpectedVersion expected,
   f.stream_id = stream;
   f.timestamp_ns = ts;
   std::byte* base = segment_->data();
+  const uint64_t batch_start = tail_;
   for (size_t i = 0; i < n; ++i) {
     f.extra_flags = i + 1 < n ? lf::kFlagBatchContinues : 0;
     f.position = first + i;
@@ -389,6 +391,16 @@ AppendResult LogWriter::append(StreamId stream, ExpectedVersion expected,
     const uint32_t len = log_internal::encode_record(dst, segment_->index(), f, events[i]);
     log_internal::commit_record(dst, len);
     tail_ += lf::align_up(len);
+  }
+  if (CommitListener* l = options_.commit_listener) {
+    RecordView v;
+    v.segment_index = segment_->index();
+    for (uint64_t off = batch_start; off < tail_;) {
+      v.header = reinterpret_cast<const lf::RecordHeader*>(base + off);
+      v.offset = static_cast<uint32_t>(off);
+      off += lf::align_up(v.header->length);
+      l->on_commit(v, off >= tail_);
+    }
   }
   next_position_ = first + n;
   s.version += n;
@@ -460,7 +472,8 @@ Status LogWriter::roll(uint64_t needed) noexcept {
   const uint64_t next_index = segment_->index() + 1;
   if (next == nullptr || next->index() != next_index) {
     ++stats_.roll_waits;
-    auto made = MappedSegment::create(*ops_, dir_, next_index, options_.segment_size, options_.prefault);
+    auto made = MappedSegment::create(*ops_, dir_, next_index, options_.segment_size, options_.prefault,
+                                        options_.durability != Durability::none);
     {
       std::lock_guard lock(mu_);
       preparing_ = false;
@@ -536,7 +549,8 @@ void LogWriter::maintenance_loop() {
       preparing_ = true;
       const uint64_t idx = segment_->index() + 1;
       lock.unlock();
-      auto made = MappedSegment::create(*ops_, dir_, idx, options_.segment_size, options_.prefault);
+      auto made = MappedSegment::create(*ops_, dir_, idx, options_.segment_size, options_.prefault,
+                                        options_.durability != Durability::none);
       lock.lock();
       preparing_ = false;
       if (made.ok()) prepared_ = std::make_unique<MappedSegment>(std::move(made.value()));

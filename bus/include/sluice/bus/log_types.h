@@ -76,6 +76,18 @@ struct [[nodiscard]] AppendResult {
   bool ok() const noexcept { return code == AppendCode::ok; }
 };
 
+struct RecordView;
+
+// Told about every event the moment it is committed (visible to readers), on the writer's
+// thread, before append() returns: how the bus learns of new records without reading the
+// files. Must not block, allocate or throw; it runs on the hot path.
+class CommitListener {
+ public:
+  virtual ~CommitListener() = default;
+  // `v` points into the mapped segment; end_of_batch is true for the last event of an append.
+  virtual void on_commit(const RecordView& v, bool end_of_batch) noexcept = 0;
+};
+
 struct LogOptions {
   uint64_t segment_size = 64ull << 20;          // bytes per segment file, header included
   Durability durability = Durability::none;
@@ -86,6 +98,7 @@ struct LogOptions {
   FileOps* file_ops = nullptr;                   // nullptr: the real system calls
   int64_t (*clock_ns)() = nullptr;               // nullptr: CLOCK_REALTIME
   std::chrono::milliseconds health_check_interval{100};  // segment-file removal check
+  CommitListener* commit_listener = nullptr;     // nullptr: none
 };
 
 // A zero-copy view of one committed record, pointing into the mapped segment. Valid while the

@@ -1,0 +1,67 @@
+// Shared pieces of the `sluice bench <suite>` harness: a figures table that prints as text
+// and writes `{"figures": {name: number}, "machine": ..., "config": ..., "date": ...}` with
+// --json, percentile helpers, and the description of the machine the run is on.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace sluice::bench {
+
+struct SuiteArgs {
+  std::string json_path;       // --json FILE ("" = none)
+  std::string dir;             // --dir: scratch directory for files (default: a temp dir)
+  std::vector<int> cpus;       // --cpus 0,1: CPUs to pin to, in the order the suite uses them
+  double scale = 1.0;          // --scale: multiply the work (0.1 for a quick run)
+};
+
+class Figures {
+ public:
+  // A figure reported in the JSON (and the table): name, value, unit, note.
+  void add(const std::string& name, double value, const std::string& unit = "",
+           const std::string& note = "");
+  void config(const std::string& key, const std::string& value) { config_[key] = value; }
+  double get(const std::string& name) const;
+  void print_table() const;
+  // Writes the JSON file; returns false (and prints why) on failure.
+  bool write_json(const std::string& path, const std::string& suite) const;
+
+ private:
+  struct Row {
+    std::string name;
+    double value;
+    std::string unit, note;
+  };
+  std::vector<Row> rows_;
+  std::map<std::string, std::string> config_;
+};
+
+// "AMD EPYC ... , 2 CPUs, Linux 6.x, ext4 on /tmp"
+std::string machine_description(const std::string& dir);
+std::string iso_date_utc();
+
+// Percentile (0..100) of a sample, by sorting a copy.
+double percentile(std::vector<double> samples, double pct);
+
+// A directory under $TMPDIR (or --dir) that is removed when the object dies.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& base, const std::string& name);
+  ~ScratchDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Pins the calling thread to `cpu` (no-op for cpu < 0). Returns false if it failed.
+bool pin_this_thread(int cpu);
+
+}  // namespace sluice::bench

@@ -1,0 +1,22 @@
+// The suites `sluice bench <suite>` runs. Each suite measures its figures and the baselines
+// they are compared with in the same run, prints a table, and writes --json.
+#pragma once
+
+#include "common/figures.h"
+
+namespace sluice::bench {
+
+struct Suite {
+  const char* name;
+  const char* summary;
+  int (*run)(const SuiteArgs& args);
+};
+
+int run_log_suite(const SuiteArgs& args);
+
+// All suites, in the order `sluice bench --help` lists them.
+inline constexpr Suite kSuites[] = {
+    {"log", "write log: append rates per durability vs memcpy / SQLite / fdatasync, recovery", run_log_suite},
+};
+
+}  // namespace sluice::bench
