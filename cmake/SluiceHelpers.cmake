@@ -58,3 +58,15 @@ function(sluice_bench)
   target_link_libraries(${A_NAME} PRIVATE ${A_DEPS})
   sluice_target_defaults(${A_NAME})
 endfunction()
+
+# sluice_fuzz(NAME <name> SOURCES ... DEPS ...)
+# A libFuzzer target; only in a clang build with SLUICE_BUILD_FUZZ=ON
+# (CC=clang CXX=clang++ cmake -DSLUICE_BUILD_FUZZ=ON ...). Run: ./<name> -max_total_time=60
+function(sluice_fuzz)
+  cmake_parse_arguments(A "" "NAME" "SOURCES;DEPS" ${ARGN})
+  add_executable(${A_NAME} ${A_SOURCES})
+  target_link_libraries(${A_NAME} PRIVATE ${A_DEPS})
+  target_compile_options(${A_NAME} PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_options(${A_NAME} PRIVATE -fsanitize=fuzzer,address,undefined)
+  sluice_target_defaults(${A_NAME})
+endfunction()
