@@ -30,33 +30,75 @@ uint32_t extend_portable(uint32_t crc, const uint8_t* p, size_t n) noexcept {
 }
 
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) uint32_t extend_sse42(uint32_t crc, const uint8_t* p,
-                                                        size_t n) noexcept {
+#define SLUICE_SSE42 __attribute__((target("sse4.2")))
+
+// One CRC register (no pre/post inversion) over whole 8-byte words.
+SLUICE_SSE42 inline uint64_t words(uint64_t c, const uint8_t* p, size_t nwords) noexcept {
+  for (size_t i = 0; i < nwords; ++i) {
+    uint64_t w;
+    std::memcpy(&w, p + 8 * i, 8);
+    c = _mm_crc32_u64(c, w);
+  }
+  return c;
+}
+
+// The operator "append L zero bytes" on a raw CRC register is linear over GF(2), so it is
+// four table lookups; the tables are built by running the instruction itself over zeros.
+struct ShiftTable {
+  uint32_t t[4][256];
+};
+SLUICE_SSE42 ShiftTable make_shift(size_t len) {
+  ShiftTable s{};
+  for (int k = 0; k < 4; ++k)
+    for (uint32_t b = 0; b < 256; ++b) {
+      uint64_t c = static_cast<uint64_t>(b) << (8 * k);
+      for (size_t i = 0; i < len; i += 8) c = _mm_crc32_u64(c, 0);
+      s.t[k][b] = static_cast<uint32_t>(c);
+    }
+  return s;
+}
+inline uint32_t shift(const ShiftTable& s, uint32_t c) noexcept {
+  return s.t[0][c & 0xff] ^ s.t[1][(c >> 8) & 0xff] ^ s.t[2][(c >> 16) & 0xff] ^ s.t[3][c >> 24];
+}
+
+// Three independent streams hide the instruction's 3-cycle latency; their registers are
+// combined with the shift tables: raw(c, A|B|C) = shift(shift(raw(c,A)) ^ raw(0,B)) ^ raw(0,C).
+// Measured here (2.3 GHz Xeon VM): one stream 7.3 GB/s; see bench/micro/log_micro_bench.cc.
+template <size_t L>
+SLUICE_SSE42 inline uint64_t three_way(uint64_t c, const uint8_t*& p, size_t& n,
+                                       const ShiftTable& s) noexcept {
+  while (n >= 3 * L) {
+    uint64_t c1 = 0, c2 = 0;
+    for (size_t i = 0; i < L; i += 8) {
+      uint64_t w0, w1, w2;
+      std::memcpy(&w0, p + i, 8);
+      std::memcpy(&w1, p + L + i, 8);
+      std::memcpy(&w2, p + 2 * L + i, 8);
+      c = _mm_crc32_u64(c, w0);
+      c1 = _mm_crc32_u64(c1, w1);
+      c2 = _mm_crc32_u64(c2, w2);
+    }
+    c = shift(s, shift(s, static_cast<uint32_t>(c)) ^ static_cast<uint32_t>(c1)) ^
+        static_cast<uint32_t>(c2);
+    p += 3 * L;
+    n -= 3 * L;
+  }
+  return c;
+}
+
+SLUICE_SSE42 uint32_t extend_sse42(uint32_t crc, const uint8_t* p, size_t n) noexcept {
+  static const ShiftTable shift32 = make_shift(32);
+  static const ShiftTable shift256 = make_shift(256);
   uint64_t c = ~crc;
   while (n > 0 && (reinterpret_cast<uintptr_t>(p) & 7) != 0) {
     c = _mm_crc32_u8(static_cast<uint32_t>(c), *p++);
     --n;
   }
-  while (n >= 32) {
-    uint64_t w0, w1, w2, w3;
-    std::memcpy(&w0, p, 8);
-    std::memcpy(&w1, p + 8, 8);
-    std::memcpy(&w2, p + 16, 8);
-    std::memcpy(&w3, p + 24, 8);
-    c = _mm_crc32_u64(c, w0);
-    c = _mm_crc32_u64(c, w1);
-    c = _mm_crc32_u64(c, w2);
-    c = _mm_crc32_u64(c, w3);
-    p += 32;
-    n -= 32;
-  }
-  while (n >= 8) {
-    uint64_t w;
-    std::memcpy(&w, p, 8);
-    c = _mm_crc32_u64(c, w);
-    p += 8;
-    n -= 8;
-  }
+  c = three_way<256>(c, p, n, shift256);
+  c = three_way<32>(c, p, n, shift32);
+  c = words(c, p, n / 8);
+  p += n & ~size_t{7};
+  n &= 7;
   while (n > 0) {
     c = _mm_crc32_u8(static_cast<uint32_t>(c), *p++);
     --n;

@@ -27,6 +27,9 @@ int FileOps::fallocate(int fd, off_t offset, off_t length) {
   return 0;
 }
 int FileOps::ftruncate(int fd, off_t length) { return ::ftruncate(fd, length); }
+ssize_t FileOps::pwrite(int fd, const void* buf, size_t n, off_t offset) {
+  return ::pwrite(fd, buf, n, offset);
+}
 void* FileOps::mmap(size_t length, int prot, int flags, int fd, off_t offset) {
   return ::mmap(nullptr, length, prot, flags, fd, offset);
 }

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "internal/log_scan.h"
+#include "internal/realtime_clock.h"
 #include "internal/record_codec.h"
 #include "internal/segment.h"
 #include "sluice/bus/file_ops.h"
@@ -76,7 +77,8 @@ Id128 RecordView::id_at(uint8_t flag) const noexcept {
 LogWriter::LogWriter(std::string dir, const LogOptions& options)
     : dir_(std::move(dir)),
       options_(options),
-      ops_(options.file_ops ? options.file_ops : &FileOps::system()) {}
+      ops_(options.file_ops ? options.file_ops : &FileOps::system()),
+      clock_(std::make_unique<log_internal::RealtimeClock>()) {}
 
 Result<std::unique_ptr<LogWriter>> LogWriter::open(const std::string& dir,
                                                    const LogOptions& options) {
@@ -88,7 +90,7 @@ Result<std::unique_ptr<LogWriter>> LogWriter::open(const std::string& dir,
 LogWriter::~LogWriter() { close().ignore(); }
 
 int64_t LogWriter::now_ns() const noexcept {
-  return options_.clock_ns ? options_.clock_ns() : realtime_ns();
+  return options_.clock_ns ? options_.clock_ns() : clock_->now();
 }
 
 Status LogWriter::open_impl() {
@@ -562,9 +564,9 @@ void LogWriter::maintenance_loop() {
       auto retired = std::move(retired_);
       retired_.clear();
       lock.unlock();
-      // Under none nobody flushed the sealed segment; do it now, off the hot path.
-      for (auto& seg : retired)
-        if (options_.durability == Durability::none) seg->sync(0, seg->mapped_size()).ignore();
+      // Unmapping is the expensive part (page-table teardown, TLB shootdowns): done here, off
+      // the hot path. Under none the sealed segment's pages are left to the kernel's
+      // writeback; group and sync flushed it whole at the roll.
       retired.clear();
       lock.lock();
       continue;
@@ -589,6 +591,7 @@ void LogWriter::maintenance_loop() {
         ack_cv_.notify_all();
       }
     }
+    clock_->calibrate();
     if (flush_requested_) {
       flush_requested_ = false;
       continue;
@@ -648,8 +651,6 @@ Status LogWriter::close() {
     if (st.ok()) publish_acknowledged(next_position_);
   }
   ack_cv_.notify_all();
-  for (auto& seg : retired_)
-    if (options_.durability == Durability::none) seg->sync(0, seg->mapped_size()).ignore();
   retired_.clear();
   if (prepared_ != nullptr) {
     const std::string p = prepared_->path();

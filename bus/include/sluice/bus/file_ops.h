@@ -22,6 +22,7 @@ class FileOps {
   virtual int close(int fd);
   virtual int fallocate(int fd, off_t offset, off_t length);  // posix_fallocate semantics
   virtual int ftruncate(int fd, off_t length);
+  virtual ssize_t pwrite(int fd, const void* buf, size_t n, off_t offset);
   virtual void* mmap(size_t length, int prot, int flags, int fd, off_t offset);  // MAP_FAILED
   virtual int munmap(void* addr, size_t length);
   virtual int msync(void* addr, size_t length, int flags);

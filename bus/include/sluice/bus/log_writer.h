@@ -47,6 +47,7 @@ namespace sluice {
 
 namespace log_internal {
 class MappedSegment;
+class RealtimeClock;
 }
 
 struct LogWriterStats {
@@ -145,6 +146,7 @@ class LogWriter {
   const std::string dir_;
   const LogOptions options_;
   FileOps* ops_;
+  std::unique_ptr<log_internal::RealtimeClock> clock_;  // recalibrated by the maintenance thread
   int lock_fd_ = -1;
   std::string recovery_note_;
 
