@@ -277,6 +277,7 @@ Result<StreamId> LogWriter::stream(std::string_view name) {
   f.type = lf::kTypeStreamDefined;
   f.position = next_position_;
   f.stream_id = id;
+  last_ts_ = std::max(last_ts_, now_ns());
   f.timestamp_ns = last_ts_;
   std::byte* dst = segment_->data() + tail_;
   const uint32_t len = log_internal::encode_record(dst, segment_->index(), f, e);
@@ -311,6 +312,7 @@ Status LogWriter::append_system(uint8_t type, uint32_t event_type,
   log_internal::RecordFields f;
   f.type = type;
   f.position = next_position_;
+  last_ts_ = std::max(last_ts_, now_ns());
   f.timestamp_ns = last_ts_;
   std::byte* dst = segment_->data() + tail_;
   const uint32_t len = log_internal::encode_record(dst, segment_->index(), f, e);
@@ -447,6 +449,7 @@ Status LogWriter::roll(uint64_t needed) noexcept {
   log_internal::RecordFields f;
   f.type = lf::kTypeSegmentEnd;
   f.position = next_position_;
+  last_ts_ = std::max(last_ts_, now_ns());
   f.timestamp_ns = last_ts_;
   std::byte* dst = segment_->data() + tail_;
   const uint32_t len = log_internal::encode_record(dst, segment_->index(), f, EventData{});

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang and runs each for SECONDS (default 60).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+bash scripts/install-deps.sh
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DSLUICE_BUILD_FUZZ=ON -DSLUICE_BUILD_TESTS=OFF -DSLUICE_BUILD_BENCH=OFF \
+  -DSLUICE_BUILD_TOOLS=OFF -DSLUICE_BUILD_SAMPLES=OFF >/dev/null
+cmake --build build-fuzz
+mapfile -t targets < <(find build-fuzz -type f -name '*_fuzz' -perm -u+x | sort)
+if [ "${#targets[@]}" -eq 0 ]; then echo "no fuzz targets built" >&2; exit 1; fi
+for t in "${targets[@]}"; do
+  corpus=build-fuzz/corpus/$(basename "$t")
+  mkdir -p "$corpus"
+  echo "== $(basename "$t"): ${seconds}s"
+  "$t" -max_total_time="$seconds" -print_final_stats=1 "$corpus" 2>&1 | tail -n 4
+done
+echo "fuzz: ${#targets[@]} passed, 0 failed"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Sluice builds and tests with (idempotent; run as root).
+# Only Debian's archive is used. SLUICE_SKIP_DEPS=1 skips it (CI calls it once).
+set -euo pipefail
+[ "${SLUICE_SKIP_DEPS:-0}" = "1" ] && exit 0
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  clang libclang-rt-14-dev
+  googletest libgtest-dev libgmock-dev libbenchmark-dev
+  libcli11-dev libsqlite3-dev
+  libconcurrentqueue-dev libboost-dev libmimalloc-dev
+  libflatbuffers-dev flatbuffers-compiler flatbuffers-compiler-dev
+  nlohmann-json3-dev libsimdjson-dev
+)
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
