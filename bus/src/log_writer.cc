@@ -482,6 +482,7 @@ Status LogWriter::roll(uint64_t needed) noexcept {
     {
       std::lock_guard lock(mu_);
       preparing_ = false;
+      if (made.ok()) prepare_error_ = Status();  // the disk recovered: prepare ahead again
     }
     if (!made.ok()) {
       fail(made.status());
