@@ -66,7 +66,7 @@ class Balances final : public sluice::Projection {
 // The set of accounts whose balance is over `threshold` (with their balance).
 class RichAccounts final : public sluice::Projection {
  public:
-  explicit RichAccounts(int64_t threshold = 100'000) : threshold_(threshold) {
+  explicit RichAccounts(int64_t threshold = 1'500'000) : threshold_(threshold) {
     on<Deposited>([this](const Deposited& d, const sluice::Event&) { return change(d.account, d.amount); });
     on<Withdrawn>([this](const Withdrawn& w, const sluice::Event&) { return change(w.account, -w.amount); });
   }
