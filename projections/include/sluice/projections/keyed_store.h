@@ -4,7 +4,7 @@
 // Design
 //   Open addressing with linear probing over a power-of-two table of slots. Every slot is a
 //   seqlock: a sequence word, a state word (empty / live / erased), the key and the value,
-//   all stored as 8-byte atomic words. The worker (the single writer) makes the sequence odd,
+//   all stored as 8-byte atomic words (release stores, acquire loads: plain moves on x86). The worker (the single writer) makes the sequence odd,
 //   writes the words, then makes it even again; a reader copies the words between two reads
 //   of an even, unchanged sequence, and retries otherwise. The worker never waits on a
 //   reader (why seqlock and not left-right or RCU: docs/projections.md).
@@ -245,9 +245,11 @@ class KeyedStore {
 
   static size_t home(uint64_t key, size_t mask) noexcept { return store_internal::mix64(key) & mask; }
 
-  // Seqlock read (pseudocode: s1 = seq (acquire); if odd retry; copy words; acquire fence;
-  // s2 = seq; retry unless s1 == s2). The words are atomics read relaxed: a concurrent
-  // rewrite is detected by the sequence check, never a data race.
+  // Seqlock read (pseudocode: s1 = seq; if odd retry; copy words; s2 = seq; retry unless
+  // s1 == s2). No standalone fences (TSan cannot check them): the word loads are acquire, so
+  // the re-read of seq cannot move before them, and a word written by a later write carries
+  // that write's odd sequence with it (the writer's word stores are release). On x86 every
+  // one of these is a plain mov.
   static Copy read(const Slot& s) noexcept {
     for (;;) {
       // Acquire: pairs with the release store that ended the last write, so the words read
@@ -258,13 +260,13 @@ class KeyedStore {
         continue;
       }
       Copy c;
-      c.state = s.state.load(std::memory_order_relaxed);
-      c.key = s.key.load(std::memory_order_relaxed);
+      // Acquire: if this load sees a word of a newer write, that write's odd sequence
+      // (stored before the word, which is a release store) is visible to the re-read below.
+      c.state = s.state.load(std::memory_order_acquire);
+      c.key = s.key.load(std::memory_order_acquire);
       uint64_t w[kWords];
-      for (size_t j = 0; j < kWords; ++j) w[j] = s.value[j].load(std::memory_order_relaxed);
-      // Acquire fence: the word loads above are ordered before the re-read of seq, so if a
-      // writer changed any word we read, we see its odd (or later) sequence below.
-      std::atomic_thread_fence(std::memory_order_acquire);
+      for (size_t j = 0; j < kWords; ++j) w[j] = s.value[j].load(std::memory_order_acquire);
+      // Relaxed: ordered after the acquire loads above.
       if (s.seq.load(std::memory_order_relaxed) != s1) continue;
       std::memcpy(&c.value, w, sizeof(V));
       return c;
@@ -277,18 +279,17 @@ class KeyedStore {
     std::memcpy(&v, w, sizeof(V));
     return v;
   }
-  // Seqlock write by the single writer: odd sequence, release fence (orders the odd store
-  // before the word stores, pairing with the reader's acquire fence), words, even sequence
-  // with release (pairs with the reader's acquire load of seq).
+  // Seqlock write by the single writer: odd sequence, the words (release: each publishes
+  // the odd sequence before it to a reader that acquires the word), even sequence (release:
+  // pairs with the reader's acquire load of seq).
   static void write(Slot& s, uint64_t state, uint64_t key, const V& v) noexcept {
-    const uint64_t q = s.seq.load(std::memory_order_relaxed);
+    const uint64_t q = s.seq.load(std::memory_order_relaxed);  // only this thread writes it
     s.seq.store(q + 1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
     uint64_t w[kWords] = {};
     std::memcpy(w, &v, sizeof(V));
-    s.state.store(state, std::memory_order_relaxed);
-    s.key.store(key, std::memory_order_relaxed);
-    for (size_t j = 0; j < kWords; ++j) s.value[j].store(w[j], std::memory_order_relaxed);
+    s.state.store(state, std::memory_order_release);
+    s.key.store(key, std::memory_order_release);
+    for (size_t j = 0; j < kWords; ++j) s.value[j].store(w[j], std::memory_order_release);
     s.seq.store(q + 2, std::memory_order_release);
   }
 
