@@ -41,13 +41,12 @@ class MappedSegment {
   // by damage) is extended with zeros first.
   static Result<MappedSegment> open_write(FileOps& ops, const std::string& path, uint64_t index,
                                           uint64_t segment_size);
-  // Creates a new segment file: preallocated (never sparse), the directory fsynced, mapped
-  // read-write. With flush_extents its preallocated extents are written with zeros and
-  // flushed first, so that later flushes of records need no metadata update (group, sync);
-  // with prefault its pages are faulted in writable, so appends take no page fault.
+  // Creates a new segment file: preallocated with posix_fallocate (never sparse), the
+  // directory fsynced, mapped read-write. `durable` (group, sync): the allocation is fsynced
+  // too. `prefault`: its pages are brought into memory and mapped now, off the hot path.
   // The header stays zero until activate().
   static Result<MappedSegment> create(FileOps& ops, const std::string& dir, uint64_t index,
-                                      uint64_t segment_size, bool prefault, bool flush_extents);
+                                      uint64_t segment_size, bool prefault, bool durable);
 
   bool valid() const noexcept { return base_ != nullptr; }
   std::byte* data() const noexcept { return base_; }
