@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The README's first command: install packages, build, and show a log being written and read.
+# The README's first command: install packages, build, show a log being written and read,
+# then run the bank ledger sample (projections, live lag, sluice stat, sluice rebuild).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -19,3 +20,19 @@ echo "== sluice dump --limit 3"
 $sluice dump "$demo" --limit 3
 echo "== sluice dump --stream stream-2 --from 100000 --limit 2"
 $sluice dump "$demo" --stream stream-2 --from 100000 --limit 2
+
+# The bank ledger: 3 producer threads, 3 projections (balances, accounts over a threshold,
+# per-day totals) with live lag; `sluice stat` reads the same counters from outside.
+bank=${SLUICE_BANK_DIR:-/tmp/sluice-bank}
+rm -rf "$bank"
+echo "== bank_ledger: 300000 deposits/withdrawals from 3 producers, 3 projections (live lag below)"
+./build/samples/bank_ledger/bank_ledger --dir "$bank" --events 300000 &
+pid=$!
+sleep 1.5
+echo "== sluice stat $bank (from another process, while it runs)"
+$sluice stat "$bank" --count 1 || true
+wait $pid
+echo "== sluice stat --json (after it stopped)"
+$sluice stat "$bank" --json
+echo "== sluice rebuild: replay the log into a fresh balances model; the digest matches the live one above"
+$sluice rebuild "$bank" balances --quiet

@@ -18,6 +18,8 @@ void add_info(CLI::App& app, int* exit_code);
 void add_verify(CLI::App& app, int* exit_code);
 void add_dump(CLI::App& app, int* exit_code);
 void add_bench(CLI::App& app, int* exit_code);
+void add_stat(CLI::App& app, int* exit_code);
+void add_rebuild(CLI::App& app, int* exit_code);
 
 // "sluice <cmd>: <message>" on stderr, one line.
 void error_line(const char* cmd, const std::string& message);

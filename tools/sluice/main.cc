@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   add_verify(app, &exit_code);
   add_dump(app, &exit_code);
   add_bench(app, &exit_code);
+  add_stat(app, &exit_code);
+  add_rebuild(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,316 @@
+// CountersFile: the memory-mapped stats file every layer publishes into, and that another
+// process (`sluice stat`, a Prometheus scrape) reads while the engine runs. Aeron's CnC file
+// is the model: a fixed header, then fixed-size slots, one per component (a projection),
+// each a set of 8-byte counters and a log-linear latency histogram.
+//
+// Layout (version 1; little-endian; every offset fixed and checked by static_assert below;
+// no compiler-dependent padding such as hardware_destructive_interference_size):
+//
+//   file offset
+//   0       +------------------------------------------------------------------+
+//           | FileHeader (4096 B)                                               |
+//           |   0 magic "SLUICECT"   8 version  12 header_size  16 slot_size    |
+//           |  20 slot_count        24 pid      32 start_time_ns                |
+//           |  64 heartbeat_ns      (own 64-byte line: the engine's monitor)    |
+//           | 128 head_position  136 head_address  144 head_timestamp_ns        |
+//           |     (own 64-byte line: written by the log writer's thread)        |
+//           | 192 segment_size   200 log_dir[256]                               |
+//   4096    +------------------------------------------------------------------+
+//           | Slot 0 (kSlotSize = 64 KiB)                                       |
+//           |   0     SlotHeader (256 B): state, kind, name[64]                 |
+//           |   256   ProjectionCounters (256 B): applied position, address,    |
+//           |         timestamp, events, dead letters, checkpoints ...          |
+//           |   512   alert/threshold words (256 B)                             |
+//           |   4096  HistogramWords: count sum min max, buckets[kBuckets]      |
+//   4096 + 64 KiB * i: Slot i
+//           +------------------------------------------------------------------+
+//
+// Publication: every counter has exactly one writing thread (the header's head line: the
+// writer thread; a projection slot: its worker; heartbeat and alerts: the engine's monitor).
+// Writers update a counter with a relaxed atomic store (a plain `mov` on x86: the hot path
+// pays a store and nothing else). Readers load each word atomically; a reader's view is a
+// set of individually coherent words, not a snapshot of one instant, so derived figures
+// (lag = head - applied) are estimates, documented as such. The slot's `state` word is the
+// exception: it is release-stored after the slot's name is written, and readers acquire it
+// before reading the name.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sluice/status.h"
+
+namespace sluice::counters {
+
+inline constexpr uint64_t kMagic = 0x5443454349554C53ull;  // "SLUICECT" little-endian
+inline constexpr uint32_t kVersion = 1;
+inline constexpr uint32_t kHeaderSize = 4096;
+inline constexpr uint32_t kSlotSize = 64 * 1024;
+inline constexpr const char* kFileName = "sluice.stats";
+
+// ---- log-linear histogram bucketing ---------------------------------------------------------
+// Values 0..127 get a bucket each; above, each power of two [2^e, 2^(e+1)) is split into 128
+// equal buckets, so a bucket is at most 1/128 (0.78 %) of its values wide; reporting its
+// midpoint is within 0.39 % of any value in it. Exponents up to 45 (2^46 ns ≈ 19.5 hours);
+// larger values land in the last bucket (and `max` stays exact).
+inline constexpr uint32_t kSubBucketBits = 7;
+inline constexpr uint32_t kSubBuckets = 1u << kSubBucketBits;  // 128
+inline constexpr uint32_t kMaxExponent = 45;
+inline constexpr uint32_t kBuckets = kSubBuckets + (kMaxExponent - kSubBucketBits + 1) * kSubBuckets;
+
+constexpr uint32_t bucket_index(uint64_t v) noexcept {
+  if (v < kSubBuckets) return static_cast<uint32_t>(v);
+  const uint32_t e = 63u - static_cast<uint32_t>(__builtin_clzll(v));  // >= 7
+  if (e > kMaxExponent) return kBuckets - 1;
+  const uint32_t m = static_cast<uint32_t>(v >> (e - kSubBucketBits));  // [128, 256)
+  return kSubBuckets + (e - kSubBucketBits) * kSubBuckets + (m - kSubBuckets);
+}
+// Smallest value in bucket i.
+constexpr uint64_t bucket_lower(uint32_t i) noexcept {
+  if (i < kSubBuckets) return i;
+  const uint32_t e = (i - kSubBuckets) / kSubBuckets + kSubBucketBits;
+  const uint64_t m = (i - kSubBuckets) % kSubBuckets + kSubBuckets;
+  return m << (e - kSubBucketBits);
+}
+// One past the largest value in bucket i.
+constexpr uint64_t bucket_upper(uint32_t i) noexcept {
+  if (i < kSubBuckets) return i + 1;
+  const uint32_t e = (i - kSubBuckets) / kSubBuckets + kSubBucketBits;
+  return bucket_lower(i) + (uint64_t{1} << (e - kSubBucketBits));
+}
+static_assert(bucket_index(127) == 127 && bucket_index(128) == 128 && bucket_index(255) == 255);
+static_assert(bucket_index(256) == 256 && bucket_index(257) == 256 && bucket_index(258) == 257);
+static_assert(bucket_lower(bucket_index(1'000'000)) <= 1'000'000 &&
+              bucket_upper(bucket_index(1'000'000)) > 1'000'000);
+
+// ---- file layout ----------------------------------------------------------------------------
+struct FileHeader {
+  uint64_t magic;           // 0
+  uint32_t version;         // 8
+  uint32_t header_size;     // 12
+  uint32_t slot_size;       // 16
+  uint32_t slot_count;      // 20
+  int64_t pid;              // 24
+  int64_t start_time_ns;    // 32
+  uint8_t pad0[24];         // 40
+  uint64_t heartbeat_ns;    // 64: CLOCK_REALTIME of the monitor's last beat
+  uint8_t pad1[56];         // 72
+  uint64_t head_position;   // 128: one past the last committed event
+  uint64_t head_address;    // 136: log address after the last committed record
+  int64_t head_timestamp_ns;  // 144: append timestamp of the last committed event
+  uint8_t pad2[40];         // 152
+  uint64_t segment_size;    // 192: bytes per segment (log address = index * size + offset)
+  char log_dir[256];        // 200: NUL-terminated
+  uint8_t reserved[kHeaderSize - 456];
+};
+static_assert(sizeof(FileHeader) == kHeaderSize);
+static_assert(offsetof(FileHeader, heartbeat_ns) == 64);
+static_assert(offsetof(FileHeader, head_position) == 128);
+static_assert(offsetof(FileHeader, head_address) == 136);
+static_assert(offsetof(FileHeader, head_timestamp_ns) == 144);
+static_assert(offsetof(FileHeader, segment_size) == 192);
+static_assert(offsetof(FileHeader, log_dir) == 200);
+
+enum class SlotState : uint32_t {
+  free = 0,
+  running = 1,
+  stopped = 2,      // closed cleanly
+  failed = 3,       // stopped by a handler failure (policy stop) or an I/O error
+  rebuilding = 4,   // running, with a shadow rebuild in progress
+  catching_up = 5,  // running, reading from the log far behind the head
+};
+std::string_view to_string(SlotState s) noexcept;
+
+enum class SlotKind : uint32_t { none = 0, projection = 1 };
+
+struct SlotHeader {
+  uint32_t state;     // 0: SlotState; release-stored after name (see file comment)
+  uint32_t kind;      // 4: SlotKind
+  char name[64];      // 8: NUL-terminated
+  uint8_t reserved[256 - 72];
+};
+static_assert(sizeof(SlotHeader) == 256);
+static_assert(offsetof(SlotHeader, name) == 8);
+
+// Written by the projection's worker thread (the rebuild words by the rebuild thread).
+struct ProjectionCounters {
+  uint64_t applied_position;      // 0: every position below it is applied
+  uint64_t applied_address;       // 8: log address after the last applied record
+  int64_t applied_timestamp_ns;   // 16: append timestamp of the last applied event
+  uint64_t events_applied;        // 24: handled by this projection (no handler: skipped)
+  uint64_t batches;               // 32: end_of_batch commits
+  uint64_t skipped;               // 40: events with no handler for their type
+  uint64_t dead_letters;          // 48: events parked
+  uint64_t parked_keys;           // 56: keys with parked events
+  uint64_t retries;               // 64: handler retries
+  uint64_t handler_errors;        // 72: throws and rejections
+  uint64_t checkpoint_position;   // 80: position of the last durable checkpoint
+  uint64_t checkpoints_written;   // 88
+  int64_t checkpoint_time_ns;     // 96
+  uint64_t rebuild_position;      // 104: shadow rebuild: applied so far
+  uint64_t rebuild_target;        // 112: shadow rebuild: position it is catching up to
+  int64_t rebuild_started_ns;     // 120
+  uint64_t rebuilds_completed;    // 128
+  uint8_t reserved[256 - 136];
+};
+static_assert(sizeof(ProjectionCounters) == 256);
+static_assert(offsetof(ProjectionCounters, applied_position) == 0);
+static_assert(offsetof(ProjectionCounters, checkpoint_position) == 80);
+static_assert(offsetof(ProjectionCounters, rebuilds_completed) == 128);
+
+// Written by the engine's monitor thread.
+struct AlertWords {
+  uint64_t max_events_behind;     // 0: threshold (0 = none)
+  uint64_t max_time_behind_ns;    // 8: threshold (0 = none)
+  uint64_t alert_active;          // 16: 1 while a threshold is exceeded
+  uint64_t alerts_raised;         // 24
+  uint8_t reserved[256 - 32];
+};
+static_assert(sizeof(AlertWords) == 256);
+
+struct HistogramWords {
+  uint64_t count;      // 0
+  uint64_t sum;        // 8 (ns; wraps after 584 years of latency)
+  uint64_t min;        // 16 (UINT64_MAX when empty)
+  uint64_t max;        // 24
+  uint8_t reserved[32];
+  uint64_t buckets[kBuckets];  // 64
+};
+static_assert(offsetof(HistogramWords, buckets) == 64);
+
+struct Slot {
+  SlotHeader header;             // 0
+  ProjectionCounters counters;   // 256
+  AlertWords alerts;             // 512
+  uint8_t pad[4096 - 768];       // 768
+  HistogramWords histogram;      // 4096
+  uint8_t reserved[kSlotSize - 4096 - sizeof(HistogramWords)];
+};
+static_assert(sizeof(Slot) == kSlotSize);
+static_assert(offsetof(Slot, counters) == 256);
+static_assert(offsetof(Slot, alerts) == 512);
+static_assert(offsetof(Slot, histogram) == 4096);
+
+// ---- atomic access to words in the mapping ----------------------------------------------------
+static_assert(std::atomic_ref<uint64_t>::is_always_lock_free);
+static_assert(std::atomic_ref<uint32_t>::is_always_lock_free);
+
+// Single-writer store. Relaxed: each counter is an independent figure for display; nothing
+// else is published through it (see the file comment).
+template <class T>
+inline void put(T& word, T v) noexcept {
+  std::atomic_ref<T>(word).store(v, std::memory_order_relaxed);
+}
+// Reader side. Relaxed: pairs with put(); a torn read is impossible (aligned 8-byte word).
+template <class T>
+inline T get(const T& word) noexcept {
+  return std::atomic_ref<T>(const_cast<T&>(word)).load(std::memory_order_relaxed);
+}
+// Single-writer increment: a load and a store, no locked RMW (one writer per word).
+inline void bump(uint64_t& word, uint64_t by = 1) noexcept { put(word, get(word) + by); }
+
+// Records one latency into a slot's histogram; the slot's worker is the only writer.
+inline void record(HistogramWords& h, uint64_t v) noexcept {
+  bump(h.buckets[bucket_index(v)]);
+  bump(h.count);
+  put(h.sum, get(h.sum) + v);
+  if (v > get(h.max)) put(h.max, v);
+  if (v < get(h.min)) put(h.min, v);
+}
+
+// ---- the file -------------------------------------------------------------------------------
+// Design
+//   create() makes (or replaces) the file, sizes it, maps it shared, writes the header with
+//   the magic last. Slots are handed out by allocate() during engine setup (cold). The
+//   process keeps the mapping for its whole life; readers map the file read-only.
+// Thread safety
+//   allocate()/release() are cold and called by one thread (engine setup/shutdown). Each
+//   counter word has one writing thread (see the file comment); any thread or process reads.
+// Invariants
+//   - A slot is `free` or has a NUL-terminated name and a kind.
+class CountersFile {
+ public:
+  struct Meta {
+    std::string log_dir;
+    uint64_t segment_size = 0;
+    uint32_t slot_count = 16;
+  };
+  // Creates `path` afresh (an old file of a previous run is replaced).
+  static Result<std::unique_ptr<CountersFile>> create(const std::string& path, const Meta& meta);
+  // Maps an existing file read-only, checking magic, version and sizes.
+  static Result<std::unique_ptr<CountersFile>> open_read(const std::string& path);
+  ~CountersFile();
+  CountersFile(const CountersFile&) = delete;
+  CountersFile& operator=(const CountersFile&) = delete;
+
+  FileHeader& header() noexcept { return *reinterpret_cast<FileHeader*>(base_); }
+  const FileHeader& header() const noexcept { return *reinterpret_cast<const FileHeader*>(base_); }
+  uint32_t slot_count() const noexcept { return slot_count_; }
+  Slot& slot(uint32_t i) noexcept { return *reinterpret_cast<Slot*>(base_ + kHeaderSize + size_t{i} * kSlotSize); }
+  const Slot& slot(uint32_t i) const noexcept {
+    return *reinterpret_cast<const Slot*>(base_ + kHeaderSize + size_t{i} * kSlotSize);
+  }
+  // Takes a free slot for `name` (cold). Error: no free slot (names the file).
+  Result<Slot*> allocate(SlotKind kind, std::string_view name);
+  // Marks a slot's final state (stopped or failed); it stays readable until the file goes.
+  static void set_state(Slot& s, SlotState state) noexcept;
+  static SlotState state(const Slot& s) noexcept;
+  const std::string& path() const noexcept { return path_; }
+
+ private:
+  CountersFile(std::string path, std::byte* base, size_t size, uint32_t slots, bool writable)
+      : path_(std::move(path)), base_(base), size_(size), slot_count_(slots), writable_(writable) {}
+  std::string path_;
+  std::byte* base_;
+  size_t size_;
+  uint32_t slot_count_;
+  bool writable_;
+};
+
+// ---- what a reader derives ------------------------------------------------------------------
+struct HistogramSummary {
+  uint64_t count = 0;
+  uint64_t min = 0, max = 0;
+  double mean = 0;
+  uint64_t p50 = 0, p90 = 0, p99 = 0, p999 = 0;
+};
+// Percentile (0..100) of bucket counts: the midpoint of the bucket holding that rank,
+// clamped to [min, max].
+uint64_t percentile(const uint64_t* buckets, uint64_t count, double pct, uint64_t min, uint64_t max) noexcept;
+HistogramSummary summarize(const HistogramWords& h);
+
+struct ProjectionStat {
+  std::string name;
+  SlotState state = SlotState::free;
+  uint64_t applied_position = 0;
+  uint64_t head_position = 0;
+  uint64_t events_behind = 0;
+  uint64_t bytes_behind = 0;
+  int64_t time_behind_ns = 0;
+  uint64_t events_applied = 0;
+  uint64_t dead_letters = 0;
+  uint64_t parked_keys = 0;
+  uint64_t retries = 0;
+  uint64_t handler_errors = 0;
+  uint64_t checkpoint_position = 0;
+  uint64_t rebuild_position = 0, rebuild_target = 0;
+  bool alert_active = false;
+  uint64_t alerts_raised = 0;
+  HistogramSummary latency;
+};
+struct EngineStat {
+  int64_t pid = 0;
+  std::string log_dir;
+  int64_t heartbeat_ns = 0;
+  uint64_t head_position = 0;
+  std::vector<ProjectionStat> projections;
+};
+// One reading of every used slot (an estimate: see the file comment).
+EngineStat read_stats(const CountersFile& f);
+
+}  // namespace sluice::counters

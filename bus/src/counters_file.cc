@@ -1,0 +1,228 @@
+#include "sluice/bus/counters_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+namespace sluice::counters {
+
+std::string_view to_string(SlotState s) noexcept {
+  switch (s) {
+    case SlotState::free: return "free";
+    case SlotState::running: return "running";
+    case SlotState::stopped: return "stopped";
+    case SlotState::failed: return "failed";
+    case SlotState::rebuilding: return "rebuilding";
+    case SlotState::catching_up: return "catching_up";
+  }
+  return "unknown";
+}
+
+namespace {
+
+Status sys_error(const std::string& what, const std::string& path) {
+  return Status(StatusCode::io_error, what + " " + path + ": " + std::strerror(errno));
+}
+
+int64_t realtime_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<CountersFile>> CountersFile::create(const std::string& path, const Meta& meta) {
+  if (meta.slot_count == 0 || meta.slot_count > 4096)
+    return Status(StatusCode::invalid_argument, "counters file " + path + ": slot count must be 1..4096");
+  // A fresh inode: a reader still mapping the previous run's file keeps its own copy.
+  const std::string tmp = path + ".tmp";
+  ::unlink(tmp.c_str());
+  const int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return sys_error("create", tmp);
+  const size_t size = kHeaderSize + size_t{meta.slot_count} * kSlotSize;
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    Status st = sys_error("size", tmp);
+    ::close(fd);
+    return st;
+  }
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (p == MAP_FAILED) return sys_error("mmap", tmp);
+  auto* base = static_cast<std::byte*>(p);
+  std::unique_ptr<CountersFile> f(new CountersFile(path, base, size, meta.slot_count, true));
+  FileHeader& h = f->header();
+  h.version = kVersion;
+  h.header_size = kHeaderSize;
+  h.slot_size = kSlotSize;
+  h.slot_count = meta.slot_count;
+  h.pid = ::getpid();
+  h.start_time_ns = realtime_ns();
+  h.heartbeat_ns = static_cast<uint64_t>(h.start_time_ns);
+  h.segment_size = meta.segment_size;
+  std::snprintf(h.log_dir, sizeof h.log_dir, "%s", meta.log_dir.c_str());
+  for (uint32_t i = 0; i < meta.slot_count; ++i) f->slot(i).histogram.min = UINT64_MAX;
+  // Release: the magic is written last; a reader that acquires it sees the header above.
+  std::atomic_ref<uint64_t>(h.magic).store(kMagic, std::memory_order_release);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return sys_error("rename to", path);
+  return f;
+}
+
+Result<std::unique_ptr<CountersFile>> CountersFile::open_read(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return Status(StatusCode::not_found, "no counters file " + path + " (is an engine running on this log?)");
+    return sys_error("open", path);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    Status s = sys_error("stat", path);
+    ::close(fd);
+    return s;
+  }
+  const size_t size = static_cast<size_t>(st.st_size);
+  if (size < kHeaderSize) {
+    ::close(fd);
+    return Status(StatusCode::corruption, "counters file " + path + ": " + std::to_string(size) +
+                                              " bytes, shorter than its header");
+  }
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (p == MAP_FAILED) return sys_error("mmap", path);
+  auto* base = static_cast<std::byte*>(p);
+  const auto* h = reinterpret_cast<const FileHeader*>(base);
+  // Acquire: pairs with the release store of the magic in create().
+  const uint64_t magic = std::atomic_ref<uint64_t>(const_cast<uint64_t&>(h->magic)).load(std::memory_order_acquire);
+  std::string bad;
+  if (magic != kMagic) bad = "bad magic";
+  else if (h->version != kVersion) bad = "version " + std::to_string(h->version) + ", this tool reads " + std::to_string(kVersion);
+  else if (h->header_size != kHeaderSize || h->slot_size != kSlotSize) bad = "unexpected header or slot size";
+  else if (size < kHeaderSize + size_t{h->slot_count} * kSlotSize) bad = "shorter than its slots";
+  if (!bad.empty()) {
+    ::munmap(p, size);
+    return Status(StatusCode::corruption, "counters file " + path + ": " + bad);
+  }
+  return std::unique_ptr<CountersFile>(new CountersFile(path, base, size, h->slot_count, false));
+}
+
+CountersFile::~CountersFile() {
+  if (base_) ::munmap(base_, size_);
+}
+
+Result<Slot*> CountersFile::allocate(SlotKind kind, std::string_view name) {
+  if (!writable_) return Status(StatusCode::invalid_argument, "counters file " + path_ + " is read-only");
+  for (uint32_t i = 0; i < slot_count_; ++i) {
+    Slot& s = slot(i);
+    if (state(s) != SlotState::free) continue;
+    const size_t n = std::min(name.size(), sizeof s.header.name - 1);
+    std::memcpy(s.header.name, name.data(), n);
+    s.header.name[n] = '\0';
+    s.header.kind = static_cast<uint32_t>(kind);
+    set_state(s, SlotState::running);
+    return &s;
+  }
+  return Status(StatusCode::invalid_argument, "counters file " + path_ + ": no free slot for '" +
+                                                  std::string(name) + "' (" + std::to_string(slot_count_) +
+                                                  " slots)");
+}
+
+void CountersFile::set_state(Slot& s, SlotState st) noexcept {
+  // Release: publishes the slot's name and kind (written before) to a reader that acquires
+  // the state in state().
+  std::atomic_ref<uint32_t>(s.header.state).store(static_cast<uint32_t>(st), std::memory_order_release);
+}
+
+SlotState CountersFile::state(const Slot& s) noexcept {
+  // Acquire: pairs with set_state().
+  return static_cast<SlotState>(
+      std::atomic_ref<uint32_t>(const_cast<uint32_t&>(s.header.state)).load(std::memory_order_acquire));
+}
+
+uint64_t percentile(const uint64_t* buckets, uint64_t count, double pct, uint64_t min, uint64_t max) noexcept {
+  if (count == 0) return 0;
+  uint64_t rank = static_cast<uint64_t>(pct / 100.0 * static_cast<double>(count) + 0.5);
+  rank = std::clamp<uint64_t>(rank, 1, count);
+  uint64_t seen = 0;
+  for (uint32_t i = 0; i < kBuckets; ++i) {
+    seen += buckets[i];
+    if (seen >= rank) {
+      const uint64_t lo = bucket_lower(i), hi = bucket_upper(i) - 1;
+      const uint64_t mid = lo + (hi - lo) / 2;
+      return std::clamp(mid, min, std::max(min, max));
+    }
+  }
+  return max;
+}
+
+HistogramSummary summarize(const HistogramWords& h) {
+  HistogramSummary s;
+  std::vector<uint64_t> b(kBuckets);
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < kBuckets; ++i) {
+    b[i] = get(h.buckets[i]);
+    total += b[i];
+  }
+  // The bucket sum is the count consistent with this copy of the buckets.
+  s.count = total;
+  if (total == 0) return s;
+  s.min = get(h.min);
+  s.max = get(h.max);
+  if (s.min > s.max) s.min = 0;
+  const uint64_t c = get(h.count);
+  s.mean = c ? static_cast<double>(get(h.sum)) / static_cast<double>(c) : 0.0;
+  s.p50 = percentile(b.data(), total, 50, s.min, s.max);
+  s.p90 = percentile(b.data(), total, 90, s.min, s.max);
+  s.p99 = percentile(b.data(), total, 99, s.min, s.max);
+  s.p999 = percentile(b.data(), total, 99.9, s.min, s.max);
+  return s;
+}
+
+EngineStat read_stats(const CountersFile& f) {
+  EngineStat e;
+  const FileHeader& h = f.header();
+  e.pid = h.pid;
+  e.log_dir = std::string(h.log_dir, strnlen(h.log_dir, sizeof h.log_dir));
+  e.heartbeat_ns = static_cast<int64_t>(get(h.heartbeat_ns));
+  e.head_position = get(h.head_position);
+  const uint64_t head_address = get(h.head_address);
+  const int64_t head_ts = get(h.head_timestamp_ns);
+  for (uint32_t i = 0; i < f.slot_count(); ++i) {
+    const Slot& s = f.slot(i);
+    const SlotState st = CountersFile::state(s);
+    if (st == SlotState::free) continue;
+    if (s.header.kind != static_cast<uint32_t>(SlotKind::projection)) continue;
+    ProjectionStat p;
+    p.name = std::string(s.header.name, strnlen(s.header.name, sizeof s.header.name));
+    p.state = st;
+    const ProjectionCounters& c = s.counters;
+    p.applied_position = get(c.applied_position);
+    p.head_position = e.head_position;
+    p.events_behind = e.head_position > p.applied_position ? e.head_position - p.applied_position : 0;
+    const uint64_t aa = get(c.applied_address);
+    p.bytes_behind = head_address > aa && p.events_behind > 0 ? head_address - aa : 0;
+    const int64_t ats = get(c.applied_timestamp_ns);
+    p.time_behind_ns = p.events_behind > 0 && head_ts > ats ? head_ts - ats : 0;
+    p.events_applied = get(c.events_applied);
+    p.dead_letters = get(c.dead_letters);
+    p.parked_keys = get(c.parked_keys);
+    p.retries = get(c.retries);
+    p.handler_errors = get(c.handler_errors);
+    p.checkpoint_position = get(c.checkpoint_position);
+    p.rebuild_position = get(c.rebuild_position);
+    p.rebuild_target = get(c.rebuild_target);
+    p.alert_active = get(s.alerts.alert_active) != 0;
+    p.alerts_raised = get(s.alerts.alerts_raised);
+    p.latency = summarize(s.histogram);
+    e.projections.push_back(std::move(p));
+  }
+  return e;
+}
+
+}  // namespace sluice::counters

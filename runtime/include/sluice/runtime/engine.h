@@ -1,0 +1,189 @@
+// Engine: opens a log directory with a configuration, registers projections, runs them on
+// pinned worker threads, publishes every counter into the stats file, and stops cleanly.
+//
+//   app thread ──append()──► LogWriter ──commit──► head counters (stats file)
+//   (or producers ──submit()──► ingress ──► writer thread)
+//                                 │ committed records (mapped log)
+//              ┌──────────────────┼──────────────────┐
+//              ▼                  ▼                  ▼
+//        worker 0 (cpu a)   worker 1 (cpu b)   ...   each: LogTail + its ProjectionRunners
+//              │ checkpoints ───────────► checkpoint thread (waits for durability, writes)
+//              │ counters ──────────────► sluice.stats ◄── monitor thread (heartbeat, alerts)
+//
+// Design
+//   Configuration happens before start(): add_projection() registers a projection factory
+//   and its options. start() opens each runner (restoring its checkpoint, refusing one past
+//   the log's end), gives it a counters slot, and starts the workers; projections are
+//   assigned to workers round robin unless their options name one. Workers poll their
+//   LogTail and idle with the configured strategy (default: backoff then sleep, safe when
+//   threads outnumber cores). stop() drains: producers first, then a flush, then every worker
+//   until its projections reach the log's end (or the deadline), then final checkpoints.
+//
+// Thread safety
+//   open(), add_projection(), start(), stop(), rebuild(): one controlling thread.
+//   append()/stream(): with WriterMode::caller, the one thread that owns the writer (the
+//   first to call). submit()/submit_stream(): with WriterMode::ingress, any thread.
+//   Handles (ProjectionHandle) and stats accessors: any thread.
+//
+// Invariants
+//   - A projection's checkpoint never points past the log's acknowledged position.
+//   - After stop() returns OK every projection has applied every committed event.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "sluice/bus/counters_file.h"
+#include "sluice/bus/log_types.h"
+#include "sluice/bus/log_writer.h"
+#include "sluice/projections/projection.h"
+#include "sluice/projections/projection_runner.h"
+#include "sluice/projections/rebuild.h"
+#include "sluice/status.h"
+
+namespace sluice {
+
+enum class WorkerIdle : uint8_t {
+  backoff,    // THE DEFAULT: spin briefly, yield, then sleep 20 µs doubling to 1 ms
+  yield,      // sched_yield() between polls: gives the core away, wakes within a tick
+  busy_spin,  // pause between polls: lowest latency; only for a worker with a core of its own
+};
+
+enum class WriterMode : uint8_t {
+  caller,   // THE DEFAULT: the application thread that calls append() owns the writer
+  ingress,  // the engine runs the writer thread; any thread calls submit()
+};
+
+struct LagAlert {
+  std::string projection;
+  bool active = false;          // true: raised; false: cleared
+  uint64_t events_behind = 0;
+  int64_t time_behind_ns = 0;
+};
+
+struct EngineOptions {
+  LogOptions log{};                             // segment size, durability, ...
+  WriterMode writer = WriterMode::caller;
+  std::vector<int> worker_cpus{-1};             // one worker per entry; -1 = not pinned
+  WorkerIdle idle = WorkerIdle::backoff;
+  uint32_t max_batch = 1024;                    // events per runner per poll
+  bool stats_file = true;                       // <dir>/sluice.stats (off: no counters at all)
+  uint32_t stats_slots = 32;
+  std::chrono::milliseconds monitor_interval{100};  // heartbeat and alert checks
+  std::function<void(const LagAlert&)> on_alert;    // called on the monitor thread
+  int64_t (*clock_ns)() = nullptr;              // latency/lag clock; nullptr: CLOCK_REALTIME
+};
+
+template <class P>
+class ProjectionHandle {
+ public:
+  ProjectionHandle() = default;
+  explicit ProjectionHandle(ProjectionRunner* r) : r_(r) {}
+  // The current read model (kept alive while held, also across a blue/green swap).
+  std::shared_ptr<const P> get() const { return std::static_pointer_cast<const P>(r_->model()); }
+  // Read-your-writes: waits until the event at `position` is applied.
+  Status wait_for(uint64_t position, std::chrono::nanoseconds timeout) const { return r_->wait_for(position, timeout); }
+  uint64_t applied_position() const noexcept { return r_->applied_position(); }
+  const std::string& name() const noexcept { return r_->name(); }
+  ProjectionRunner& runner() const noexcept { return *r_; }
+  explicit operator bool() const noexcept { return r_ != nullptr; }
+
+ private:
+  ProjectionRunner* r_ = nullptr;
+};
+
+class Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> open(const std::string& dir, const EngineOptions& options = {});
+  ~Engine();  // stop() if still running
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Registers a projection (before start()). The factory makes the live instance and, for
+  // a rebuild, shadow instances. Error: bad or duplicate name, already started.
+  template <class P>
+  Result<ProjectionHandle<P>> add_projection(std::string name, ProjectionOptions options,
+                                             std::function<std::unique_ptr<P>()> factory) {
+    auto r = add_runner(std::move(name), options, [f = std::move(factory)]() -> std::unique_ptr<Projection> { return f(); });
+    if (!r.ok()) return r.status();
+    return ProjectionHandle<P>(r.value());
+  }
+  template <class P>
+  Result<ProjectionHandle<P>> add_projection(std::string name, ProjectionOptions options = {}) {
+    return add_projection<P>(std::move(name), options, [] { return std::make_unique<P>(); });
+  }
+
+  Status start();
+  // Drains and stops everything within `timeout`; error names what did not drain.
+  Status stop(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+  // ---- appending (WriterMode::caller: one owning thread) ------------------------------------
+  Result<StreamId> stream(std::string_view name);
+  AppendResult append(StreamId stream, ExpectedVersion expected, std::span<const EventData> events) noexcept;
+  AppendResult append(StreamId stream, ExpectedVersion expected, const EventData& e) noexcept {
+    return append(stream, expected, std::span<const EventData>(&e, 1));
+  }
+  // ---- appending (WriterMode::ingress: any thread; waits for the writer's answer) ----------
+  Result<StreamId> submit_stream(std::string_view name);
+  AppendResult submit(StreamId stream, ExpectedVersion expected, std::span<const EventData> events) noexcept;
+  AppendResult submit(StreamId stream, ExpectedVersion expected, const EventData& e) noexcept {
+    return submit(stream, expected, std::span<const EventData>(&e, 1));
+  }
+
+  // Every position below this is committed / acknowledged.
+  uint64_t committed_position() const noexcept { return writer_->committed_position(); }
+  uint64_t acknowledged_position() const noexcept { return writer_->acknowledged_position(); }
+
+  // Blue/green rebuild of one projection while the engine runs: replays the log from 0 into
+  // a shadow instance on the calling thread (progress reported), then hands it to the
+  // projection's worker, which brings it to its own position and swaps it in atomically.
+  // Queries see the old model until the swap, the new one after. Blocks until swapped.
+  Result<RebuildResult> rebuild(std::string_view projection, std::function<void(const RebuildProgress&)> on_progress = nullptr);
+
+  ProjectionRunner* runner(std::string_view name) const noexcept;
+  std::vector<ProjectionRunner*> runners() const;
+  // Per worker: OK, or why it could not be pinned (it then runs unpinned).
+  std::vector<Status> pin_status() const;
+  const std::string& dir() const noexcept { return dir_; }
+  LogWriter& writer() noexcept { return *writer_; }
+  counters::CountersFile* stats() noexcept { return stats_.get(); }
+  bool running() const noexcept { return running_; }
+
+ private:
+  struct Worker;
+  struct Ingress;
+  class HeadListener;
+  Engine(std::string dir, EngineOptions options);
+  Result<ProjectionRunner*> add_runner(std::string name, ProjectionOptions options, ProjectionFactory factory);
+  void worker_loop(Worker& w) noexcept;
+  void checkpoint_loop() noexcept;
+  void monitor_loop() noexcept;
+  void ingress_loop() noexcept;
+  bool write_pending_checkpoints(bool final_pass);
+
+  const std::string dir_;
+  EngineOptions o_;
+  std::unique_ptr<HeadListener> head_;
+  std::unique_ptr<LogWriter> writer_;
+  std::unique_ptr<counters::CountersFile> stats_;
+  std::vector<std::unique_ptr<ProjectionRunner>> runners_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<Ingress> ingress_;
+  std::thread checkpoint_thread_;
+  std::thread monitor_thread_;
+  bool running_ = false;
+  bool stopped_ = false;
+  // stop_services_: set (release) by stop() to end the checkpoint and monitor threads; they
+  // acquire it each round.
+  std::atomic<bool> stop_services_{false};
+};
+
+}  // namespace sluice

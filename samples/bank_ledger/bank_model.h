@@ -1,0 +1,143 @@
+// The bank ledger's events and read models (public API only). Accounts live in streams
+// "account-<id>"; deposits and withdrawals are raw-codec events.
+//
+//   balances       account -> balance
+//   rich_accounts  accounts whose balance is over a threshold (kept as a set)
+//   daily_totals   day -> deposits, withdrawals, events
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "sluice/projections/keyed_store.h"
+#include "sluice/projections/projection.h"
+#include "sluice/projections/projection_runner.h"
+
+namespace bank {
+
+struct Deposited {
+  static constexpr uint32_t kEventType = 1;
+  static constexpr std::string_view kEventName = "Deposited";
+  uint64_t account;
+  int64_t amount;  // cents, > 0
+  int64_t day;     // days since the epoch
+};
+struct Withdrawn {
+  static constexpr uint32_t kEventType = 2;
+  static constexpr std::string_view kEventName = "Withdrawn";
+  uint64_t account;
+  int64_t amount;  // cents, > 0
+  int64_t day;
+};
+
+inline std::string stream_name(uint64_t account) { return "account-" + std::to_string(account); }
+
+// account -> balance. A withdrawal larger than the balance is rejected: the event is parked
+// (dead letter) and later events of that account wait behind it.
+class Balances final : public sluice::Projection {
+ public:
+  Balances() {
+    on<Deposited>([this](const Deposited& d, const sluice::Event&) {
+      balances_.update(d.account, 0, [&](int64_t& b) { b += d.amount; });
+      return sluice::ApplyResult::ok;
+    });
+    on<Withdrawn>([this](const Withdrawn& w, const sluice::Event&) {
+      if (balances_.peek(w.account).value_or(0) < w.amount) return sluice::ApplyResult::reject;
+      balances_.update(w.account, 0, [&](int64_t& b) { b -= w.amount; });
+      return sluice::ApplyResult::ok;
+    });
+  }
+  std::optional<int64_t> balance(uint64_t account) const { return balances_.get(account); }
+  template <class F>
+  void for_each(F&& f) const { balances_.for_each(f); }
+  auto over(int64_t threshold) const {
+    return balances_.select([&](uint64_t, int64_t b) { return b > threshold; });
+  }
+  void save(sluice::SnapshotWriter& w) const override { balances_.save(w); }
+  sluice::Status load(sluice::SnapshotReader& r) override { return balances_.load(r, "balances"); }
+  uint64_t digest() const noexcept override { return balances_.digest(); }
+
+ private:
+  sluice::KeyedStore<int64_t> balances_{4096};
+};
+
+// The set of accounts whose balance is over `threshold` (with their balance).
+class RichAccounts final : public sluice::Projection {
+ public:
+  explicit RichAccounts(int64_t threshold = 1'500'000) : threshold_(threshold) {
+    on<Deposited>([this](const Deposited& d, const sluice::Event&) { return change(d.account, d.amount); });
+    on<Withdrawn>([this](const Withdrawn& w, const sluice::Event&) { return change(w.account, -w.amount); });
+  }
+  auto accounts() const { return rich_.select([](uint64_t, int64_t) { return true; }); }
+  size_t count_estimate() const { return rich_.size_estimate(); }
+  int64_t threshold() const { return threshold_; }
+  void save(sluice::SnapshotWriter& w) const override {
+    balances_.save(w);
+    rich_.save(w);
+  }
+  sluice::Status load(sluice::SnapshotReader& r) override {
+    if (auto st = balances_.load(r, "rich_accounts balances"); !st.ok()) return st;
+    return rich_.load(r, "rich_accounts set");
+  }
+  uint64_t digest() const noexcept override { return balances_.digest() * 31 + rich_.digest(); }
+
+ private:
+  sluice::ApplyResult change(uint64_t account, int64_t delta) {
+    const int64_t b = balances_.peek(account).value_or(0) + delta;
+    if (b < 0) return sluice::ApplyResult::reject;  // same rule as balances
+    balances_.put(account, b);
+    if (b > threshold_) rich_.put(account, b);
+    else rich_.erase(account);
+    return sluice::ApplyResult::ok;
+  }
+  int64_t threshold_;
+  sluice::KeyedStore<int64_t> balances_{4096};
+  sluice::KeyedStore<int64_t> rich_{1024};
+};
+
+struct DayTotals {
+  int64_t deposits = 0;
+  int64_t withdrawals = 0;
+  int64_t events = 0;
+};
+
+class DailyTotals final : public sluice::Projection {
+ public:
+  DailyTotals() {
+    on<Deposited>([this](const Deposited& d, const sluice::Event&) {
+      totals_.update(static_cast<uint64_t>(d.day), DayTotals{}, [&](DayTotals& t) {
+        t.deposits += d.amount;
+        ++t.events;
+      });
+      return sluice::ApplyResult::ok;
+    });
+    on<Withdrawn>([this](const Withdrawn& w, const sluice::Event&) {
+      totals_.update(static_cast<uint64_t>(w.day), DayTotals{}, [&](DayTotals& t) {
+        t.withdrawals += w.amount;
+        ++t.events;
+      });
+      return sluice::ApplyResult::ok;
+    });
+  }
+  std::optional<DayTotals> day(int64_t d) const { return totals_.get(static_cast<uint64_t>(d)); }
+  auto days() const { return totals_.select([](uint64_t, const DayTotals&) { return true; }); }
+  void save(sluice::SnapshotWriter& w) const override { totals_.save(w); }
+  sluice::Status load(sluice::SnapshotReader& r) override { return totals_.load(r, "daily_totals"); }
+  uint64_t digest() const noexcept override { return totals_.digest(); }
+
+ private:
+  sluice::KeyedStore<DayTotals> totals_{256};
+};
+
+// The factories `sluice rebuild` knows, by projection name ("" when unknown).
+inline sluice::ProjectionFactory factory_for(std::string_view name) {
+  if (name == "balances") return [] { return std::make_unique<Balances>(); };
+  if (name == "rich_accounts") return [] { return std::make_unique<RichAccounts>(); };
+  if (name == "daily_totals") return [] { return std::make_unique<DailyTotals>(); };
+  return nullptr;
+}
+inline constexpr std::string_view kProjectionNames[] = {"balances", "rich_accounts", "daily_totals"};
+
+}  // namespace bank
