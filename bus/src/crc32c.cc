@@ -32,6 +32,8 @@ uint32_t extend_portable(uint32_t crc, const uint8_t* p, size_t n) noexcept {
 #if defined(__x86_64__)
 #define SLUICE_SSE42 __attribute__((target("sse4.2")))
 
+const bool kHasSse42 = __builtin_cpu_supports("sse4.2");
+
 // One CRC register (no pre/post inversion) over whole 8-byte words.
 SLUICE_SSE42 inline uint64_t words(uint64_t c, const uint8_t* p, size_t nwords) noexcept {
   for (size_t i = 0; i < nwords; ++i) {
@@ -86,9 +88,16 @@ SLUICE_SSE42 inline uint64_t three_way(uint64_t c, const uint8_t*& p, size_t& n,
   return c;
 }
 
+// Raw register after one word from the initial state ~0 (value() of 8 bytes, uninverted).
+SLUICE_SSE42 uint64_t word_crc_sse42(uint64_t word) noexcept { return _mm_crc32_u64(~uint32_t{0}, word); }
+
+// Built at load time, only where the instruction exists.
+const ShiftTable kShift32 = kHasSse42 ? make_shift(32) : ShiftTable{};
+const ShiftTable kShift256 = kHasSse42 ? make_shift(256) : ShiftTable{};
+
 SLUICE_SSE42 uint32_t extend_sse42(uint32_t crc, const uint8_t* p, size_t n) noexcept {
-  static const ShiftTable shift32 = make_shift(32);
-  static const ShiftTable shift256 = make_shift(256);
+  const ShiftTable& shift32 = kShift32;
+  const ShiftTable& shift256 = kShift256;
   uint64_t c = ~crc;
   while (n > 0 && (reinterpret_cast<uintptr_t>(p) & 7) != 0) {
     c = _mm_crc32_u8(static_cast<uint32_t>(c), *p++);
@@ -105,7 +114,6 @@ SLUICE_SSE42 uint32_t extend_sse42(uint32_t crc, const uint8_t* p, size_t n) noe
   }
   return ~static_cast<uint32_t>(c);
 }
-const bool kHasSse42 = __builtin_cpu_supports("sse4.2");
 #else
 const bool kHasSse42 = false;
 #endif
@@ -118,6 +126,13 @@ uint32_t extend(uint32_t crc, const void* data, size_t n) noexcept {
   if (kHasSse42) return extend_sse42(crc, p, n);
 #endif
   return extend_portable(crc, p, n);
+}
+
+uint32_t value_after_word(uint64_t word, const void* data, size_t n) noexcept {
+#if defined(__x86_64__)
+  if (kHasSse42) return extend_sse42(~static_cast<uint32_t>(word_crc_sse42(word)), static_cast<const uint8_t*>(data), n);
+#endif
+  return extend(extend(0, &word, sizeof word), data, n);
 }
 
 bool hardware_accelerated() noexcept { return kHasSse42; }

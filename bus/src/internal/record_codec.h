@@ -18,8 +18,7 @@ namespace lf = log_format;
 
 // crc32c seeded with the segment index (the epoch), then over bytes [8, length).
 inline uint32_t record_crc(uint64_t segment_index, const std::byte* rec, uint32_t length) noexcept {
-  uint32_t c = crc32c::value(&segment_index, sizeof segment_index);
-  return crc32c::mask(crc32c::extend(c, rec + 8, length - 8));
+  return crc32c::mask(crc32c::value_after_word(segment_index, rec + 8, length - 8));
 }
 
 inline uint8_t id_flags(const EventData& e) noexcept {

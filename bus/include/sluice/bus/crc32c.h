@@ -10,6 +10,8 @@ namespace sluice::crc32c {
 // Extends `crc` (the value returned by an earlier call, or 0 to start) over n bytes.
 uint32_t extend(uint32_t crc, const void* data, size_t n) noexcept;
 inline uint32_t value(const void* data, size_t n) noexcept { return extend(0, data, n); }
+// value() of the 8 little-endian bytes of `word` followed by n bytes of data, in one call.
+uint32_t value_after_word(uint64_t word, const void* data, size_t n) noexcept;
 
 // leveldb's masking: a CRC stored next to the data it covers is rotated and offset, so that
 // a CRC computed over bytes that contain CRCs does not collide with them.
