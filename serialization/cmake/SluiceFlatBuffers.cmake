@@ -9,6 +9,9 @@
 # their style is flatc's, not ours.
 function(sluice_flatbuffers)
   cmake_parse_arguments(A "" "TARGET" "SCHEMAS" ${ARGN})
+  if(NOT TARGET flatbuffers::flatc)  # imported targets are scoped to a directory
+    find_package(FlatBuffers 2.0.8 CONFIG REQUIRED)
+  endif()
   set(out_dir ${CMAKE_CURRENT_BINARY_DIR}/${A_TARGET}_generated)
   set(outputs)
   foreach(schema ${A_SCHEMAS})

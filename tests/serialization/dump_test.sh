@@ -8,7 +8,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 "$writer" "$dir/log"
 # The tool has no generated code for the sample's types.
-if grep -q "sluice.testing.fb.Order" "$sluice"; then
+if grep -q "sluice.dumptest.fb" "$sluice"; then
   echo "FAIL: the sluice binary contains the test schema" >&2
   exit 1
 fi
@@ -20,13 +20,13 @@ expect() {
     exit 1
   fi
 }
-expect 1 '"type_name":"testing.Order"'
+expect 1 '"type_name":"dumptest.Trade"'
 expect 1 '"codec":2'
-expect 1 '"symbol":"ACME.XNAS"'
-expect 1 '"order_id":1000001'
-expect 2 '"payload":{"account":7,"amount":250,"currency":"USD"}'
+expect 1 '"payload":{"flags":[1,2,3],"legs":[{"qty":100,"venue":"XNAS"},{"qty":50,"venue":"XLON"}],"price":{"exponent":-2,"mantissa":12345},"symbol":"ACME","tags":["block","dark"],"trade_id":77}'
+expect 2 '"schema_version":3'
+expect 2 '"payload":{"bid":99.25,"id":5,"venue":"IEX \"lit\""}'
 expect 3 '"codec":1'
-expect 3 '"payload":{"account":7,"amount":50,"currency":"USD"}'
+expect 3 '"payload":{"id":6,"qty":-40,"side":"sell"}'
 expect 4 '"payload_base64":"b3BhcXVl"'
 expect 5 '"payload_error":"no schema for type id 1000 (unknown type) v1 (json)"'
 expect 5 '"payload_base64":"b3BhcXVl"'

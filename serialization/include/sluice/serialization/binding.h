@@ -123,7 +123,8 @@ BoundField bind_field(const T& probe, const FieldSpec<T, M>& f) {
     b.storage = Storage::std_string;
     b.default_text = f.default_value;
   } else {
-    using U = std::conditional_t<std::is_enum_v<M>, std::underlying_type<M>, std::type_identity<M>>::type;
+    using U = typename std::conditional_t<std::is_enum_v<M>, std::underlying_type<M>,
+                                          std::type_identity<M>>::type;
     if constexpr (std::is_same_v<U, bool>) {
       b.type = FieldType::boolean;
     } else if constexpr (std::is_integral_v<U>) {
