@@ -189,10 +189,10 @@ TEST(RawCodec, ViewIsZeroCopyAndChecksSize) {
   EncodeBuffer buf;
   auto e = b->encode(in, buf);
   ASSERT_TRUE(e.ok());
-  EXPECT_EQ(static_cast<const void*>(e->payload.data()), static_cast<const void*>(&in));
   auto v = RawCodec::view<Order>(e->payload);
   ASSERT_TRUE(v.ok());
-  EXPECT_EQ(*v, &in);
+  EXPECT_EQ(static_cast<const void*>(*v), static_cast<const void*>(e->payload.data()));
+  EXPECT_EQ(**v, in);
   EXPECT_FALSE(RawCodec::view<Order>(e->payload.first(10)).ok());
   Order out;
   Status st = b->decode(b->type_id(), 1, CodecId::raw, e->payload.first(10), &out);

@@ -5,7 +5,7 @@
 //
 // Hot path: encode() and the decode of the current version do no heap allocation for events
 // whose fields are scalars and FixedString (std::string fields allocate as strings do), and
-// throw nothing. raw encode does not even copy: the payload points at the caller's object.
+// throw nothing.
 //
 // Thread safety: a binding is immutable; any number of threads may use it, each with its own
 // EncodeBuffer. It refers to its SchemaRegistry, which must outlive it and must not be
@@ -41,10 +41,16 @@ class EncodeBuffer {
   EncodeBuffer() : fbb_(1024) {}
   flatbuffers::FlatBufferBuilder& builder() noexcept { return fbb_; }
   std::string& text() noexcept { return text_; }
+  // n bytes, 8-aligned, valid until the next call.
+  std::byte* raw(size_t n) {
+    if (raw_.size() * 8 < n) raw_.resize((n + 7) / 8);
+    return reinterpret_cast<std::byte*>(raw_.data());
+  }
 
  private:
   flatbuffers::FlatBufferBuilder fbb_;
   std::string text_;
+  std::vector<uint64_t> raw_;
 };
 
 namespace detail {
@@ -190,8 +196,7 @@ class EventBinding {
   std::string_view name() const noexcept { return core_->desc.name; }
 
   // Encodes `e` with the configured codec into an EventData ready for LogWriter::append.
-  // The payload lives in `buf` (json, flatbuffers) or is `e` itself (raw): keep both alive
-  // until the append returns.
+  // The payload lives in `buf` until its next use.
   Result<EventData> encode(const T& e, EncodeBuffer& buf) const {
     EventData d;
     d.type = core_->type_id;
@@ -200,7 +205,10 @@ class EventBinding {
     switch (core_->codec) {
       case CodecId::raw:
         if constexpr (std::is_trivially_copyable_v<T>) {
-          d.payload = std::as_bytes(std::span<const T>(&e, 1));
+          // A copy (a few ns), so the payload never points at a caller's temporary.
+          std::byte* p = buf.raw(sizeof(T));
+          std::memcpy(p, static_cast<const void*>(&e), sizeof(T));
+          d.payload = std::span<const std::byte>(p, sizeof(T));
           return d;
         }
         break;
