@@ -13,11 +13,13 @@ struct Suite {
 };
 
 int run_log_suite(const SuiteArgs& args);
+int run_codec_suite(const SuiteArgs& args);
 int run_e2e_suite(const SuiteArgs& args);
 
 // All suites, in the order `sluice bench --help` lists them.
 inline constexpr Suite kSuites[] = {
     {"log", "write log: append rates per durability vs memcpy / SQLite / fdatasync, recovery", run_log_suite},
+    {"codec", "serialization: encode/decode per codec (raw, FlatBuffers, JSON), field access, upcasting", run_codec_suite},
     {"e2e", "append -> applied latency through 3 projections (CO-corrected), rebuild vs scan, stats on/off", run_e2e_suite},
 };
 

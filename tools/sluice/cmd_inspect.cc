@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "sluice/bus/log_reader.h"
+#include "sluice/serialization/schema_registry.h"
 
 namespace sluice::tools {
 namespace {
@@ -142,6 +143,10 @@ int run_dump(const DumpArgs& a) {
   int code = kExitOk;
   auto r = open_reader("dump", a.dir, &code);
   if (!r) return code;
+  // Payloads are decoded with the schemas stored in the log itself; codec 0 and events with
+  // no usable schema fall back to base64.
+  serialization::SchemaRegistry schemas;
+  if (Status st = schemas.load(*r); !st.ok()) error_line("dump", "warning: " + st.to_string());
   std::string line;
   uint64_t written = 0;
   auto emit = [&](const RecordView& v) {
@@ -159,9 +164,27 @@ int run_dump(const DumpArgs& a) {
     id_hex(line, "idempotency_key", v.idempotency_key());
     id_hex(line, "correlation_id", v.correlation_id());
     id_hex(line, "causation_id", v.causation_id());
-    line += ",\"payload_base64\":\"";
-    base64(line, v.payload());
-    line += "\"}\n";
+    if (std::string_view name = schemas.type_name(v.event_type()); !name.empty()) {
+      line += ",\"type_name\":";
+      json_string(line, name);
+    }
+    auto doc = v.codec() == 0 ? Result<nlohmann::json>(Status(StatusCode::not_found, ""))
+                              : schemas.to_document(v.event_type(), v.schema_version(),
+                                                    static_cast<serialization::CodecId>(v.codec()),
+                                                    v.payload());
+    if (doc.ok()) {
+      line += ",\"payload\":";
+      line += serialization::to_json_text(*doc);
+    } else {
+      if (!doc.status().message().empty()) {
+        line += ",\"payload_error\":";
+        json_string(line, doc.status().message());
+      }
+      line += ",\"payload_base64\":\"";
+      base64(line, v.payload());
+      line += '"';
+    }
+    line += "}\n";
     std::fwrite(line.data(), 1, line.size(), stdout);
     ++written;
   };
