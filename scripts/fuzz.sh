@@ -8,7 +8,7 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWit
   -DSLUICE_BUILD_FUZZ=ON -DSLUICE_BUILD_TESTS=OFF -DSLUICE_BUILD_BENCH=OFF \
   -DSLUICE_BUILD_TOOLS=OFF -DSLUICE_BUILD_SAMPLES=OFF >/dev/null
 cmake --build build-fuzz
-mapfile -t targets < <(find build-fuzz -type f -name '*_fuzz' -perm -u+x | sort)
+mapfile -t targets < <(find build-fuzz/tests/fuzz -type f -perm -u+x ! -name '*.so' | sort)
 if [ "${#targets[@]}" -eq 0 ]; then echo "no fuzz targets built" >&2; exit 1; fi
 for t in "${targets[@]}"; do
   corpus=build-fuzz/corpus/$(basename "$t")
