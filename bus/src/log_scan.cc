@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "internal/segment_scanner.h"
 
 namespace sluice::log_internal {
@@ -98,7 +100,10 @@ Result<LogScan> scan_log(FileOps& ops, const std::string& dir, const RecordCallb
                        what + ", but a valid record follows at offset " +
                            std::to_string(after.valid_offset));
       }
-      uint64_t dirty_end = std::max<uint64_t>(after.dirty_end, sc.end_offset);
+      // Everything from the truncation point is dirty: the records of an incomplete batch
+      // before the stop point too. Left behind, they would follow the next, shorter append as
+      // "a valid record after an invalid one" and make the log look corrupt.
+      uint64_t dirty_end = std::max<uint64_t>({after.dirty_end, sc.end_offset, sc.stop_offset});
       const bool short_file = s.file_size < s.segment_size;
       if (sc.stop != ScanStop::end || dirty_end > sc.end_offset || short_file) {
         out.tail_damaged = true;
