@@ -467,18 +467,21 @@ Status LogWriter::roll(uint64_t needed) noexcept {
     // 3. Take the prepared segment, waiting if the maintenance thread is still making it.
     prepared_cv_.wait(lock, [&] { return prepared_ != nullptr || !preparing_; });
     next = std::move(prepared_);
-    if (next == nullptr) preparing_ = true;  // keep the maintenance thread out of it
+    // Keep the maintenance thread out until segment_ is the new segment (step 4): until then
+    // it would prepare segment_->index() + 1 again, the very file we are about to use, and
+    // its create (O_TRUNC) would cut that file from under our mapping.
+    preparing_ = true;
   }
   const uint64_t next_index = segment_->index() + 1;
   if (next == nullptr || next->index() != next_index) {
     ++stats_.roll_waits;
     auto made = MappedSegment::create(*ops_, dir_, next_index, options_.segment_size, options_.prefault,
                                         options_.durability != Durability::none);
-    {
-      std::lock_guard lock(mu_);
-      preparing_ = false;
-    }
     if (!made.ok()) {
+      {
+        std::lock_guard lock(mu_);
+        preparing_ = false;
+      }
       fail(made.status());
       return made.status();
     }
@@ -490,6 +493,7 @@ Status LogWriter::roll(uint64_t needed) noexcept {
     std::lock_guard lock(mu_);
     retired_.push_back(std::move(segment_));
     segment_ = std::move(next);
+    preparing_ = false;  // the maintenance thread may now prepare the segment after this one
     tail_ = lf::kSegmentHeaderSize;
     synced_offset_ = 0;   // the header is flushed with the first sync
     flushed_offset_ = 0;
