@@ -72,10 +72,26 @@ Result<LogScan> scan_log(FileOps& ops, const std::string& dir, const RecordCallb
     if (ops.fstat(seg.fd(), &st) == 0) s.file_size = static_cast<uint64_t>(st.st_size);
 
     const bool last = (i + 1 == active);
+    auto report = [&](const RecordView& v) {
+      if (on_record) on_record(v);
+    };
     SegmentScan sc = scan_segment(seg.data(), seg.mapped_size(), idx, lf::kSegmentHeaderSize,
-                                  out.next_position, [&](const RecordView& v) {
-                                    if (on_record) on_record(v);
-                                  });
+                                  out.next_position, report);
+    AfterScan after;
+    while (last && sc.stop != ScanStop::sealed && sc.stop != ScanStop::inconsistent) {
+      after = find_valid_after(seg.data(), seg.mapped_size(), idx, sc.stop_offset);
+      if (!after.found_valid) break;
+      // A live writer may have committed records since the scan stopped: then the record at
+      // the stop point is valid now, and the scan goes on from where it left off. Only a
+      // valid record after one that is still bad is corruption.
+      uint32_t len = 0;
+      if (decode_record(seg.data() + sc.stop_offset, seg.mapped_size() - sc.stop_offset, idx, &len) !=
+          Decode::ok)
+        break;
+      const int64_t last_ts = sc.last_timestamp_ns;
+      sc = scan_segment(seg.data(), seg.mapped_size(), idx, sc.end_offset, sc.next_position, report);
+      sc.last_timestamp_ns = std::max(sc.last_timestamp_ns, last_ts);
+    }
     s.end_position = sc.next_position;
     s.end_offset = sc.end_offset;
     s.last_timestamp_ns = sc.last_timestamp_ns;
@@ -91,7 +107,6 @@ Result<LogScan> scan_log(FileOps& ops, const std::string& dir, const RecordCallb
                            " in a segment that is followed by segment " +
                            std::to_string(indices[i + 1]));
       }
-      AfterScan after = find_valid_after(seg.data(), seg.mapped_size(), idx, sc.stop_offset);
       if (after.found_valid) {
         std::string what = sc.stop == ScanStop::invalid ? sc.reason
                            : sc.stop == ScanStop::incomplete ? "incomplete batch"
