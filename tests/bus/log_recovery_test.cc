@@ -42,6 +42,17 @@ void build_log(const std::string& dir, uint64_t events, size_t batch_tail = 0) {
   ASSERT_TRUE((*w)->close().ok());
 }
 
+// Writer opens in the corpus skip the disk flushes: what is tested is which bytes recovery
+// keeps, not their durability (log_fault_test and the crash test cover that), and some 650
+// reopens with five fsyncs each would be slow on a busy disk.
+LogOptions corpus_options() {
+  static FaultFileOps ops;
+  ops.no_sync = true;
+  LogOptions o = small_log_options();
+  o.file_ops = &ops;
+  return o;
+}
+
 // What one reopen of a damaged log must find.
 struct Expect {
   uint64_t end = 0;          // positions [0, end) intact, nothing more
@@ -61,7 +72,7 @@ void expect_recovers_to(const std::string& dir, uint64_t last_segment, Expect wa
   expect_log_holds(dir, want.end, kPayload);
   uint64_t tail = 0;
   {
-    auto w = LogWriter::open(dir, small_log_options());
+    auto w = LogWriter::open(dir, corpus_options());
     ASSERT_TRUE(w.ok()) << w.status().to_string();
     EXPECT_EQ((*w)->next_position(), want.end);
     EXPECT_EQ((*w)->stream_version(1), want.end);

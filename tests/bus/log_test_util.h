@@ -4,9 +4,11 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -17,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sluice/bus/file_ops.h"
 #include "sluice/bus/log_reader.h"
 #include "sluice/bus/log_types.h"
 #include "sluice/bus/log_writer.h"
@@ -170,6 +173,67 @@ inline void copy_log(const std::string& from, const std::string& to) {
   for (const auto& e : fs::directory_iterator(from))
     if (e.path().filename() != log_format::kLockFileName) fs::copy_file(e.path(), fs::path(to) / e.path().filename());
 }
+
+// FileOps that fails chosen calls. For each kind of call, calls are counted (1-based) from
+// the last arm(); those numbered in [first, last] fail with `err`. Thread-safe: the writer's
+// maintenance thread makes some of these calls. With no_sync, flushes that are not failed
+// succeed without reaching the disk (tests of recovery logic, not of durability).
+class FaultFileOps : public FileOps {
+ public:
+  enum Call { kMsync, kFdatasync, kFsync, kFallocate, kMmap, kCallKinds };
+
+  void arm(Call c, uint64_t first, uint64_t last = UINT64_MAX, int err = EIO) {
+    rules_[c].err.store(err, std::memory_order_relaxed);
+    rules_[c].first.store(first, std::memory_order_relaxed);
+    rules_[c].last.store(last, std::memory_order_relaxed);
+    rules_[c].calls.store(0, std::memory_order_relaxed);
+    rules_[c].failed.store(0, std::memory_order_relaxed);
+  }
+  void fail_nth(Call c, uint64_t n, int err = EIO) { arm(c, n, n, err); }
+  void fail_always(Call c, int err = EIO) { arm(c, 1, UINT64_MAX, err); }
+  void heal() {
+    for (auto& r : rules_) r.first.store(0, std::memory_order_relaxed);
+  }
+  uint64_t failures(Call c) const { return rules_[c].failed.load(std::memory_order_relaxed); }
+  bool no_sync = false;
+
+  int msync(void* addr, size_t length, int flags) override {
+    if (hit(kMsync)) return -1;
+    return no_sync ? 0 : FileOps::msync(addr, length, flags);
+  }
+  int fdatasync(int fd) override {
+    if (hit(kFdatasync)) return -1;
+    return no_sync ? 0 : FileOps::fdatasync(fd);
+  }
+  int fsync(int fd) override {
+    if (hit(kFsync)) return -1;
+    return no_sync ? 0 : FileOps::fsync(fd);
+  }
+  int fallocate(int fd, off_t offset, off_t length) override {
+    return hit(kFallocate) ? -1 : FileOps::fallocate(fd, offset, length);
+  }
+  void* mmap(size_t length, int prot, int flags, int fd, off_t offset) override {
+    return hit(kMmap) ? MAP_FAILED : FileOps::mmap(length, prot, flags, fd, offset);
+  }
+
+ private:
+  // Relaxed throughout: counters and settings with no data published through them; the
+  // test arms before the calls it means to fail and reads results after joining or closing.
+  struct Rule {
+    std::atomic<uint64_t> calls{0}, first{0}, last{0}, failed{0};
+    std::atomic<int> err{EIO};
+  };
+  bool hit(Call c) {
+    Rule& r = rules_[c];
+    const uint64_t n = r.calls.fetch_add(1, std::memory_order_relaxed) + 1;
+    const uint64_t first = r.first.load(std::memory_order_relaxed);
+    if (first == 0 || n < first || n > r.last.load(std::memory_order_relaxed)) return false;
+    r.failed.fetch_add(1, std::memory_order_relaxed);
+    errno = r.err.load(std::memory_order_relaxed);
+    return true;
+  }
+  Rule rules_[kCallKinds];
+};
 
 // Checks that `st` is a corruption error whose message names `file` and, when given, `offset`.
 inline void expect_corruption(const Status& st, const std::string& file, int64_t offset = -1) {
