@@ -109,18 +109,11 @@ void check_scanner(const std::byte* base, size_t size, uint64_t index, uint64_t 
   FUZZ_CHECK(a.dirty_end <= size);
 }
 
-// A directory holding one segment file: a valid header, then the fuzzer's bytes.
+// A directory for one segment file: a valid header, then the fuzzer's bytes. It is made and
+// removed for each input (libFuzzer ends with _Exit: no atexit clean-up).
 const std::string& scratch_dir() {
-  static const std::string dir = [] {
-    std::string d = (std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + std::string("/sluice_fuzz_") +
-                    std::to_string(::getpid());
-    ::mkdir(d.c_str(), 0755);
-    std::atexit([] {
-      ::unlink(segment_path(scratch_dir(), 0).c_str());
-      ::rmdir(scratch_dir().c_str());
-    });
-    return d;
-  }();
+  static const std::string dir = (std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") +
+                                 std::string("/sluice_fuzz_") + std::to_string(::getpid());
   return dir;
 }
 
@@ -143,7 +136,15 @@ void write_segment_file(const std::string& path, const std::byte* body, size_t s
 
 void check_log_scan(const std::byte* body, size_t size) {
   const std::string& dir = scratch_dir();
+  ::mkdir(dir.c_str(), 0755);
   write_segment_file(segment_path(dir, 0), body, size);
+  struct Cleanup {
+    const std::string& dir;
+    ~Cleanup() {
+      ::unlink(segment_path(dir, 0).c_str());
+      ::rmdir(dir.c_str());
+    }
+  } cleanup{dir};
   volatile uint32_t sink = 0;
   uint64_t events = 0;
   auto scan = scan_log(sluice::FileOps::system(), dir, [&](const sluice::RecordView& v) {
