@@ -27,10 +27,22 @@ using namespace sluice::testing;
 // 21-byte payloads: records of 77 bytes, padded to 80, so truncation also hits the padding.
 constexpr size_t kPayload = 21;
 
+// Writers in the corpus skip the disk flushes: what is tested is which bytes recovery keeps,
+// not their durability (log_fault_test and the crash test cover that), and some 650 reopens
+// (ctest runs each case in its own process, building the base log each time) with five
+// fsyncs each would be slow on a busy disk.
+LogOptions corpus_options() {
+  static FaultFileOps ops;
+  ops.no_sync = true;
+  LogOptions o = small_log_options();
+  o.file_ops = &ops;
+  return o;
+}
+
 // Builds a log of `events` single-event appends (and, with batch_tail, a final batch of
 // `batch_tail` events) in 64 KiB segments.
 void build_log(const std::string& dir, uint64_t events, size_t batch_tail = 0) {
-  auto w = LogWriter::open(dir, small_log_options());
+  auto w = LogWriter::open(dir, corpus_options());
   ASSERT_TRUE(w.ok()) << w.status().to_string();
   auto s = (*w)->stream("account-1");
   ASSERT_TRUE(s.ok()) << s.status().to_string();
@@ -40,17 +52,6 @@ void build_log(const std::string& dir, uint64_t events, size_t batch_tail = 0) {
     ASSERT_TRUE(r.ok()) << (*w)->last_error().to_string();
   }
   ASSERT_TRUE((*w)->close().ok());
-}
-
-// Writer opens in the corpus skip the disk flushes: what is tested is which bytes recovery
-// keeps, not their durability (log_fault_test and the crash test cover that), and some 650
-// reopens with five fsyncs each would be slow on a busy disk.
-LogOptions corpus_options() {
-  static FaultFileOps ops;
-  ops.no_sync = true;
-  LogOptions o = small_log_options();
-  o.file_ops = &ops;
-  return o;
 }
 
 // What one reopen of a damaged log must find.
