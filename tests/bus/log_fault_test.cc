@@ -39,6 +39,22 @@ class LogFaultTest : public ::testing::Test {
   }
   std::string dir() const { return tmp_.sub(log_name_); }
 
+  // Opens w_ with the faulty FileOps, and its stream "s" as s_.
+  void open_with_stream(Durability d) {
+    w_ = open(d);
+    ASSERT_NE(w_, nullptr);
+    auto s = w_->stream("s");
+    ASSERT_TRUE(s.ok()) << s.status().to_string();
+    s_ = *s;
+  }
+  // Closes w_, whatever state it is in, and checks the log after a restart with healthy
+  // FileOps (expect_acknowledged_survive).
+  void restart_and_expect_acknowledged(uint64_t acknowledged, size_t payload_size) {
+    w_->close().ignore();
+    w_.reset();
+    expect_acknowledged_survive(acknowledged, payload_size);
+  }
+
   // After a restart with healthy FileOps: every position below `acknowledged` is there, and
   // whatever the log holds is a contiguous prefix with the right bytes.
   void expect_acknowledged_survive(uint64_t acknowledged, size_t payload_size) {
@@ -92,6 +108,8 @@ class LogFaultTest : public ::testing::Test {
   TempDir tmp_{"fault"};
   std::string log_name_ = "log";
   FaultFileOps ops_;
+  std::unique_ptr<LogWriter> w_;
+  StreamId s_ = 0;
 };
 
 // --- failed flushes -------------------------------------------------------------------------
@@ -101,42 +119,31 @@ TEST_F(LogFaultTest, SyncNthMsyncFailsOnceTheAppendIsNotAcknowledgedAndTheWriter
     SCOPED_TRACE("msync #" + std::to_string(n) + " fails");
     log_name_ = "log_" + std::to_string(n);
     ops_.heal();
-    auto w = open(Durability::sync);
-    ASSERT_NE(w, nullptr);
-    auto s = w->stream("s");
-    ASSERT_TRUE(s.ok());
+    ASSERT_NO_FATAL_FAILURE(open_with_stream(Durability::sync));
     ops_.fail_nth(Call::kMsync, n);
     AppendCode code;
-    const uint64_t acked = append_until_failure(*w, *s, kBig, 1000, &code);
+    const uint64_t acked = append_until_failure(*w_, s_, kBig, 1000, &code);
     ASSERT_EQ(code, AppendCode::io_error) << "no append failed";
     EXPECT_EQ(ops_.failures(Call::kMsync), 1u);
-    EXPECT_NE(w->last_error().message().find("msync"), std::string::npos) << w->last_error().to_string();
-    EXPECT_NE(w->failure().message().find("msync"), std::string::npos) << w->failure().to_string();
-    expect_refuses_appends_for_good(*w, *s);
-    w->close().ignore();
-    w.reset();
-    expect_acknowledged_survive(acked, kBig);
+    EXPECT_NE(w_->last_error().message().find("msync"), std::string::npos) << w_->last_error().to_string();
+    EXPECT_NE(w_->failure().message().find("msync"), std::string::npos) << w_->failure().to_string();
+    expect_refuses_appends_for_good(*w_, s_);
+    restart_and_expect_acknowledged(acked, kBig);
   }
 }
 
 TEST_F(LogFaultTest, SyncMsyncAlwaysFailingOnAnExistingLogFailsTheFirstAppend) {
-  {
-    auto w = open(Durability::sync);
-    ASSERT_NE(w, nullptr);
-    auto s = w->stream("s");
-    ASSERT_TRUE(s.ok());
-    ASSERT_TRUE(append_events(*w, *s, 4, kBig));
-  }
+  ASSERT_NO_FATAL_FAILURE(open_with_stream(Durability::sync));
+  ASSERT_TRUE(append_events(*w_, s_, 4, kBig));
+  ASSERT_TRUE(w_->close().ok());
   ops_.fail_always(Call::kMsync);
-  auto w = open(Durability::sync);
-  ASSERT_NE(w, nullptr);
-  AppendResult r = w->append(1, ExpectedVersion::any(), event(payload_for(4, kBig)));
+  w_ = open(Durability::sync);
+  ASSERT_NE(w_, nullptr);
+  AppendResult r = w_->append(s_, ExpectedVersion::any(), event(payload_for(4, kBig)));
   EXPECT_EQ(r.code, AppendCode::io_error);
-  EXPECT_EQ(w->acknowledged_position(), 4u);
-  expect_refuses_appends_for_good(*w, 1);
-  w->close().ignore();
-  w.reset();
-  expect_acknowledged_survive(4, kBig);
+  EXPECT_EQ(w_->acknowledged_position(), 4u);
+  expect_refuses_appends_for_good(*w_, s_);
+  restart_and_expect_acknowledged(4, kBig);
 }
 
 TEST_F(LogFaultTest, SyncMsyncAlwaysFailingRefusesToCreateALog) {
@@ -149,47 +156,54 @@ TEST_F(LogFaultTest, SyncMsyncAlwaysFailingRefusesToCreateALog) {
 }
 
 TEST_F(LogFaultTest, GroupFlushFailureFailsWaitersAndTheWriterForGood) {
-  auto w = open(Durability::group);
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
-  ASSERT_TRUE(append_events(*w, *s, 10, 100));
-  ASSERT_TRUE(w->wait_acknowledged(9, 30s).ok());
+  ASSERT_NO_FATAL_FAILURE(open_with_stream(Durability::group));
+  ASSERT_TRUE(append_events(*w_, s_, 10, 100));
+  ASSERT_TRUE(w_->wait_acknowledged(9, 30s).ok());
   ops_.fail_always(Call::kMsync);
   // Appends under group do not flush inline: they succeed, but are never acknowledged.
-  ASSERT_TRUE(append_events(*w, *s, 5, 100));
-  Status st = w->wait_acknowledged(14, 60s);
+  ASSERT_TRUE(append_events(*w_, s_, 5, 100));
+  Status st = w_->wait_acknowledged(14, 60s);
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.code(), StatusCode::timeout) << "the flusher's failure must wake the waiter: " << st.to_string();
   EXPECT_NE(st.message().find("msync"), std::string::npos) << st.to_string();
-  EXPECT_LT(w->acknowledged_position(), 15u);
-  EXPECT_GE(w->acknowledged_position(), 10u);
-  expect_refuses_appends_for_good(*w, *s);
-  const uint64_t acked = w->acknowledged_position();
-  w->close().ignore();
-  w.reset();
-  expect_acknowledged_survive(acked, 100);
+  EXPECT_LT(w_->acknowledged_position(), 15u);
+  EXPECT_GE(w_->acknowledged_position(), 10u);
+  expect_refuses_appends_for_good(*w_, s_);
+  restart_and_expect_acknowledged(w_->acknowledged_position(), 100);
 }
 
-TEST_F(LogFaultTest, SyncFdatasyncFailingWhilePreparingASegmentLosesNothing) {
-  // fdatasync #1 flushes segment 0 at open; #2 is the maintenance thread preparing segment 1.
-  ops_.fail_nth(Call::kFdatasync, 2);
-  auto w = open(Durability::sync);
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
+// --- a segment that cannot be prepared ------------------------------------------------------
+
+struct PrepareFault {
+  const char* name;
+  Call call;
+  int err;
+  Durability durability;
+};
+
+class PrepareFailsOnce : public LogFaultTest, public ::testing::WithParamInterface<PrepareFault> {};
+
+// The maintenance thread fails to prepare segment 1, a segment not yet in use: the roll makes
+// it itself, and appends go on.
+TEST_P(PrepareFailsOnce, TheRollMakesTheSegmentAndAppendsGoOn) {
+  // Call #1 of either kind is for segment 0 at open; #2 is the maintenance thread preparing
+  // segment 1 (fdatasync: only under group and sync, which flush a new segment's extents).
+  ops_.fail_nth(GetParam().call, 2, GetParam().err);
+  ASSERT_NO_FATAL_FAILURE(open_with_stream(GetParam().durability));
   AppendCode code;
-  const uint64_t acked = append_until_failure(*w, *s, kBig, 60, &code);
-  // The preparation failed on a segment not yet in use: the roll makes the segment itself, and
-  // appends go on.
-  EXPECT_EQ(code, AppendCode::ok) << w->last_error().to_string();
-  EXPECT_EQ(ops_.failures(Call::kFdatasync), 1u);
-  EXPECT_GT(w->stats().segment_rolls, 2u);
-  EXPECT_GT(w->stats().roll_waits, 0u);
-  w->close().ignore();
-  w.reset();
-  expect_acknowledged_survive(acked, kBig);
+  const uint64_t acked = append_until_failure(*w_, s_, kBig, 60, &code);
+  EXPECT_EQ(code, AppendCode::ok) << w_->last_error().to_string();
+  EXPECT_EQ(ops_.failures(GetParam().call), 1u);
+  EXPECT_GT(w_->stats().segment_rolls, 2u);
+  EXPECT_GT(w_->stats().roll_waits, 0u);
+  restart_and_expect_acknowledged(acked, kBig);
 }
+
+INSTANTIATE_TEST_SUITE_P(Faults, PrepareFailsOnce,
+                         ::testing::Values(PrepareFault{"fdatasync_eio_sync", Call::kFdatasync, EIO, Durability::sync},
+                                           PrepareFault{"fallocate_enospc_none", Call::kFallocate, ENOSPC, Durability::none},
+                                           PrepareFault{"fallocate_enospc_sync", Call::kFallocate, ENOSPC, Durability::sync}),
+                         [](const ::testing::TestParamInfo<PrepareFault>& i) { return std::string(i.param.name); });
 
 // --- disk full ------------------------------------------------------------------------------------
 
@@ -209,57 +223,31 @@ TEST_P(DiskFullWhenRolling, AppendThatNeedsANewSegmentFailsAndNothingAcknowledge
   // The first fallocate makes segment 0 at open; every later one (the maintenance thread's
   // preparation, then the roll's own attempt) finds the disk full.
   ops_.arm(Call::kFallocate, 2, UINT64_MAX, ENOSPC);
-  auto w = open(GetParam());
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
+  ASSERT_NO_FATAL_FAILURE(open_with_stream(GetParam()));
   AppendCode code;
-  const uint64_t acked = append_until_failure(*w, *s, kBig, 100, &code);
+  const uint64_t acked = append_until_failure(*w_, s_, kBig, 100, &code);
   ASSERT_EQ(code, AppendCode::io_error);
-  EXPECT_EQ(w->stats().segment_rolls, 0u);
+  EXPECT_EQ(w_->stats().segment_rolls, 0u);
   EXPECT_GT(acked, 5u);
-  EXPECT_NE(w->last_error().message().find(std::strerror(ENOSPC)), std::string::npos) << w->last_error().to_string();
-  EXPECT_NE(w->last_error().message().find(segment_file(dir(), 1)), std::string::npos) << w->last_error().to_string();
-  expect_refuses_appends_for_good(*w, *s);
-  w->close().ignore();
-  w.reset();
-  expect_acknowledged_survive(acked, kBig);
+  EXPECT_NE(w_->last_error().message().find(std::strerror(ENOSPC)), std::string::npos) << w_->last_error().to_string();
+  EXPECT_NE(w_->last_error().message().find(segment_file(dir(), 1)), std::string::npos) << w_->last_error().to_string();
+  expect_refuses_appends_for_good(*w_, s_);
+  restart_and_expect_acknowledged(acked, kBig);
 }
 
 INSTANTIATE_TEST_SUITE_P(Durability, DiskFullWhenRolling,
                          ::testing::Values(Durability::none, Durability::group, Durability::sync),
                          [](const ::testing::TestParamInfo<Durability>& i) { return std::string(to_string(i.param)); });
 
-TEST_F(LogFaultTest, DiskFullOnceWhilePreparingIsRetriedByTheRoll) {
-  ops_.fail_nth(Call::kFallocate, 2, ENOSPC);  // the maintenance thread's preparation
-  auto w = open(Durability::none);
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
-  AppendCode code;
-  const uint64_t acked = append_until_failure(*w, *s, kBig, 60, &code);
-  EXPECT_EQ(code, AppendCode::ok) << w->last_error().to_string();
-  EXPECT_EQ(ops_.failures(Call::kFallocate), 1u);
-  EXPECT_GT(w->stats().segment_rolls, 2u);
-  w->close().ignore();
-  w.reset();
-  expect_acknowledged_survive(acked, kBig);
-}
-
 TEST_F(LogFaultTest, MmapFailingAtARollIsAnErrorNotACrash) {
   ops_.arm(Call::kMmap, 2, UINT64_MAX, ENOMEM);  // #1: segment 0 at open
-  auto w = open(Durability::none);
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
+  ASSERT_NO_FATAL_FAILURE(open_with_stream(Durability::none));
   AppendCode code;
-  const uint64_t acked = append_until_failure(*w, *s, kBig, 100, &code);
+  const uint64_t acked = append_until_failure(*w_, s_, kBig, 100, &code);
   ASSERT_EQ(code, AppendCode::io_error);
-  EXPECT_NE(w->last_error().message().find("mmap"), std::string::npos) << w->last_error().to_string();
+  EXPECT_NE(w_->last_error().message().find("mmap"), std::string::npos) << w_->last_error().to_string();
   ops_.heal();
-  w->close().ignore();
-  w.reset();
-  expect_acknowledged_survive(acked, kBig);
+  restart_and_expect_acknowledged(acked, kBig);
 }
 
 }  // namespace

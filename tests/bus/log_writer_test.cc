@@ -97,8 +97,18 @@ class LogWriterTest : public ::testing::Test {
     EXPECT_TRUE(w.ok()) << w.status().to_string();
     return w.ok() ? std::move(w.value()) : nullptr;
   }
+  // Opens w_ and creates the stream `name` as s_.
+  void open_with_stream(std::string_view name, LogOptions o = small_log_options()) {
+    w_ = open(o);
+    ASSERT_NE(w_, nullptr);
+    auto s = w_->stream(name);
+    ASSERT_TRUE(s.ok()) << s.status().to_string();
+    s_ = *s;
+  }
   std::string dir() const { return tmp_.sub("log"); }
   TempDir tmp_{"writer"};
+  std::unique_ptr<LogWriter> w_;
+  StreamId s_ = 0;
 };
 
 TEST_F(LogWriterTest, AppendsAndReadsBack) {
@@ -149,107 +159,86 @@ TEST_F(LogWriterTest, ReopenContinuesPositionsAndStreamVersions) {
 // --- expected version -------------------------------------------------------------------------
 
 TEST_F(LogWriterTest, ExpectedVersionAnyAppendsWhateverTheVersion) {
-  auto w = open();
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s"));
   for (uint64_t i = 0; i < 3; ++i) {
-    AppendResult r = w->append(*s, ExpectedVersion::any(), event("x"));
+    AppendResult r = w_->append(s_, ExpectedVersion::any(), event("x"));
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.stream_version, i + 1);
   }
 }
 
 TEST_F(LogWriterTest, ExpectedNoStreamSucceedsOnlyOnAnEmptyStream) {
-  auto w = open();
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("order-17");
-  ASSERT_TRUE(s.ok());
-  ASSERT_TRUE(w->append(*s, ExpectedVersion::no_stream(), event("created")).ok());
-  AppendResult r = w->append(*s, ExpectedVersion::no_stream(), event("created again"));
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("order-17"));
+  ASSERT_TRUE(w_->append(s_, ExpectedVersion::no_stream(), event("created")).ok());
+  AppendResult r = w_->append(s_, ExpectedVersion::no_stream(), event("created again"));
   EXPECT_EQ(r.code, AppendCode::conflict);
-  EXPECT_EQ(w->last_error().code(), StatusCode::conflict);
-  EXPECT_NE(w->last_error().message().find("order-17"), std::string::npos) << w->last_error().message();
-  EXPECT_EQ(w->next_position(), 1u) << "a conflict appends nothing";
-  EXPECT_EQ(w->stream_version(*s), 1u);
+  EXPECT_EQ(w_->last_error().code(), StatusCode::conflict);
+  EXPECT_NE(w_->last_error().message().find("order-17"), std::string::npos) << w_->last_error().message();
+  EXPECT_EQ(w_->next_position(), 1u) << "a conflict appends nothing";
+  EXPECT_EQ(w_->stream_version(s_), 1u);
 }
 
 TEST_F(LogWriterTest, ExpectedExactVersionMismatchIsConflictNamingTheStream) {
-  auto w = open();
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("account-9");
-  ASSERT_TRUE(s.ok());
-  ASSERT_TRUE(w->append(*s, ExpectedVersion::exact(0), event("v1")).ok());
-  ASSERT_TRUE(w->append(*s, ExpectedVersion::exact(1), event("v2")).ok());
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("account-9"));
+  ASSERT_TRUE(w_->append(s_, ExpectedVersion::exact(0), event("v1")).ok());
+  ASSERT_TRUE(w_->append(s_, ExpectedVersion::exact(1), event("v2")).ok());
   for (uint64_t wrong : {0u, 1u, 3u, 100u}) {
-    AppendResult r = w->append(*s, ExpectedVersion::exact(wrong), event("stale"));
+    AppendResult r = w_->append(s_, ExpectedVersion::exact(wrong), event("stale"));
     EXPECT_EQ(r.code, AppendCode::conflict) << wrong;
-    const std::string& m = w->last_error().message();
+    const std::string& m = w_->last_error().message();
     EXPECT_NE(m.find("'account-9'"), std::string::npos) << m;
     EXPECT_NE(m.find("expected version " + std::to_string(wrong)), std::string::npos) << m;
     EXPECT_NE(m.find("current version 2"), std::string::npos) << m;
   }
-  EXPECT_EQ(w->next_position(), 2u);
-  EXPECT_FALSE(w->failed()) << "a conflict is a normal result, not a failure";
-  EXPECT_TRUE(w->append(*s, ExpectedVersion::exact(2), event("v3")).ok());
+  EXPECT_EQ(w_->next_position(), 2u);
+  EXPECT_FALSE(w_->failed()) << "a conflict is a normal result, not a failure";
+  EXPECT_TRUE(w_->append(s_, ExpectedVersion::exact(2), event("v3")).ok());
 }
 
 TEST_F(LogWriterTest, ConflictingBatchAppendsNoneOfItsEvents) {
-  auto w = open();
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
-  ASSERT_TRUE(append_events(*w, *s, 2));
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s"));
+  ASSERT_TRUE(append_events(*w_, s_, 2));
   std::vector<EventData> batch(3, event("b"));
-  AppendResult r = w->append(*s, ExpectedVersion::exact(1), batch);
+  AppendResult r = w_->append(s_, ExpectedVersion::exact(1), batch);
   EXPECT_EQ(r.code, AppendCode::conflict);
-  EXPECT_EQ(w->next_position(), 2u);
-  w->close().ignore();
+  EXPECT_EQ(w_->next_position(), 2u);
+  w_->close().ignore();
   expect_log_holds(dir(), 2);
 }
 
 // --- bad input ----------------------------------------------------------------------------------
 
 TEST_F(LogWriterTest, EventLargerThanASegmentIsTooLarge) {
-  auto w = open();
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("big");
-  ASSERT_TRUE(s.ok());
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("big"));
   const std::string huge(log_format::kMinSegmentSize, 'x');
-  AppendResult r = w->append(*s, ExpectedVersion::any(), event(huge));
+  AppendResult r = w_->append(s_, ExpectedVersion::any(), event(huge));
   EXPECT_EQ(r.code, AppendCode::too_large);
-  EXPECT_EQ(w->last_error().code(), StatusCode::too_large);
-  EXPECT_NE(w->last_error().message().find("'big'"), std::string::npos) << w->last_error().message();
-  EXPECT_FALSE(w->failed());
-  EXPECT_TRUE(w->append(*s, ExpectedVersion::no_stream(), event("small")).ok());
+  EXPECT_EQ(w_->last_error().code(), StatusCode::too_large);
+  EXPECT_NE(w_->last_error().message().find("'big'"), std::string::npos) << w_->last_error().message();
+  EXPECT_FALSE(w_->failed());
+  EXPECT_TRUE(w_->append(s_, ExpectedVersion::no_stream(), event("small")).ok());
 }
 
 TEST_F(LogWriterTest, BatchLargerThanASegmentIsTooLargeAndAppendsNothing) {
-  auto w = open();
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s"));
   const std::string chunk(16 * 1024, 'x');
   std::vector<EventData> batch(5, event(chunk));  // 80 KiB in a 64 KiB segment
-  EXPECT_EQ(w->append(*s, ExpectedVersion::any(), batch).code, AppendCode::too_large);
-  EXPECT_EQ(w->next_position(), 0u);
+  EXPECT_EQ(w_->append(s_, ExpectedVersion::any(), batch).code, AppendCode::too_large);
+  EXPECT_EQ(w_->next_position(), 0u);
   batch.resize(3);  // 48 KiB fits
-  EXPECT_TRUE(w->append(*s, ExpectedVersion::any(), batch).ok()) << w->last_error().to_string();
+  EXPECT_TRUE(w_->append(s_, ExpectedVersion::any(), batch).ok()) << w_->last_error().to_string();
 }
 
 TEST_F(LogWriterTest, LargestEventThatFitsIsAccepted) {
-  auto w = open();
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
-  ASSERT_TRUE(append_events(*w, *s, 3));  // not at the start of a segment: forces a roll
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s"));
+  ASSERT_TRUE(append_events(*w_, s_, 3));  // not at the start of a segment: forces a roll
   const size_t room = log_format::kMinSegmentSize - log_format::kSegmentHeaderSize - log_format::kSealReserve;
   const std::string max(room - log_format::kRecordHeaderSize, 'm');
-  AppendResult r = w->append(*s, ExpectedVersion::any(), event(max));
-  ASSERT_TRUE(r.ok()) << w->last_error().to_string();
+  AppendResult r = w_->append(s_, ExpectedVersion::any(), event(max));
+  ASSERT_TRUE(r.ok()) << w_->last_error().to_string();
   const std::string over(room - log_format::kRecordHeaderSize + 1, 'o');
-  EXPECT_EQ(w->append(*s, ExpectedVersion::any(), event(over)).code, AppendCode::too_large);
-  w->close().ignore();
+  EXPECT_EQ(w_->append(s_, ExpectedVersion::any(), event(over)).code, AppendCode::too_large);
+  w_->close().ignore();
   auto rd = LogReader::open(dir());
   ASSERT_TRUE(rd.ok()) << rd.status().to_string();
   RecordView v;
@@ -269,13 +258,10 @@ TEST_F(LogWriterTest, UnknownStreamIdIsInvalidArgument) {
 }
 
 TEST_F(LogWriterTest, EmptyBatchIsInvalidArgument) {
-  auto w = open();
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
-  EXPECT_EQ(w->append(*s, ExpectedVersion::any(), std::span<const EventData>()).code, AppendCode::invalid_argument);
-  EXPECT_EQ(w->last_error().code(), StatusCode::invalid_argument);
-  EXPECT_EQ(w->next_position(), 0u);
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s"));
+  EXPECT_EQ(w_->append(s_, ExpectedVersion::any(), std::span<const EventData>()).code, AppendCode::invalid_argument);
+  EXPECT_EQ(w_->last_error().code(), StatusCode::invalid_argument);
+  EXPECT_EQ(w_->next_position(), 0u);
 }
 
 TEST_F(LogWriterTest, StreamNameMustBeOneTo1024Bytes) {
@@ -308,15 +294,12 @@ TEST_F(LogWriterTest, MissingDirectoryWithoutCreateIsNotFound) {
 // --- closed and busy --------------------------------------------------------------------------
 
 TEST_F(LogWriterTest, ClosedWriterRefusesAppends) {
-  auto w = open();
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
-  ASSERT_TRUE(w->close().ok());
-  EXPECT_EQ(w->append(*s, ExpectedVersion::any(), event("late")).code, AppendCode::closed);
-  EXPECT_EQ(w->last_error().code(), StatusCode::closed);
-  EXPECT_EQ(w->append_system(log_format::kTypeSchema, 1, as_bytes("s")).code(), StatusCode::closed);
-  EXPECT_TRUE(w->close().ok()) << "closing twice is harmless";
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s"));
+  ASSERT_TRUE(w_->close().ok());
+  EXPECT_EQ(w_->append(s_, ExpectedVersion::any(), event("late")).code, AppendCode::closed);
+  EXPECT_EQ(w_->last_error().code(), StatusCode::closed);
+  EXPECT_EQ(w_->append_system(log_format::kTypeSchema, 1, as_bytes("s")).code(), StatusCode::closed);
+  EXPECT_TRUE(w_->close().ok()) << "closing twice is harmless";
 }
 
 TEST_F(LogWriterTest, SecondWriterOnTheSameDirectoryIsBusy) {
@@ -340,45 +323,36 @@ TEST_F(LogWriterTest, SecondWriterOnTheSameDirectoryIsBusy) {
 // --- durability and acknowledgement -------------------------------------------------------------
 
 TEST_F(LogWriterTest, DurabilityNoneAcknowledgesOnAppend) {
-  auto w = open(small_log_options(Durability::none));
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s", small_log_options(Durability::none)));
   for (int i = 0; i < 10; ++i) {
-    ASSERT_TRUE(w->append(*s, ExpectedVersion::any(), event("n")).ok());
-    EXPECT_EQ(w->acknowledged_position(), w->next_position());
-    EXPECT_EQ(w->committed_position(), w->next_position());
+    ASSERT_TRUE(w_->append(s_, ExpectedVersion::any(), event("n")).ok());
+    EXPECT_EQ(w_->acknowledged_position(), w_->next_position());
+    EXPECT_EQ(w_->committed_position(), w_->next_position());
   }
 }
 
 TEST_F(LogWriterTest, DurabilitySyncAcknowledgesEachAppendBeforeItReturns) {
-  auto w = open(small_log_options(Durability::sync));
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s", small_log_options(Durability::sync)));
   for (int i = 0; i < 20; ++i) {
-    AppendResult r = append_batch(*w, *s, 1 + i % 3);
-    ASSERT_TRUE(r.ok()) << w->last_error().to_string();
-    EXPECT_EQ(w->acknowledged_position(), w->next_position());
+    AppendResult r = append_batch(*w_, s_, 1 + i % 3);
+    ASSERT_TRUE(r.ok()) << w_->last_error().to_string();
+    EXPECT_EQ(w_->acknowledged_position(), w_->next_position());
   }
-  EXPECT_GE(w->stats().flushes, 20u);
-  EXPECT_TRUE(w->wait_acknowledged(w->next_position() - 1, 0ms).ok());
+  EXPECT_GE(w_->stats().flushes, 20u);
+  EXPECT_TRUE(w_->wait_acknowledged(w_->next_position() - 1, 0ms).ok());
 }
 
 TEST_F(LogWriterTest, DurabilityGroupAcknowledgesAfterAGroupFlush) {
   LogOptions o = small_log_options(Durability::group);
   o.group_interval = 500us;
-  auto w = open(o);
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s", o));
   for (int round = 0; round < 5; ++round) {
-    ASSERT_TRUE(append_events(*w, *s, 50));
-    const uint64_t last = w->next_position() - 1;
-    EXPECT_LE(w->acknowledged_position(), w->committed_position());
-    Status st = w->wait_acknowledged(last, 30s);
+    ASSERT_TRUE(append_events(*w_, s_, 50));
+    const uint64_t last = w_->next_position() - 1;
+    EXPECT_LE(w_->acknowledged_position(), w_->committed_position());
+    Status st = w_->wait_acknowledged(last, 30s);
     ASSERT_TRUE(st.ok()) << st.to_string();
-    EXPECT_GT(w->acknowledged_position(), last);
+    EXPECT_GT(w_->acknowledged_position(), last);
   }
 }
 
@@ -387,27 +361,21 @@ TEST_F(LogWriterTest, DurabilityGroupFlushesEarlyOnceGroupMaxEventsWait) {
   o.group_interval = std::chrono::microseconds(std::chrono::hours(1));  // only size triggers
   o.group_max_events = 16;
   o.health_check_interval = std::chrono::hours(1);
-  auto w = open(o);
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
-  ASSERT_TRUE(append_events(*w, *s, 16));
-  Status st = w->wait_acknowledged(15, 30s);
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s", o));
+  ASSERT_TRUE(append_events(*w_, s_, 16));
+  Status st = w_->wait_acknowledged(15, 30s);
   ASSERT_TRUE(st.ok()) << st.to_string();
 }
 
 TEST_F(LogWriterTest, WaitAcknowledgedFromAnotherThread) {
   LogOptions o = small_log_options(Durability::group);
-  auto w = open(o);
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s", o));
   Status waited;
-  std::thread waiter([&] { waited = w->wait_acknowledged(99, 30s); });
-  ASSERT_TRUE(append_events(*w, *s, 100));
+  std::thread waiter([&] { waited = w_->wait_acknowledged(99, 30s); });
+  ASSERT_TRUE(append_events(*w_, s_, 100));
   waiter.join();
   EXPECT_TRUE(waited.ok()) << waited.to_string();
-  EXPECT_GE(w->acknowledged_position(), 100u);
+  EXPECT_GE(w_->acknowledged_position(), 100u);
 }
 
 TEST_F(LogWriterTest, WaitAcknowledgedForAPositionNeverAppendedTimesOut) {
@@ -421,13 +389,10 @@ TEST_F(LogWriterTest, FlushAcknowledgesEverythingAppended) {
   LogOptions o = small_log_options(Durability::group);
   o.group_interval = std::chrono::microseconds(std::chrono::hours(1));
   o.group_max_events = 1u << 30;
-  auto w = open(o);
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
-  ASSERT_TRUE(append_events(*w, *s, 10));
-  ASSERT_TRUE(w->flush().ok());
-  EXPECT_EQ(w->acknowledged_position(), 10u);
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s", o));
+  ASSERT_TRUE(append_events(*w_, s_, 10));
+  ASSERT_TRUE(w_->flush().ok());
+  EXPECT_EQ(w_->acknowledged_position(), 10u);
 }
 
 // --- commit listener -----------------------------------------------------------------------------
@@ -450,16 +415,13 @@ TEST_F(LogWriterTest, CommitListenerIsCalledOncePerEventWithEndOfBatchOnTheLast)
   RecordingListener listener;
   LogOptions o = small_log_options();
   o.commit_listener = &listener;
-  auto w = open(o);
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s", o));
   EXPECT_TRUE(listener.calls.empty()) << "stream records are not events";
   const size_t sizes[] = {1, 3, 1, 5};
   uint64_t pos = 0;
   for (size_t n : sizes) {
     const size_t before = listener.calls.size();
-    ASSERT_TRUE(append_batch(*w, *s, n).ok());
+    ASSERT_TRUE(append_batch(*w_, s_, n).ok());
     ASSERT_EQ(listener.calls.size(), before + n) << "called before append returns, once per event";
     for (size_t i = 0; i < n; ++i, ++pos) {
       const auto& c = listener.calls[before + i];
@@ -471,8 +433,8 @@ TEST_F(LogWriterTest, CommitListenerIsCalledOncePerEventWithEndOfBatchOnTheLast)
   }
   // Rejected appends are not reported.
   const size_t before = listener.calls.size();
-  EXPECT_EQ(w->append(*s, ExpectedVersion::exact(0), event("x")).code, AppendCode::conflict);
-  EXPECT_EQ(w->append_system(log_format::kTypeSchema, 1, as_bytes("schema")).code(), StatusCode::ok);
+  EXPECT_EQ(w_->append(s_, ExpectedVersion::exact(0), event("x")).code, AppendCode::conflict);
+  EXPECT_EQ(w_->append_system(log_format::kTypeSchema, 1, as_bytes("schema")).code(), StatusCode::ok);
   EXPECT_EQ(listener.calls.size(), before);
 }
 
@@ -481,27 +443,24 @@ TEST_F(LogWriterTest, CommitListenerIsCalledOncePerEventWithEndOfBatchOnTheLast)
 TEST_F(LogWriterTest, AppendWithDurabilityNoneDoesNoHeapAllocation) {
   LogOptions o = small_log_options(Durability::none);
   o.prefault = true;
-  auto w = open(o);
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("hot");
-  ASSERT_TRUE(s.ok());
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("hot", o));
   const std::string payload(64, 'h');
   EventData e = event(payload);
   e.idempotency_key = {1, 2};
   EventData batch[4] = {e, e, e, e};
-  ASSERT_TRUE(w->append(*s, ExpectedVersion::any(), e).ok());  // warm up
-  const uint64_t rolls_before = w->stats().segment_rolls;
+  ASSERT_TRUE(w_->append(s_, ExpectedVersion::any(), e).ok());  // warm up
+  const uint64_t rolls_before = w_->stats().segment_rolls;
   uint64_t failures = 0;
   g_allocations = 0;
   t_counting = true;
   for (int i = 0; i < 5000; ++i) {
-    if (!w->append(*s, ExpectedVersion::any(), e).ok()) ++failures;
-    if (!w->append(*s, ExpectedVersion::any(), batch).ok()) ++failures;
+    if (!w_->append(s_, ExpectedVersion::any(), e).ok()) ++failures;
+    if (!w_->append(s_, ExpectedVersion::any(), batch).ok()) ++failures;
   }
   t_counting = false;
-  EXPECT_EQ(failures, 0u) << w->last_error().to_string();
-  EXPECT_GT(w->stats().segment_rolls - rolls_before, 10u) << "the measured appends include segment rolls";
-  EXPECT_EQ(g_allocations.load(), 0u) << "heap allocations on the append hot path; rolls " << w->stats().segment_rolls - rolls_before << ", roll waits " << w->stats().roll_waits;
+  EXPECT_EQ(failures, 0u) << w_->last_error().to_string();
+  EXPECT_GT(w_->stats().segment_rolls - rolls_before, 10u) << "the measured appends include segment rolls";
+  EXPECT_EQ(g_allocations.load(), 0u) << "heap allocations on the append hot path; rolls " << w_->stats().segment_rolls - rolls_before << ", roll waits " << w_->stats().roll_waits;
 }
 
 TEST(AllocationCounter, CountsAllocationsOnThisThread) {
@@ -521,28 +480,25 @@ TEST(AllocationCounter, CountsAllocationsOnThisThread) {
 TEST_F(LogWriterTest, SegmentFileRemovedFromUnderTheWriterFailsItWithAClearError) {
   LogOptions o = small_log_options();
   o.health_check_interval = 5ms;
-  auto w = open(o);
-  ASSERT_NE(w, nullptr);
-  auto s = w->stream("s");
-  ASSERT_TRUE(s.ok());
-  ASSERT_TRUE(append_events(*w, *s, 10));
-  const std::string victim = segment_file(dir(), w->segment_index());
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s", o));
+  ASSERT_TRUE(append_events(*w_, s_, 10));
+  const std::string victim = segment_file(dir(), w_->segment_index());
   ASSERT_TRUE(std::filesystem::remove(victim));
   // The maintenance thread notices at its next health check; no timing is asserted, only that
   // it happens.
   const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (!w->failed() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
-  ASSERT_TRUE(w->failed()) << "the writer did not notice that its segment was removed";
-  EXPECT_NE(w->failure().message().find(victim), std::string::npos) << w->failure().to_string();
-  EXPECT_NE(w->failure().message().find("removed"), std::string::npos) << w->failure().to_string();
-  const uint64_t next = w->next_position();
-  AppendResult r = w->append(*s, ExpectedVersion::any(), event("after"));
+  while (!w_->failed() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(w_->failed()) << "the writer did not notice that its segment was removed";
+  EXPECT_NE(w_->failure().message().find(victim), std::string::npos) << w_->failure().to_string();
+  EXPECT_NE(w_->failure().message().find("removed"), std::string::npos) << w_->failure().to_string();
+  const uint64_t next = w_->next_position();
+  AppendResult r = w_->append(s_, ExpectedVersion::any(), event("after"));
   EXPECT_EQ(r.code, AppendCode::closed);
-  EXPECT_NE(w->last_error().message().find("removed"), std::string::npos) << w->last_error().to_string();
-  EXPECT_EQ(w->next_position(), next);
-  EXPECT_EQ(w->wait_acknowledged(next, 0ms).code(), StatusCode::closed);
-  EXPECT_FALSE(w->stream("new").ok());
-  w->close().ignore();
+  EXPECT_NE(w_->last_error().message().find("removed"), std::string::npos) << w_->last_error().to_string();
+  EXPECT_EQ(w_->next_position(), next);
+  EXPECT_EQ(w_->wait_acknowledged(next, 0ms).code(), StatusCode::closed);
+  EXPECT_FALSE(w_->stream("new").ok());
+  w_->close().ignore();
 }
 
 }  // namespace
