@@ -1,6 +1,7 @@
 #include "sluice/bus/log_reader.h"
 
 #include <algorithm>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -129,7 +130,11 @@ Result<uint64_t> LogReader::refresh() {
     if (seg.sealed) {
       const uint64_t idx = seg.map.index() + 1;
       const std::string path = log_internal::segment_path(dir_, idx);
-      if (::access(path.c_str(), F_OK) != 0) break;  // not created yet
+      // Not created yet, or still being created by the writer (create() opens it empty, then
+      // preallocates it): wait for a later refresh.
+      struct stat file {};
+      if (::stat(path.c_str(), &file) != 0 || static_cast<uint64_t>(file.st_size) < lf::kSegmentHeaderSize)
+        break;
       auto m = MappedSegment::open_read(*ops_, path, idx);
       if (!m.ok()) return m.status();
       if (!m.value().activated()) break;  // prepared, not yet in use

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "internal/segment_scanner.h"
 
 namespace sluice::log_internal {
@@ -70,10 +72,26 @@ Result<LogScan> scan_log(FileOps& ops, const std::string& dir, const RecordCallb
     if (ops.fstat(seg.fd(), &st) == 0) s.file_size = static_cast<uint64_t>(st.st_size);
 
     const bool last = (i + 1 == active);
+    auto report = [&](const RecordView& v) {
+      if (on_record) on_record(v);
+    };
     SegmentScan sc = scan_segment(seg.data(), seg.mapped_size(), idx, lf::kSegmentHeaderSize,
-                                  out.next_position, [&](const RecordView& v) {
-                                    if (on_record) on_record(v);
-                                  });
+                                  out.next_position, report);
+    AfterScan after;
+    while (last && sc.stop != ScanStop::sealed && sc.stop != ScanStop::inconsistent) {
+      after = find_valid_after(seg.data(), seg.mapped_size(), idx, sc.stop_offset);
+      if (!after.found_valid) break;
+      // A live writer may have committed records since the scan stopped: then the record at
+      // the stop point is valid now, and the scan goes on from where it left off. Only a
+      // valid record after one that is still bad is corruption.
+      uint32_t len = 0;
+      if (decode_record(seg.data() + sc.stop_offset, seg.mapped_size() - sc.stop_offset, idx, &len) !=
+          Decode::ok)
+        break;
+      const int64_t last_ts = sc.last_timestamp_ns;
+      sc = scan_segment(seg.data(), seg.mapped_size(), idx, sc.end_offset, sc.next_position, report);
+      sc.last_timestamp_ns = std::max(sc.last_timestamp_ns, last_ts);
+    }
     s.end_position = sc.next_position;
     s.end_offset = sc.end_offset;
     s.last_timestamp_ns = sc.last_timestamp_ns;
@@ -89,7 +107,6 @@ Result<LogScan> scan_log(FileOps& ops, const std::string& dir, const RecordCallb
                            " in a segment that is followed by segment " +
                            std::to_string(indices[i + 1]));
       }
-      AfterScan after = find_valid_after(seg.data(), seg.mapped_size(), idx, sc.stop_offset);
       if (after.found_valid) {
         std::string what = sc.stop == ScanStop::invalid ? sc.reason
                            : sc.stop == ScanStop::incomplete ? "incomplete batch"
@@ -98,7 +115,10 @@ Result<LogScan> scan_log(FileOps& ops, const std::string& dir, const RecordCallb
                        what + ", but a valid record follows at offset " +
                            std::to_string(after.valid_offset));
       }
-      uint64_t dirty_end = std::max<uint64_t>(after.dirty_end, sc.end_offset);
+      // Everything from the truncation point is dirty: the records of an incomplete batch
+      // before the stop point too. Left behind, they would follow the next, shorter append as
+      // "a valid record after an invalid one" and make the log look corrupt.
+      uint64_t dirty_end = std::max<uint64_t>({after.dirty_end, sc.end_offset, sc.stop_offset});
       const bool short_file = s.file_size < s.segment_size;
       if (sc.stop != ScanStop::end || dirty_end > sc.end_offset || short_file) {
         out.tail_damaged = true;

@@ -144,6 +144,8 @@ Status LogWriter::open_impl() {
   committed_.store(next_position_, std::memory_order_relaxed);
   acknowledged_.store(next_position_, std::memory_order_relaxed);
   if (Status s = write_meta(); !s.ok()) return s;
+  retired_.reserve(kRetiredCapacity);
+  retiring_.reserve(kRetiredCapacity);
   maintenance_ = std::thread([this] { maintenance_loop(); });
   return Status();
 }
@@ -469,22 +471,39 @@ Status LogWriter::roll(uint64_t needed) noexcept {
         return st;
       }
     }
-    // 3. Take the prepared segment, waiting if the maintenance thread is still making it.
-    prepared_cv_.wait(lock, [&] { return prepared_ != nullptr || !preparing_; });
+    // 3. Take the prepared segment. The maintenance thread makes it, so that its allocations
+    //    and system calls stay off this thread; if it is not ready yet, wait for it. Only when
+    //    the maintenance thread could not make one does this thread try, below.
+    if (prepared_ == nullptr) {
+      ++stats_.roll_waits;
+      cv_.notify_one();
+      prepared_cv_.wait(lock, [&] {
+        return prepared_ != nullptr || (!preparing_ && !prepare_error_.ok()) ||
+               failed_.load(std::memory_order_relaxed);
+      });
+    }
     next = std::move(prepared_);
-    if (next == nullptr) preparing_ = true;  // keep the maintenance thread out of it
+    // Keep the maintenance thread out until segment_ is the new segment (step 4): until then
+    // it would prepare segment_->index() + 1 again, the very file we are about to use, and
+    // its create (O_TRUNC) would cut that file from under our mapping.
+    preparing_ = true;
   }
   const uint64_t next_index = segment_->index() + 1;
-  if (next == nullptr || next->index() != next_index) {
-    ++stats_.roll_waits;
-    auto made = MappedSegment::create(*ops_, dir_, next_index, options_.segment_size, options_.prefault,
-                                        options_.durability != Durability::none);
+  if (next == nullptr && failed()) {
     {
       std::lock_guard lock(mu_);
       preparing_ = false;
-      if (made.ok()) prepare_error_ = Status();  // the disk recovered: prepare ahead again
     }
+    return failure();
+  }
+  if (next == nullptr || next->index() != next_index) {
+    auto made = MappedSegment::create(*ops_, dir_, next_index, options_.segment_size, options_.prefault,
+                                        options_.durability != Durability::none);
     if (!made.ok()) {
+      {
+        std::lock_guard lock(mu_);
+        preparing_ = false;
+      }
       fail(made.status());
       return made.status();
     }
@@ -494,8 +513,10 @@ Status LogWriter::roll(uint64_t needed) noexcept {
   next->activate(next_position_, now_ns());
   {
     std::lock_guard lock(mu_);
-    retired_.push_back(std::move(segment_));
+    retired_.push_back(std::move(segment_));  // no allocation: capacity reserved in open
     segment_ = std::move(next);
+    preparing_ = false;  // the maintenance thread may now prepare the segment after this one
+    prepare_error_ = Status();  // a segment was made after all: let it prepare again
     tail_ = lf::kSegmentHeaderSize;
     synced_offset_ = 0;   // the header is flushed with the first sync
     flushed_offset_ = 0;
@@ -565,13 +586,14 @@ void LogWriter::maintenance_loop() {
       continue;
     }
     if (!retired_.empty()) {
-      auto retired = std::move(retired_);
-      retired_.clear();
+      // Swap, never move: both vectors keep their reserved capacity, so that the writer's
+      // push_back in roll() does not allocate.
+      retiring_.swap(retired_);
       lock.unlock();
       // Unmapping is the expensive part (page-table teardown, TLB shootdowns): done here, off
       // the hot path. Under none the sealed segment's pages are left to the kernel's
       // writeback; group and sync flushed it whole at the roll.
-      retired.clear();
+      retiring_.clear();
       lock.lock();
       continue;
     }

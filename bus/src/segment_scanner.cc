@@ -1,5 +1,6 @@
 #include "internal/segment_scanner.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace sluice::log_internal {
@@ -41,6 +42,13 @@ AfterScan find_valid_after(const std::byte* base, uint64_t size, uint64_t segmen
       }
     }
     off += 8;
+  }
+  // A file cut short mid-word leaves a partial last word: its bytes are dirty too.
+  for (uint64_t off = std::max(from, size & ~uint64_t{7}); off < size; ++off) {
+    if (base[off] != std::byte{0}) {
+      a.dirty_end = size;
+      break;
+    }
   }
   return a;
 }

@@ -1,45 +1,504 @@
+// LogWriter: appends and their results (expected version, too large, bad input, closed, busy),
+// durability and acknowledgement, the commit listener, the allocation-free hot path, and a
+// segment file removed from under the writer.
+#include "sluice/bus/log_writer.h"
+
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <new>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "bus/log_test_util.h"
 #include "sluice/bus/log_reader.h"
-#include "sluice/bus/log_writer.h"
+
+// --- allocation counting ----------------------------------------------------------------------
+// Every global operator new, and every malloc/calloc/realloc called from code linked into this
+// binary (the bus library included: the target links with --wrap=malloc,...), is counted while
+// the calling thread has t_counting set. Other threads (the writer's maintenance thread) are
+// not counted: the hot path is the appending thread.
+namespace {
+thread_local bool t_counting = false;
+std::atomic<uint64_t> g_allocations{0};
+void note_allocation() {
+  // Relaxed: a plain counter read by the same thread after the counted region.
+  if (t_counting) g_allocations.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+extern "C" {
+void* __real_malloc(size_t n);
+void* __real_calloc(size_t n, size_t m);
+void* __real_realloc(void* p, size_t n);
+void* __wrap_malloc(size_t n) {
+  note_allocation();
+  return __real_malloc(n);
+}
+void* __wrap_calloc(size_t n, size_t m) {
+  note_allocation();
+  return __real_calloc(n, m);
+}
+void* __wrap_realloc(void* p, size_t n) {
+  note_allocation();
+  return __real_realloc(p, n);
+}
+}
+
+namespace {
+void* counted_new(std::size_t n) {
+  note_allocation();
+  if (void* p = __real_malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void* counted_new_aligned(std::size_t n, std::align_val_t al) {
+  note_allocation();
+  const auto a = static_cast<std::size_t>(al);
+  if (void* p = std::aligned_alloc(a, (n + a - 1) / a * a)) return p;
+  throw std::bad_alloc();
+}
+}  // namespace
+
+void* operator new(std::size_t n) { return counted_new(n); }
+void* operator new[](std::size_t n) { return counted_new(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  note_allocation();
+  return __real_malloc(n == 0 ? 1 : n);
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  note_allocation();
+  return __real_malloc(n == 0 ? 1 : n);
+}
+void* operator new(std::size_t n, std::align_val_t a) { return counted_new_aligned(n, a); }
+void* operator new[](std::size_t n, std::align_val_t a) { return counted_new_aligned(n, a); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace sluice {
 namespace {
 
-std::span<const std::byte> bytes(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
+using namespace sluice::testing;
+using namespace std::chrono_literals;
 
-TEST(LogWriter, AppendsAndReadsBack) {
-  auto dir = std::filesystem::temp_directory_path() / "sluice_smoke";
-  std::filesystem::remove_all(dir);
-  LogOptions o;
-  o.segment_size = 64 * 1024;
-  {
-    auto w = LogWriter::open(dir, o);
-    ASSERT_TRUE(w.ok()) << w.status().to_string();
-    auto s = (*w)->stream("acct-1");
-    ASSERT_TRUE(s.ok());
-    for (int i = 0; i < 2000; ++i) {
-      std::string p = "payload-" + std::to_string(i);
-      EventData e;
-      e.type = 7;
-      e.payload = bytes(p);
-      auto r = (*w)->append(*s, ExpectedVersion::exact(i), e);
-      ASSERT_TRUE(r.ok()) << (*w)->last_error().to_string();
-      ASSERT_EQ(r.position, static_cast<uint64_t>(i));
-    }
-    EXPECT_GT((*w)->stats().segment_rolls, 0u);
+class LogWriterTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<LogWriter> open(LogOptions o = small_log_options()) {
+    auto w = LogWriter::open(dir(), o);
+    EXPECT_TRUE(w.ok()) << w.status().to_string();
+    return w.ok() ? std::move(w.value()) : nullptr;
   }
-  auto r = LogReader::open(dir);
-  ASSERT_TRUE(r.ok()) << r.status().to_string();
-  EXPECT_EQ((*r)->end_position(), 2000u);
+  // Opens w_ and creates the stream `name` as s_.
+  void open_with_stream(std::string_view name, LogOptions o = small_log_options()) {
+    w_ = open(o);
+    ASSERT_NE(w_, nullptr);
+    auto s = w_->stream(name);
+    ASSERT_TRUE(s.ok()) << s.status().to_string();
+    s_ = *s;
+  }
+  std::string dir() const { return tmp_.sub("log"); }
+  TempDir tmp_{"writer"};
+  std::unique_ptr<LogWriter> w_;
+  StreamId s_ = 0;
+};
+
+TEST_F(LogWriterTest, AppendsAndReadsBack) {
+  {
+    auto w = open();
+    ASSERT_NE(w, nullptr);
+    auto s = w->stream("acct-1");
+    ASSERT_TRUE(s.ok());
+    for (uint64_t i = 0; i < 2000; ++i) {
+      const std::string p = payload_for(i);
+      AppendResult r = w->append(*s, ExpectedVersion::exact(i), event(p, 7));
+      ASSERT_TRUE(r.ok()) << w->last_error().to_string();
+      ASSERT_EQ(r.position, i);
+      ASSERT_EQ(r.stream_version, i + 1);
+    }
+    EXPECT_GT(w->stats().segment_rolls, 0u);
+    EXPECT_EQ(w->stats().events, 2000u);
+  }
+  expect_log_holds(dir(), 2000);
+}
+
+TEST_F(LogWriterTest, ReopenContinuesPositionsAndStreamVersions) {
+  {
+    auto w = open();
+    ASSERT_NE(w, nullptr);
+    auto a = w->stream("a");
+    auto b = w->stream("b");
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_TRUE(append_events(*w, *a, 5));
+    ASSERT_TRUE(append_events(*w, *b, 3));
+  }
+  auto w = open();
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->next_position(), 8u);
+  EXPECT_EQ(w->stream_count(), 2u);
+  ASSERT_EQ(w->find_stream("b"), StreamId{2});
+  EXPECT_EQ(w->stream_version(2), 3u);
+  EXPECT_EQ(w->stream_name(1), "a");
+  auto again = w->stream("a");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, StreamId{1}) << "an existing stream keeps its id";
+  AppendResult r = w->append(2, ExpectedVersion::exact(3), event(payload_for(8)));
+  ASSERT_TRUE(r.ok()) << w->last_error().to_string();
+  EXPECT_EQ(r.position, 8u);
+  EXPECT_EQ(r.stream_version, 4u);
+}
+
+// --- expected version -------------------------------------------------------------------------
+
+TEST_F(LogWriterTest, ExpectedVersionAnyAppendsWhateverTheVersion) {
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s"));
+  for (uint64_t i = 0; i < 3; ++i) {
+    AppendResult r = w_->append(s_, ExpectedVersion::any(), event("x"));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.stream_version, i + 1);
+  }
+}
+
+TEST_F(LogWriterTest, ExpectedNoStreamSucceedsOnlyOnAnEmptyStream) {
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("order-17"));
+  ASSERT_TRUE(w_->append(s_, ExpectedVersion::no_stream(), event("created")).ok());
+  AppendResult r = w_->append(s_, ExpectedVersion::no_stream(), event("created again"));
+  EXPECT_EQ(r.code, AppendCode::conflict);
+  EXPECT_EQ(w_->last_error().code(), StatusCode::conflict);
+  EXPECT_NE(w_->last_error().message().find("order-17"), std::string::npos) << w_->last_error().message();
+  EXPECT_EQ(w_->next_position(), 1u) << "a conflict appends nothing";
+  EXPECT_EQ(w_->stream_version(s_), 1u);
+}
+
+TEST_F(LogWriterTest, ExpectedExactVersionMismatchIsConflictNamingTheStream) {
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("account-9"));
+  ASSERT_TRUE(w_->append(s_, ExpectedVersion::exact(0), event("v1")).ok());
+  ASSERT_TRUE(w_->append(s_, ExpectedVersion::exact(1), event("v2")).ok());
+  for (uint64_t wrong : {0u, 1u, 3u, 100u}) {
+    AppendResult r = w_->append(s_, ExpectedVersion::exact(wrong), event("stale"));
+    EXPECT_EQ(r.code, AppendCode::conflict) << wrong;
+    const std::string& m = w_->last_error().message();
+    EXPECT_NE(m.find("'account-9'"), std::string::npos) << m;
+    EXPECT_NE(m.find("expected version " + std::to_string(wrong)), std::string::npos) << m;
+    EXPECT_NE(m.find("current version 2"), std::string::npos) << m;
+  }
+  EXPECT_EQ(w_->next_position(), 2u);
+  EXPECT_FALSE(w_->failed()) << "a conflict is a normal result, not a failure";
+  EXPECT_TRUE(w_->append(s_, ExpectedVersion::exact(2), event("v3")).ok());
+}
+
+TEST_F(LogWriterTest, ConflictingBatchAppendsNoneOfItsEvents) {
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s"));
+  ASSERT_TRUE(append_events(*w_, s_, 2));
+  std::vector<EventData> batch(3, event("b"));
+  AppendResult r = w_->append(s_, ExpectedVersion::exact(1), batch);
+  EXPECT_EQ(r.code, AppendCode::conflict);
+  EXPECT_EQ(w_->next_position(), 2u);
+  w_->close().ignore();
+  expect_log_holds(dir(), 2);
+}
+
+// --- bad input ----------------------------------------------------------------------------------
+
+TEST_F(LogWriterTest, EventLargerThanASegmentIsTooLarge) {
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("big"));
+  const std::string huge(log_format::kMinSegmentSize, 'x');
+  AppendResult r = w_->append(s_, ExpectedVersion::any(), event(huge));
+  EXPECT_EQ(r.code, AppendCode::too_large);
+  EXPECT_EQ(w_->last_error().code(), StatusCode::too_large);
+  EXPECT_NE(w_->last_error().message().find("'big'"), std::string::npos) << w_->last_error().message();
+  EXPECT_FALSE(w_->failed());
+  EXPECT_TRUE(w_->append(s_, ExpectedVersion::no_stream(), event("small")).ok());
+}
+
+TEST_F(LogWriterTest, BatchLargerThanASegmentIsTooLargeAndAppendsNothing) {
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s"));
+  const std::string chunk(16 * 1024, 'x');
+  std::vector<EventData> batch(5, event(chunk));  // 80 KiB in a 64 KiB segment
+  EXPECT_EQ(w_->append(s_, ExpectedVersion::any(), batch).code, AppendCode::too_large);
+  EXPECT_EQ(w_->next_position(), 0u);
+  batch.resize(3);  // 48 KiB fits
+  EXPECT_TRUE(w_->append(s_, ExpectedVersion::any(), batch).ok()) << w_->last_error().to_string();
+}
+
+TEST_F(LogWriterTest, LargestEventThatFitsIsAccepted) {
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s"));
+  ASSERT_TRUE(append_events(*w_, s_, 3));  // not at the start of a segment: forces a roll
+  const size_t room = log_format::kMinSegmentSize - log_format::kSegmentHeaderSize - log_format::kSealReserve;
+  const std::string max(room - log_format::kRecordHeaderSize, 'm');
+  AppendResult r = w_->append(s_, ExpectedVersion::any(), event(max));
+  ASSERT_TRUE(r.ok()) << w_->last_error().to_string();
+  const std::string over(room - log_format::kRecordHeaderSize + 1, 'o');
+  EXPECT_EQ(w_->append(s_, ExpectedVersion::any(), event(over)).code, AppendCode::too_large);
+  w_->close().ignore();
+  auto rd = LogReader::open(dir());
+  ASSERT_TRUE(rd.ok()) << rd.status().to_string();
   RecordView v;
-  ASSERT_TRUE((*r)->read(1999, &v));
-  std::string_view p(reinterpret_cast<const char*>(v.payload().data()), v.payload().size());
-  EXPECT_EQ(p, "payload-1999");
-  EXPECT_EQ(v.stream_version(), 2000u);
+  ASSERT_TRUE((*rd)->read(3, &v));
+  EXPECT_EQ(v.payload().size(), max.size());
+}
+
+TEST_F(LogWriterTest, UnknownStreamIdIsInvalidArgument) {
+  auto w = open();
+  ASSERT_NE(w, nullptr);
+  ASSERT_TRUE(w->stream("only").ok());
+  for (StreamId bad : {StreamId{0}, StreamId{2}, StreamId{1000}}) {
+    EXPECT_EQ(w->append(bad, ExpectedVersion::any(), event("x")).code, AppendCode::invalid_argument) << bad;
+    EXPECT_NE(w->last_error().message().find(std::to_string(bad)), std::string::npos) << w->last_error().message();
+  }
+  EXPECT_EQ(w->next_position(), 0u);
+}
+
+TEST_F(LogWriterTest, EmptyBatchIsInvalidArgument) {
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s"));
+  EXPECT_EQ(w_->append(s_, ExpectedVersion::any(), std::span<const EventData>()).code, AppendCode::invalid_argument);
+  EXPECT_EQ(w_->last_error().code(), StatusCode::invalid_argument);
+  EXPECT_EQ(w_->next_position(), 0u);
+}
+
+TEST_F(LogWriterTest, StreamNameMustBeOneTo1024Bytes) {
+  auto w = open();
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->stream("").status().code(), StatusCode::invalid_argument);
+  EXPECT_EQ(w->stream(std::string(1025, 'n')).status().code(), StatusCode::invalid_argument);
+  EXPECT_TRUE(w->stream(std::string(1024, 'n')).ok());
+}
+
+TEST_F(LogWriterTest, SegmentSizeOutOfRangeIsInvalidArgument) {
+  for (uint64_t size : {uint64_t{4096}, log_format::kMinSegmentSize + 1, (log_format::kMaxSegmentSize << 1)}) {
+    LogOptions o = small_log_options();
+    o.segment_size = size;
+    auto w = LogWriter::open(dir(), o);
+    ASSERT_FALSE(w.ok()) << size;
+    EXPECT_EQ(w.status().code(), StatusCode::invalid_argument);
+  }
+}
+
+TEST_F(LogWriterTest, MissingDirectoryWithoutCreateIsNotFound) {
+  LogOptions o = small_log_options();
+  o.create_if_missing = false;
+  auto w = LogWriter::open(dir(), o);
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.status().code(), StatusCode::not_found);
+  EXPECT_NE(w.status().message().find(dir()), std::string::npos) << w.status().message();
+}
+
+// --- closed and busy --------------------------------------------------------------------------
+
+TEST_F(LogWriterTest, ClosedWriterRefusesAppends) {
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s"));
+  ASSERT_TRUE(w_->close().ok());
+  EXPECT_EQ(w_->append(s_, ExpectedVersion::any(), event("late")).code, AppendCode::closed);
+  EXPECT_EQ(w_->last_error().code(), StatusCode::closed);
+  EXPECT_EQ(w_->append_system(log_format::kTypeSchema, 1, as_bytes("s")).code(), StatusCode::closed);
+  EXPECT_TRUE(w_->close().ok()) << "closing twice is harmless";
+}
+
+TEST_F(LogWriterTest, SecondWriterOnTheSameDirectoryIsBusy) {
+  auto first = open();
+  ASSERT_NE(first, nullptr);
+  auto second = LogWriter::open(dir(), small_log_options());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::busy);
+  EXPECT_NE(second.status().message().find(dir()), std::string::npos) << second.status().message();
+  // The refused open changed nothing: the first writer goes on, and after it closes a new
+  // writer may open.
+  auto s = first->stream("s");
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(append_events(*first, *s, 3));
+  ASSERT_TRUE(first->close().ok());
+  auto third = open();
+  ASSERT_NE(third, nullptr);
+  EXPECT_EQ(third->next_position(), 3u);
+}
+
+// --- durability and acknowledgement -------------------------------------------------------------
+
+TEST_F(LogWriterTest, DurabilityNoneAcknowledgesOnAppend) {
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s", small_log_options(Durability::none)));
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(w_->append(s_, ExpectedVersion::any(), event("n")).ok());
+    EXPECT_EQ(w_->acknowledged_position(), w_->next_position());
+    EXPECT_EQ(w_->committed_position(), w_->next_position());
+  }
+}
+
+TEST_F(LogWriterTest, DurabilitySyncAcknowledgesEachAppendBeforeItReturns) {
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s", small_log_options(Durability::sync)));
+  for (int i = 0; i < 20; ++i) {
+    AppendResult r = append_batch(*w_, s_, 1 + i % 3);
+    ASSERT_TRUE(r.ok()) << w_->last_error().to_string();
+    EXPECT_EQ(w_->acknowledged_position(), w_->next_position());
+  }
+  EXPECT_GE(w_->stats().flushes, 20u);
+  EXPECT_TRUE(w_->wait_acknowledged(w_->next_position() - 1, 0ms).ok());
+}
+
+TEST_F(LogWriterTest, DurabilityGroupAcknowledgesAfterAGroupFlush) {
+  LogOptions o = small_log_options(Durability::group);
+  o.group_interval = 500us;
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s", o));
+  for (int round = 0; round < 5; ++round) {
+    ASSERT_TRUE(append_events(*w_, s_, 50));
+    const uint64_t last = w_->next_position() - 1;
+    EXPECT_LE(w_->acknowledged_position(), w_->committed_position());
+    Status st = w_->wait_acknowledged(last, 30s);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    EXPECT_GT(w_->acknowledged_position(), last);
+  }
+}
+
+TEST_F(LogWriterTest, DurabilityGroupFlushesEarlyOnceGroupMaxEventsWait) {
+  LogOptions o = small_log_options(Durability::group);
+  o.group_interval = std::chrono::microseconds(std::chrono::hours(1));  // only size triggers
+  o.group_max_events = 16;
+  o.health_check_interval = std::chrono::hours(1);
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s", o));
+  ASSERT_TRUE(append_events(*w_, s_, 16));
+  Status st = w_->wait_acknowledged(15, 30s);
+  ASSERT_TRUE(st.ok()) << st.to_string();
+}
+
+TEST_F(LogWriterTest, WaitAcknowledgedFromAnotherThread) {
+  LogOptions o = small_log_options(Durability::group);
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s", o));
+  Status waited;
+  std::thread waiter([&] { waited = w_->wait_acknowledged(99, 30s); });
+  ASSERT_TRUE(append_events(*w_, s_, 100));
+  waiter.join();
+  EXPECT_TRUE(waited.ok()) << waited.to_string();
+  EXPECT_GE(w_->acknowledged_position(), 100u);
+}
+
+TEST_F(LogWriterTest, WaitAcknowledgedForAPositionNeverAppendedTimesOut) {
+  auto w = open(small_log_options(Durability::group));
+  ASSERT_NE(w, nullptr);
+  Status st = w->wait_acknowledged(5, 1ms);
+  EXPECT_EQ(st.code(), StatusCode::timeout) << st.to_string();
+}
+
+TEST_F(LogWriterTest, FlushAcknowledgesEverythingAppended) {
+  LogOptions o = small_log_options(Durability::group);
+  o.group_interval = std::chrono::microseconds(std::chrono::hours(1));
+  o.group_max_events = 1u << 30;
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s", o));
+  ASSERT_TRUE(append_events(*w_, s_, 10));
+  ASSERT_TRUE(w_->flush().ok());
+  EXPECT_EQ(w_->acknowledged_position(), 10u);
+}
+
+// --- commit listener -----------------------------------------------------------------------------
+
+class RecordingListener : public CommitListener {
+ public:
+  struct Call {
+    uint64_t position;
+    uint64_t stream_version;
+    std::string payload;
+    bool end_of_batch;
+  };
+  void on_commit(const RecordView& v, bool end_of_batch) noexcept override {
+    calls.push_back(Call{v.position(), v.stream_version(), std::string(as_chars(v.payload())), end_of_batch});
+  }
+  std::vector<Call> calls;
+};
+
+TEST_F(LogWriterTest, CommitListenerIsCalledOncePerEventWithEndOfBatchOnTheLast) {
+  RecordingListener listener;
+  LogOptions o = small_log_options();
+  o.commit_listener = &listener;
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s", o));
+  EXPECT_TRUE(listener.calls.empty()) << "stream records are not events";
+  const size_t sizes[] = {1, 3, 1, 5};
+  uint64_t pos = 0;
+  for (size_t n : sizes) {
+    const size_t before = listener.calls.size();
+    ASSERT_TRUE(append_batch(*w_, s_, n).ok());
+    ASSERT_EQ(listener.calls.size(), before + n) << "called before append returns, once per event";
+    for (size_t i = 0; i < n; ++i, ++pos) {
+      const auto& c = listener.calls[before + i];
+      EXPECT_EQ(c.position, pos);
+      EXPECT_EQ(c.stream_version, pos + 1);
+      EXPECT_EQ(c.payload, payload_for(pos));
+      EXPECT_EQ(c.end_of_batch, i + 1 == n) << "event " << i << " of a batch of " << n;
+    }
+  }
+  // Rejected appends are not reported.
+  const size_t before = listener.calls.size();
+  EXPECT_EQ(w_->append(s_, ExpectedVersion::exact(0), event("x")).code, AppendCode::conflict);
+  EXPECT_EQ(w_->append_system(log_format::kTypeSchema, 1, as_bytes("schema")).code(), StatusCode::ok);
+  EXPECT_EQ(listener.calls.size(), before);
+}
+
+// --- the hot path -------------------------------------------------------------------------------
+
+TEST_F(LogWriterTest, AppendWithDurabilityNoneDoesNoHeapAllocation) {
+  LogOptions o = small_log_options(Durability::none);
+  o.prefault = true;
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("hot", o));
+  const std::string payload(64, 'h');
+  EventData e = event(payload);
+  e.idempotency_key = {1, 2};
+  EventData batch[4] = {e, e, e, e};
+  ASSERT_TRUE(w_->append(s_, ExpectedVersion::any(), e).ok());  // warm up
+  const uint64_t rolls_before = w_->stats().segment_rolls;
+  uint64_t failures = 0;
+  g_allocations = 0;
+  t_counting = true;
+  for (int i = 0; i < 5000; ++i) {
+    if (!w_->append(s_, ExpectedVersion::any(), e).ok()) ++failures;
+    if (!w_->append(s_, ExpectedVersion::any(), batch).ok()) ++failures;
+  }
+  t_counting = false;
+  EXPECT_EQ(failures, 0u) << w_->last_error().to_string();
+  EXPECT_GT(w_->stats().segment_rolls - rolls_before, 10u) << "the measured appends include segment rolls";
+  EXPECT_EQ(g_allocations.load(), 0u) << "heap allocations on the append hot path; rolls " << w_->stats().segment_rolls - rolls_before << ", roll waits " << w_->stats().roll_waits;
+}
+
+TEST(AllocationCounter, CountsAllocationsOnThisThread) {
+  // The control for the test above: the counter does see allocations.
+  g_allocations = 0;
+  t_counting = true;
+  auto* p = new std::string(100, 'x');
+  void* m = std::malloc(10);  // NOLINT
+  t_counting = false;
+  delete p;
+  std::free(m);
+  EXPECT_GE(g_allocations.load(), 2u);
+}
+
+// --- a segment file removed from under the writer --------------------------------------------
+
+TEST_F(LogWriterTest, SegmentFileRemovedFromUnderTheWriterFailsItWithAClearError) {
+  LogOptions o = small_log_options();
+  o.health_check_interval = 5ms;
+  ASSERT_NO_FATAL_FAILURE(open_with_stream("s", o));
+  ASSERT_TRUE(append_events(*w_, s_, 10));
+  const std::string victim = segment_file(dir(), w_->segment_index());
+  ASSERT_TRUE(std::filesystem::remove(victim));
+  // The maintenance thread notices at its next health check; no timing is asserted, only that
+  // it happens.
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (!w_->failed() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(w_->failed()) << "the writer did not notice that its segment was removed";
+  EXPECT_NE(w_->failure().message().find(victim), std::string::npos) << w_->failure().to_string();
+  EXPECT_NE(w_->failure().message().find("removed"), std::string::npos) << w_->failure().to_string();
+  const uint64_t next = w_->next_position();
+  AppendResult r = w_->append(s_, ExpectedVersion::any(), event("after"));
+  EXPECT_EQ(r.code, AppendCode::closed);
+  EXPECT_NE(w_->last_error().message().find("removed"), std::string::npos) << w_->last_error().to_string();
+  EXPECT_EQ(w_->next_position(), next);
+  EXPECT_EQ(w_->wait_acknowledged(next, 0ms).code(), StatusCode::closed);
+  EXPECT_FALSE(w_->stream("new").ok());
+  w_->close().ignore();
 }
 
 }  // namespace

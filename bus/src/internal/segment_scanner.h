@@ -135,7 +135,8 @@ SegmentScan scan_segment(const std::byte* base, uint64_t size, uint64_t segment_
 struct AfterScan {
   bool found_valid = false;   // a valid record lies after the stop point: corruption
   uint64_t valid_offset = 0;
-  uint64_t dirty_end = 0;     // offset after the last non-zero 8-byte word (0 if none)
+  uint64_t dirty_end = 0;     // offset after the last non-zero 8-byte word, or `size` when
+                              // a partial last word has non-zero bytes (0 if none)
 };
 // Looks at every 8-byte aligned offset in [from, size) for a record that decodes cleanly,
 // and for the extent of non-zero bytes (what a truncation must zero).

@@ -55,7 +55,7 @@ struct LogWriterStats {
   uint64_t events = 0;
   uint64_t segment_rolls = 0;
   uint64_t flushes = 0;
-  uint64_t roll_waits = 0;  // rolls that found no prepared segment and made one inline
+  uint64_t roll_waits = 0;  // rolls that found no prepared segment ready and waited for it
 };
 
 class LogWriter {
@@ -193,6 +193,12 @@ class LogWriter {
   bool preparing_ = false;           // the maintenance thread is creating the next segment
   std::condition_variable prepared_cv_;  // signals prepared_ or prepare_error_ changed
   std::vector<std::unique_ptr<log_internal::MappedSegment>> retired_;  // to flush (none) and unmap
+  // Owned by the maintenance thread: retired_ is swapped into it. Both reserve
+  // kRetiredCapacity, so that roll() does not allocate: right after it prepares a segment, the
+  // maintenance thread retires every waiting one within the same hold of mu_, so only one or
+  // two ever wait.
+  std::vector<std::unique_ptr<log_internal::MappedSegment>> retiring_;
+  static constexpr size_t kRetiredCapacity = 16;
   std::atomic<uint64_t> pending_events_{0};  // group: relaxed counter, a hint for early flush
   std::thread maintenance_;
 };
