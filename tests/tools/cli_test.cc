@@ -88,8 +88,8 @@ TEST_F(SluiceCli, FileInsteadOfDirectoryIsUsageError) {
   }
 }
 
-// A directory that is not a log: verify keeps exit 1 for corruption alone and reports it as a
-// usage error; info and dump fail with 1.
+// A directory that is not a log is a usage error (2) for every command: 1 stays for failures
+// of a real log (corruption, I/O).
 TEST_F(SluiceCli, DirectoryThatIsNotALogIsAnErrorNamingIt) {
   const std::string empty = tmp_.sub("empty");
   std::filesystem::create_directories(empty);
@@ -100,7 +100,7 @@ TEST_F(SluiceCli, DirectoryThatIsNotALogIsAnErrorNamingIt) {
   for (const char* cmd : {"info", "dump"}) {
     SCOPED_TRACE(cmd);
     RunResult r = sluice_cli({cmd, empty});
-    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(r.exit_code, 2) << r.err;
     expect_one_error_line(r);
     EXPECT_NE(r.err.find(empty), std::string::npos) << r.err;
   }

@@ -28,7 +28,7 @@ std::unique_ptr<LogReader> open_reader(const char* cmd, const std::string& dir, 
   auto r = LogReader::open(dir);
   if (!r.ok()) {
     error_line(cmd, r.status().to_string());
-    *exit_code = kExitFailed;
+    *exit_code = r.status().code() == StatusCode::not_found ? kExitUsage : kExitFailed;
     return nullptr;
   }
   return std::move(r.value());

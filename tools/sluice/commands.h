@@ -1,8 +1,9 @@
 // Subcommands of the `sluice` tool. Each add_* registers one subcommand on the CLI11 app;
 // the callback it sets stores the command's exit code in *exit_code.
 //
-// Exit codes a script can rely on: 0 success; 1 the operation failed (corruption found,
-// I/O error, target not a log); 2 usage error (bad arguments, missing directory).
+// Exit codes a script can rely on: 0 success; 1 the operation failed on a real log
+// (corruption found, I/O error); 2 usage error (bad arguments, a missing directory, a
+// directory that is not a log).
 #pragma once
 
 #include <CLI/CLI.hpp>
