@@ -71,27 +71,35 @@ void LogPublisher::on_commit(const RecordView& v, bool end_of_batch) noexcept {
   ++published_;
 }
 
+// Opening and refreshing a reader next to a live writer can fail transiently:
+// LogReader::open's scan may see a record committed during the scan after a zero one ("a
+// valid record follows"), and refresh() may find the next segment file just created by the
+// writer's maintenance thread, still empty ("shorter than its header"). A failure is
+// therefore retried on later polls (the consumer idles meanwhile) and reported as the
+// source's error only when it persists (kMaxFailures polls in a row, ~1 s with the default
+// backoff); real corruption persists.
 CatchUpSource<CommittedRecord>::ReadResult LogCatchUpSource::read(int64_t sequence,
                                                                  CommittedRecord* out) noexcept {
-  if (!error_.ok()) return ReadResult::error;
+  constexpr uint32_t kMaxFailures = 1000;
+  if (failures_ >= kMaxFailures) return ReadResult::error;
+  auto failed = [this](Status st) {
+    error_ = std::move(st);
+    return ++failures_ >= kMaxFailures ? ReadResult::error : ReadResult::not_yet;
+  };
   try {
     if (reader_ == nullptr) {
       auto r = LogReader::open(dir_);
-      if (!r.ok()) {
-        error_ = r.status();
-        return ReadResult::error;
-      }
+      if (!r.ok()) return failed(r.status());
       reader_ = std::move(r.value());
     }
     RecordView v;
     if (!reader_->read(static_cast<uint64_t>(sequence), &v)) {
       auto n = reader_->refresh();
-      if (!n.ok()) {
-        error_ = n.status();
-        return ReadResult::error;
-      }
+      if (!n.ok()) return failed(n.status());
       if (!reader_->read(static_cast<uint64_t>(sequence), &v)) return ReadResult::not_yet;
     }
+    failures_ = 0;
+    error_ = Status::OK();
     out->header = v.header;
     out->position = v.position();
     out->stream_id = v.stream_id();
@@ -103,8 +111,7 @@ CatchUpSource<CommittedRecord>::ReadResult LogCatchUpSource::read(int64_t sequen
     out->end_of_append = (v.header->flags & log_format::kFlagBatchContinues) ? 0 : 1;
     return ReadResult::ok;
   } catch (const std::exception& e) {
-    error_ = Status(StatusCode::io_error, std::string("catch-up from ") + dir_ + ": " + e.what());
-    return ReadResult::error;
+    return failed(Status(StatusCode::io_error, std::string("catch-up from ") + dir_ + ": " + e.what()));
   }
 }
 

@@ -159,7 +159,10 @@ TEST(LogPublisher, ConsumerStartingFromACheckpointReplaysTheLogFirst) {
   ASSERT_TRUE(r.start().ok());
   log.append(500, 1500);
   AgentRunner* runners[] = {&r};
-  ASSERT_TRUE(drain_and_stop(runners, std::chrono::seconds(60)).ok());
+  Status drained = drain_and_stop(runners, std::chrono::seconds(60));
+  ASSERT_TRUE(drained.ok()) << drained.to_string() << "; at " << c.sequence().get() << ", source: "
+                            << c.source_status().to_string() << ", overruns " << c.stats().overruns
+                            << ", caught up " << c.stats().caught_up << ", rejoins " << c.stats().rejoins;
   EXPECT_EQ(h.next, 1500u);
   EXPECT_EQ(h.errors, 0u);
   EXPECT_GE(c.stats().caught_up, 400u);
@@ -183,7 +186,11 @@ TEST(LogPublisher, ThreeProjectionsOnOneWorkerDrainOnShutdown) {
   ASSERT_TRUE(r.start().ok());
   log.append(0, 4000);
   AgentRunner* runners[] = {&r};
-  ASSERT_TRUE(drain_and_stop(runners, std::chrono::seconds(60)).ok());
+  Status drained = drain_and_stop(runners, std::chrono::seconds(60));
+  for (auto& c : cs)
+    EXPECT_TRUE(drained.ok()) << drained.to_string() << "; at " << c->sequence().get() << " head " << log.ring->head()
+                              << ", source: " << c->source_status().to_string() << ", overruns " << c->stats().overruns
+                              << ", caught up " << c->stats().caught_up << ", rejoins " << c->stats().rejoins;
   for (auto& hh : h) {
     EXPECT_EQ(hh.next, 4000u);
     EXPECT_EQ(hh.errors, 0u);

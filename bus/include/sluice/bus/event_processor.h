@@ -152,7 +152,7 @@ class EventProcessor final : public Agent {
       // Rejoin as soon as the ring holds `next` or will: its slot is not newer than it.
       if (next >= ring_.start() && ring_.probe(next, &stamp) != Ring::SlotState::overrun) {
         set_catching_up(false);
-        rejoins_.fetch_add(1, std::memory_order_relaxed);
+        bump(rejoins_, 1);
       } else {
         return catch_up(next, limit);
       }
@@ -200,41 +200,57 @@ class EventProcessor final : public Agent {
       handler_.on_event(b.buf[b.cur ^ 1], b.pending_seq, true);
       ++b.handled;
     }
+    finish_run(last, b.handled);
+  }
+  void finish_run(int64_t last, uint64_t handled) noexcept {
+    if (last < sequence_.get_own() + 1) return;  // nothing passed
     // Release (Sequence::set): publishes the handling of every sequence <= last to the
     // producer (gating) and to dependent consumers.
     sequence_.set(last);
-    // Relaxed: a display counter.
-    events_.fetch_add(b.handled, std::memory_order_relaxed);
+    bump(events_, handled);
+  }
+  // Single-writer counters: a relaxed load and store, no read-modify-write (a locked
+  // instruction per poll would cost more than the poll on the latency path).
+  static void bump(std::atomic<uint64_t>& c, uint64_t n) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
 
+  // Two passes over [next, limit]: find the run of published slots by their stamps (one
+  // load and compare each), then copy and hand over each event, knowing which is last.
   int from_ring(int64_t next, int64_t limit) noexcept {
-    Batch b;
-    int64_t seq = next;
+    const int64_t hi = ring_.published_run(next, limit);
     bool overrun = false;
-    for (; seq <= limit; ++seq) {
+    if (hi < limit && o_.overrun == OverrunPolicy::catch_up) {
       uint64_t stamp;
-      const auto st = ring_.probe(seq, &stamp);
-      if (st == Ring::SlotState::not_yet) break;
-      if (st == Ring::SlotState::overrun) {
-        overrun = true;
-        break;
-      }
-      ring_.read(seq, &b.buf[b.cur]);
-      if (o_.overrun == OverrunPolicy::catch_up && !ring_.validate(seq, stamp)) {
-        overrun = true;
-        break;
-      }
-      offer(b, seq);
+      overrun = ring_.probe(hi + 1, &stamp) == Ring::SlotState::overrun;
     }
-    if (seq > next) finish(b, seq - 1);
+    int64_t end = next;
+    if (hi >= next) {
+      if (o_.shard_count == 1) {
+        auto deliver = [this, hi](const T& e, int64_t q) { handler_.on_event(e, q, q == hi); };
+        end = o_.overrun == OverrunPolicy::catch_up ? ring_.template consume_run<true>(next, hi, deliver)
+                                                    : ring_.template consume_run<false>(next, hi, deliver);
+        finish_run(end - 1, static_cast<uint64_t>(end - next));
+      } else {
+        Batch b;
+        auto collect = [this, &b](const T& e, int64_t q) {
+          b.buf[b.cur] = e;
+          offer(b, q);
+        };
+        end = o_.overrun == OverrunPolicy::catch_up ? ring_.template consume_run<true>(next, hi, collect)
+                                                    : ring_.template consume_run<false>(next, hi, collect);
+        finish(b, end - 1);
+      }
+      if (end <= hi) overrun = true;  // a copy was rewritten under us
+    }
     if (overrun) {
       // A gating (block) consumer is never lapped: that would be a bug in the sequencer.
       assert(o_.overrun == OverrunPolicy::catch_up);
-      overruns_.fetch_add(1, std::memory_order_relaxed);
+      bump(overruns_, 1);
       set_catching_up(true);
-      return static_cast<int>(seq - next) + 1;  // not idle: go on from the log at once
+      return static_cast<int>(end - next) + 1;  // not idle: go on from the log at once
     }
-    return static_cast<int>(seq - next);
+    return static_cast<int>(end - next);
   }
 
   int catch_up(int64_t next, int64_t limit) noexcept {
@@ -246,7 +262,7 @@ class EventProcessor final : public Agent {
     }
     if (seq > next) {
       finish(b, seq - 1);
-      caught_up_.fetch_add(static_cast<uint64_t>(seq - next), std::memory_order_relaxed);
+      bump(caught_up_, static_cast<uint64_t>(seq - next));
     }
     return static_cast<int>(seq - next);
   }

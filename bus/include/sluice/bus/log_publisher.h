@@ -114,7 +114,10 @@ class LogPublisher final : public CommitListener {
 class LogCatchUpSource final : public CatchUpSource<CommittedRecord> {
  public:
   explicit LogCatchUpSource(std::string dir) : dir_(std::move(dir)) {}
+  // Transient failures next to a live writer (see log_publisher.cc) are retried on later
+  // calls (not_yet); a failure that persists becomes `error`.
   ReadResult read(int64_t sequence, CommittedRecord* out) noexcept override;
+  // The last failure (OK after a successful read).
   Status status() const override { return error_; }
   // The reader (opened on first use); nullptr before.
   LogReader* reader() noexcept { return reader_.get(); }
@@ -123,6 +126,7 @@ class LogCatchUpSource final : public CatchUpSource<CommittedRecord> {
   std::string dir_;
   std::unique_ptr<LogReader> reader_;
   Status error_;
+  uint32_t failures_ = 0;  // consecutive failed opens / refreshes
 };
 
 // What a projection (or relay) implements. Must not throw or block for long: it runs on a
@@ -145,6 +149,7 @@ class RecordConsumer final : public Agent {
   const Sequence& sequence() const noexcept { return processor_.sequence(); }
   int64_t lag_estimate() const noexcept { return processor_.lag_estimate(); }
   ProcessorStats stats() const noexcept { return processor_.stats(); }
+  // The catch-up source's last error; read it from the polling thread or after the runner stopped.
   Status source_status() const { return source_.status(); }
 
   int do_work() noexcept override { return processor_.do_work(); }

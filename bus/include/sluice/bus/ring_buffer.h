@@ -20,10 +20,12 @@
 //   reused only once every gating sequence has passed it (Disruptor gating). A consumer with
 //   OverrunPolicy::catch_up never holds the producer back; the slot it wants may be
 //   overwritten under it, so it reads like a seqlock reader:
-//       s1 = stamp (acquire); copy the words (relaxed); fence(acquire); s2 = stamp (relaxed)
-//   and uses the copy only if s1 == s2 == "sequence s, complete". The producer brackets its
-//   writes with stamp = "s, writing" (relaxed) + fence(release) before the words and the
-//   final stamp (release) after them, so a copy that saw any newer word sees a changed stamp.
+//       s1 = stamp (acquire); copy the words (acquire each); s2 = stamp (relaxed)
+//   and uses the copy only if s1 == s2 == "sequence s, complete". The producer writes
+//   stamp = "s, writing" (relaxed), then the words (release each), then the final stamp
+//   (release), so a copy that saw any newer word sees a changed stamp. Per-word
+//   release/acquire rather than fences: on x86 both are plain movs, and ThreadSanitizer
+//   understands them (it does not model fences).
 //   A consumer that finds a newer sequence in its slot has been overrun and reads from its
 //   CatchUpSource (the log) instead — see EventProcessor.
 //
@@ -109,6 +111,8 @@ class ConsumerRegistry {
 //   Thread safety: one producer thread (a debug build asserts it); head() from anyone.
 class SingleProducerSequencer {
  public:
+  // Sequences are published in order: if s is published, so is every sequence before it.
+  static constexpr bool kInOrderPublication = true;
   SingleProducerSequencer(int64_t capacity, int64_t start) noexcept
       : capacity_(capacity), claimed_(start - 1), cached_gating_(start - 1), cursor_(start - 1) {}
 
@@ -158,6 +162,8 @@ class SingleProducerSequencer {
 //   Thread safety: any producer thread.
 class MultiProducerSequencer {
  public:
+  // Producers publish their claims independently, so s may be published before s - 1.
+  static constexpr bool kInOrderPublication = false;
   MultiProducerSequencer(int64_t capacity, int64_t start) noexcept
       : capacity_(capacity), claim_(start - 1), gating_cache_(start - 1) {}
 
@@ -237,6 +243,7 @@ class RingBuffer {
 
   // Setup, before producers and consumers run. False when ConsumerRegistry is full.
   [[nodiscard]] bool add_consumer(const Sequence* s, OverrunPolicy p) noexcept {
+    if (p == OverrunPolicy::catch_up) has_catch_up_ = true;
     return consumers_.add(s, p);
   }
 
@@ -255,20 +262,29 @@ class RingBuffer {
   // Writes the event of a claimed sequence (not yet visible).
   void write(int64_t seq, const T& event) noexcept {
     Slot& s = slot(seq);
-    // Relaxed + the release fence below: marks the slot as being rewritten before any word
-    // changes, for catch-up readers that validate their copy (seqlock writer side).
-    s.stamp.store(stamp_of(seq, true), std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
     const Words w = std::bit_cast<Words>(event);
-    // Relaxed: published by the release store of the stamp in publish().
-    for (size_t i = 0; i < kWords; ++i) s.words[i].store(w[i], std::memory_order_relaxed);
+    if (has_catch_up_) {
+      // Relaxed: marks the slot as being rewritten; the release word stores below are
+      // ordered after it, so a catch-up reader that sees any new word also sees this mark
+      // (seqlock writer side).
+      s.stamp.store(stamp_of(seq, true), std::memory_order_relaxed);
+      // Release (a plain mov on x86): orders the mark before each word; pairs with the
+      // acquire word loads of a validating reader (consume_run<true>).
+      for (size_t i = 0; i < kWords; ++i) s.words[i].store(w[i], std::memory_order_release);
+    } else {
+      // Relaxed: only gating readers, who never race with a rewrite; the words are
+      // published by the release store of the stamp in publish().
+      for (size_t i = 0; i < kWords; ++i) s.words[i].store(w[i], std::memory_order_relaxed);
+    }
   }
   // Publishes claimed and written sequences [lo, hi].
   void publish(int64_t lo, int64_t hi) noexcept {
+    Slot* const base = slots_.get();
+    const int64_t mask = mask_;
     for (int64_t q = lo; q <= hi; ++q) {
       // Release: makes the words written in write() visible to a consumer that acquires
-      // this stamp in probe().
-      slot(q).stamp.store(stamp_of(q, false), std::memory_order_release);
+      // this stamp (published_run, probe).
+      base[q & mask].stamp.store(stamp_of(q, false), std::memory_order_release);
     }
     sequencer_.published(lo, hi);
     signal_.notify();
@@ -298,6 +314,96 @@ class RingBuffer {
   }
 
   // ---- consumer side ----
+  // The highest h in [from - 1, limit] such that every sequence in [from, h] is published.
+  // With in-order publication (single producer) the published sequences are a prefix, so
+  // it checks `limit` first and otherwise binary-searches the boundary: O(log batch) stamp
+  // loads per poll instead of one per event. With out-of-order publication (multi
+  // producer) it scans: one load and compare per slot.
+  // Catch-up readers may get a run that includes slots rewritten since; consume_run<true>
+  // validates every copy, so they never use one.
+  int64_t published_run(int64_t from, int64_t limit) const noexcept {
+    const Slot* const base = slots_.get();  // locals: not reloaded after each acquire
+    const int64_t mask = mask_;
+    // Acquire: pairs with the release in publish(); the words of q, and (in-order
+    // publication) of every sequence published before q, are visible.
+    auto published = [base, mask](int64_t q) {
+      return base[q & mask].stamp.load(std::memory_order_acquire) == stamp_of(q, false);
+    };
+    if (limit < from || !published(from)) return from - 1;
+    if constexpr (Sequencer::kInOrderPublication) {
+      if (published(limit)) return limit;
+      int64_t yes = from, no = limit;  // published(yes), !published(no)
+      while (no - yes > 1) {
+        const int64_t mid = yes + (no - yes) / 2;
+        if (published(mid)) yes = mid;
+        else no = mid;
+      }
+      return yes;
+    } else {
+      int64_t h = from;
+      while (h < limit && published(h + 1)) ++h;
+      return h;
+    }
+  }
+  // Copies the events of [lo, hi] (found by published_run) and calls f(event, seq) for each.
+  // kValidate (catch-up readers): stops before the first copy a rewrite overlapped.
+  // Returns the first sequence not handed to f (hi + 1 when all were).
+  // Copies go through a small local buffer (512 bytes) in chunks: the loop that calls f has
+  // no atomic access in it, so the compiler can keep the handler's state in registers
+  // (one-to-three fan-out on one thread: 1.7 -> 1.0 ns per event and consumer here).
+  template <bool kValidate, class F>
+  int64_t consume_run(int64_t lo, int64_t hi, F&& f) const noexcept {
+    constexpr int64_t kChunk = sizeof(T) >= 512 ? 1 : static_cast<int64_t>(512 / sizeof(T));
+    const Slot* const base = slots_.get();
+    const int64_t mask = mask_;
+    Words buf[kChunk];  // trivially default-constructible: left uninitialised
+    for (int64_t q = lo; q <= hi;) {
+      int64_t n = std::min(kChunk, hi - q + 1);
+      bool torn = false;
+      for (int64_t k = 0; k < n; ++k) {
+        const Slot& s = base[(q + k) & mask];
+        if constexpr (kValidate) {
+          // Acquire: pairs with the release word stores of a rewrite; orders these loads
+          // before the stamp re-load below (seqlock reader side).
+          for (size_t i = 0; i < kWords; ++i) buf[k][i] = s.words[i].load(std::memory_order_acquire);
+          // Relaxed: ordered by the acquire loads above; a newer word means a changed stamp.
+          if (s.stamp.load(std::memory_order_relaxed) != stamp_of(q + k, false)) {
+            n = k;
+            torn = true;
+            break;
+          }
+        } else {
+          // Relaxed: ordered after the acquire of the stamp in published_run(); a gating
+          // reader's slot is not rewritten until it has passed it.
+          for (size_t i = 0; i < kWords; ++i) buf[k][i] = s.words[i].load(std::memory_order_relaxed);
+        }
+      }
+      for (int64_t k = 0; k < n; ++k) f(std::bit_cast<T>(buf[k]), q + k);
+      q += n;
+      if (torn) return q;
+    }
+    return hi + 1;
+  }
+  // Single-slot helpers (tests, tools): is `seq` published and not yet rewritten?
+  bool is_published(int64_t seq) const noexcept {
+    // Acquire: pairs with the release in publish(); the words of `seq` are visible.
+    return slot(seq).stamp.load(std::memory_order_acquire) == stamp_of(seq, false);
+  }
+  // Copies the event of a sequence found published.
+  void read(int64_t seq, T* out) const noexcept {
+    const Slot& s = slot(seq);
+    Words w;
+    // Acquire: orders these loads before still_published()'s stamp re-load, and pairs with
+    // the release word stores of a rewrite (seqlock reader side).
+    for (size_t i = 0; i < kWords; ++i) w[i] = s.words[i].load(std::memory_order_acquire);
+    *out = std::bit_cast<T>(w);
+  }
+  // After read(): true if no rewrite overlapped the copy.
+  bool still_published(int64_t seq) const noexcept {
+    // Relaxed: ordered after the acquire word loads of read(); a newer word means a
+    // changed stamp.
+    return slot(seq).stamp.load(std::memory_order_relaxed) == stamp_of(seq, false);
+  }
   // Is `seq` readable? *stamp receives the stamp to validate a catch-up copy against.
   SlotState probe(int64_t seq, uint64_t* stamp) const noexcept {
     // Acquire: pairs with the release in publish(); the words of `seq` are visible.
@@ -307,24 +413,6 @@ class RingBuffer {
     if (in_slot == seq) return (st & 1) ? SlotState::not_yet : SlotState::available;
     return in_slot < seq ? SlotState::not_yet : SlotState::overrun;
   }
-  // Copies the event of a probed sequence.
-  void read(int64_t seq, T* out) const noexcept {
-    const Slot& s = slot(seq);
-    Words w;
-    // Relaxed: ordered after the acquire in probe(); for catch-up readers validate() checks
-    // that no rewrite overlapped.
-    for (size_t i = 0; i < kWords; ++i) w[i] = s.words[i].load(std::memory_order_relaxed);
-    *out = std::bit_cast<T>(w);
-  }
-  // After read(): true if the copy is exactly `seq`'s event (no rewrite overlapped it).
-  bool validate(int64_t seq, uint64_t stamp) const noexcept {
-    // Acquire fence: the word loads above are ordered before the stamp re-load (seqlock
-    // reader side; pairs with the release fence in write()).
-    std::atomic_thread_fence(std::memory_order_acquire);
-    // Relaxed: ordered by the fence above.
-    return slot(seq).stamp.load(std::memory_order_relaxed) == stamp;
-  }
-
   // Highest published (single producer) or claimed (multi producer) sequence.
   int64_t head() const noexcept { return sequencer_.head(); }
   int64_t start() const noexcept { return start_; }
@@ -361,6 +449,7 @@ class RingBuffer {
   const int64_t mask_;
   const int64_t start_;
   std::unique_ptr<Slot[], AlignedDelete> slots_;
+  bool has_catch_up_ = false;  // set during setup: a catch_up consumer validates its copies
   ConsumerRegistry consumers_;
   Sequencer sequencer_;
   WakeSignal signal_;
