@@ -1,0 +1,111 @@
+// OneToOne: one producer, one consumer.
+//
+//   producer (cpu A) ──publish──► RingBuffer<uint64_t> (64 Ki slots) ──► EventProcessor (cpu B)
+//                                                                         SumHandler
+//   unbatched: claim 1 / write / publish 1      batched: claim 10 / write 10 / publish 10
+//
+//   baselines, same run, same CPUs:
+//   producer ──push──► boost::lockfree::spsc_queue<uint64_t, capacity 64 Ki> ──pop──► consumer
+//   producer ──try_enqueue(token)──► moodycamel::ConcurrentQueue<uint64_t> ──try_dequeue(token)──► consumer
+#include <concurrentqueue/concurrentqueue.h>
+
+#include <boost/lockfree/spsc_queue.hpp>
+#include <chrono>
+#include <memory>
+#include <thread>
+
+#include "bus/bus_bench.h"
+#include "sluice/bus/agent.h"
+#include "sluice/bus/event_processor.h"
+#include "sluice/bus/ring_buffer.h"
+
+namespace sluice::bench::bus {
+namespace {
+constexpr size_t kCapacity = 64 * 1024;
+using Clock = std::chrono::steady_clock;
+}  // namespace
+
+Throughput one_to_one_ring(const Placement& p, uint64_t events, int batch) {
+  RingBuffer<uint64_t> ring(kCapacity);
+  SumHandler h;
+  ProcessorOptions o;
+  o.name = "one-to-one";
+  o.max_batch = 1024;
+  EventProcessor<uint64_t, SumHandler> proc(ring, h, o);
+  RunnerOptions ro;
+  ro.cpu = p.worker(0);
+  ro.idle.kind = IdleKind::busy_spin;
+  AgentRunner runner(proc, ro);
+  if (!runner.start().ok()) return {};
+  pin_this_thread(p.producer());
+  IdleStrategy idle(spin_idle());
+  const auto t0 = Clock::now();
+  if (batch <= 1) {
+    for (uint64_t i = 0; i < events; ++i) ring.publish(i, idle);
+  } else {
+    const auto n = static_cast<int64_t>(batch);
+    for (uint64_t i = 0; i + static_cast<uint64_t>(batch) <= events; i += static_cast<uint64_t>(batch)) {
+      const int64_t hi = ring.claim(n, idle);
+      for (int64_t k = 0; k < n; ++k) ring.write(hi - n + 1 + k, i + static_cast<uint64_t>(k));
+      ring.publish(hi - n + 1, hi);
+    }
+  }
+  const int64_t last = ring.head();
+  await_sequence(proc.sequence(), last);
+  const double s = seconds_since(t0);
+  runner.request_stop();
+  runner.join().ignore();
+  return {static_cast<double>(last + 1) / s + static_cast<double>(h.sum & 0)};
+}
+
+Throughput one_to_one_boost_spsc(const Placement& p, uint64_t events) {
+  using Queue = boost::lockfree::spsc_queue<uint64_t, boost::lockfree::capacity<kCapacity>>;
+  auto q = std::make_unique<Queue>();
+  std::atomic<bool> go{false};
+  uint64_t sum = 0;
+  std::thread consumer([&] {
+    pin_this_thread(p.worker(0));
+    // Acquire: pairs with the release below (start together).
+    while (!go.load(std::memory_order_acquire)) cpu_relax();
+    uint64_t v;
+    for (uint64_t i = 0; i < events; ++i) {
+      while (!q->pop(v)) cpu_relax();
+      sum += v;
+    }
+  });
+  pin_this_thread(p.producer());
+  go.store(true, std::memory_order_release);
+  const auto t0 = Clock::now();
+  for (uint64_t i = 0; i < events; ++i)
+    while (!q->push(i)) cpu_relax();
+  consumer.join();
+  const double s = seconds_since(t0);
+  return {static_cast<double>(events) / s + static_cast<double>(sum & 0)};
+}
+
+Throughput one_to_one_moodycamel(const Placement& p, uint64_t events) {
+  moodycamel::ConcurrentQueue<uint64_t> q(kCapacity, 1, 0);
+  std::atomic<bool> go{false};
+  uint64_t sum = 0;
+  std::thread consumer([&] {
+    pin_this_thread(p.worker(0));
+    moodycamel::ConsumerToken ct(q);
+    while (!go.load(std::memory_order_acquire)) cpu_relax();
+    uint64_t v;
+    for (uint64_t i = 0; i < events; ++i) {
+      while (!q.try_dequeue(ct, v)) cpu_relax();
+      sum += v;
+    }
+  });
+  pin_this_thread(p.producer());
+  moodycamel::ProducerToken pt(q);
+  go.store(true, std::memory_order_release);
+  const auto t0 = Clock::now();
+  for (uint64_t i = 0; i < events; ++i)
+    while (!q.try_enqueue(pt, i)) cpu_relax();
+  consumer.join();
+  const double s = seconds_since(t0);
+  return {static_cast<double>(events) / s + static_cast<double>(sum & 0)};
+}
+
+}  // namespace sluice::bench::bus
