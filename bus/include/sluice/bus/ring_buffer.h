@@ -331,8 +331,10 @@ class RingBuffer {
     };
     if (limit < from || !published(from)) return from - 1;
     if constexpr (Sequencer::kInOrderPublication) {
+      // A consumer that keeps up finds one new event: answer that with one more load.
+      if (from == limit || !published(from + 1)) return from;
       if (published(limit)) return limit;
-      int64_t yes = from, no = limit;  // published(yes), !published(no)
+      int64_t yes = from + 1, no = limit;  // published(yes), !published(no)
       while (no - yes > 1) {
         const int64_t mid = yes + (no - yes) / 2;
         if (published(mid)) yes = mid;
