@@ -352,7 +352,7 @@ class RingBuffer {
   // Returns the first sequence not handed to f (hi + 1 when all were).
   // Copies go through a small local buffer (512 bytes) in chunks: the loop that calls f has
   // no atomic access in it, so the compiler can keep the handler's state in registers
-  // (one-to-three fan-out on one thread: 1.7 -> 1.0 ns per event and consumer here).
+  // (a summing consumer, single-threaded on this machine: 2.5 -> 0.85 ns per event).
   template <bool kValidate, class F>
   int64_t consume_run(int64_t lo, int64_t hi, F&& f) const noexcept {
     constexpr int64_t kChunk = sizeof(T) >= 512 ? 1 : static_cast<int64_t>(512 / sizeof(T));
