@@ -37,6 +37,7 @@ Status ProjectionRunner::open(uint64_t log_end, bool use_checkpoint) {
   if (Status st = validate_projection_name(name_); !st.ok()) return st;
   std::unique_ptr<Projection> p = factory_ ? factory_() : nullptr;
   if (!p) return Status(StatusCode::invalid_argument, "projection '" + name_ + "': its factory made no projection");
+  if (Status st = p->resolve_types(ctx_.registry, name_); !st.ok()) return st;
   live_owner_ = std::shared_ptr<Projection>(std::move(p));
   live_ = live_owner_.get();
   if (use_checkpoint) {
@@ -171,6 +172,8 @@ void ProjectionRunner::on_record(const RecordView& v, bool end_of_batch) noexcep
       if (counters::Slot* s = ctx_.slot) counters::bump(s->counters.retries);
     }
     if (r == ApplyResult::retry || r == ApplyResult::reject) {
+      if (r == ApplyResult::reject)  // the handler's own reason, or the decoder's
+        if (std::string why = live_->take_reject_reason(); !why.empty()) reason = std::move(why);
       if (reason.empty()) reason = r == ApplyResult::reject ? "rejected by the handler" : "handler asked to retry";
       if (o_.on_failure == FailurePolicy::stop) {
         fail(Status(StatusCode::invalid_argument,

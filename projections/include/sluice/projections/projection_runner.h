@@ -97,6 +97,9 @@ class ProjectionRunner {
     counters::Slot* slot = nullptr;     // nullptr: stats file off
     int64_t (*clock_ns)() = nullptr;    // latency clock; nullptr: CLOCK_REALTIME
     uint64_t segment_size = 64ull << 20;  // for log addresses (bytes behind)
+    // Decoders of typed events (Projection::resolve_types); nullptr: the raw convention.
+    // Must outlive the runner and not change while it runs.
+    const serialization::SchemaRegistry* registry = nullptr;
   };
 
   ProjectionRunner(std::string name, ProjectionFactory factory, ProjectionOptions options, Context ctx);
