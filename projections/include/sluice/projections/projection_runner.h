@@ -48,6 +48,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -89,6 +90,19 @@ struct DeadLetter {
 };
 
 using ProjectionFactory = std::function<std::unique_ptr<Projection>()>;
+
+// What a projection's checkpoint records besides its read model: the parked keys and dead
+// letters as of `position` (what `sluice stat DIR --dead-letters` lists).
+struct CheckpointState {
+  uint64_t position = 0;
+  uint64_t events_applied = 0;
+  int64_t written_ns = 0;
+  int64_t applied_timestamp_ns = 0;
+  std::vector<uint64_t> parked_keys;
+  std::vector<DeadLetter> dead_letters;
+};
+// nullopt when the projection has no checkpoint; corruption (naming the file) when damaged.
+Result<std::optional<CheckpointState>> read_checkpoint_state(const std::string& log_dir, std::string_view projection);
 
 class ProjectionRunner {
  public:
