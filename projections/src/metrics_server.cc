@@ -166,14 +166,13 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(uint16_t port, Rende
 MetricsServer::MetricsServer(int fd, uint16_t port, Render render)
     : fd_(fd), port_(port), render_(std::move(render)) {}
 
-MetricsServer::~MetricsServer() {
-  stop();
-  ::close(fd_);
-}
+MetricsServer::~MetricsServer() { stop(); }
 
 void MetricsServer::stop() noexcept {
   stop_.store(true, std::memory_order_release);  // pairs with serve()'s acquire
   if (thread_.joinable()) thread_.join();
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
 }
 
 void MetricsServer::serve() noexcept {

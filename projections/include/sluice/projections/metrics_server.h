@@ -55,7 +55,8 @@ class MetricsServer {
   MetricsServer& operator=(const MetricsServer&) = delete;
 
   uint16_t port() const noexcept { return port_; }
-  // Stops accepting and joins the thread (within ~100 ms plus a request in progress).
+  // Stops accepting, joins the thread (within ~100 ms plus a request in progress) and closes
+  // the listening socket (connections are refused from then on).
   void stop() noexcept;
 
  private:
@@ -63,7 +64,7 @@ class MetricsServer {
   void serve() noexcept;
   void answer(int client) noexcept;
 
-  const int fd_;
+  int fd_;  // closed by stop()
   const uint16_t port_;
   const Render render_;
   // stop_: release by stop(); the server thread acquires it between polls.
