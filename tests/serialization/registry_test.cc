@@ -235,7 +235,7 @@ TEST(RegistryBinding, LookupReturnsTheLastBindingOfTheType) {
   ASSERT_TRUE(reg.bind<Deposited>(CodecId::json).ok());
   EXPECT_EQ(reg.binding<Deposited>().codec(), CodecId::json);
   EXPECT_EQ(reg.binding<Deposited>().type_id(), raw->type_id());  // one id per type name
-  EXPECT_FALSE(reg.binding<Withdrawn>().valid());
+  EXPECT_FALSE(reg.binding<sluice::testing::Withdrawn>().valid());
 }
 
 }  // namespace
