@@ -9,9 +9,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
-#include <regex>
 #include <set>
 #include <string>
 
@@ -52,11 +53,43 @@ std::string http_get(uint16_t port, const std::string& path) {
   return resp;
 }
 
-// Parses a text exposition: every line is a comment (# HELP / # TYPE) or `name{labels} value`.
+bool metric_name_char(char c, bool first) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':' ||
+         (!first && std::isdigit(static_cast<unsigned char>(c)));
+}
+
+// One sample line, `name{label="value",...} number`: its series (name with labels) and value.
+bool parse_sample(const std::string& line, std::string* series, double* value) {
+  size_t i = 0;
+  while (i < line.size() && metric_name_char(line[i], i == 0)) ++i;
+  if (i == 0) return false;
+  if (i < line.size() && line[i] == '{') {
+    ++i;
+    while (i < line.size() && line[i] != '}') {
+      const size_t name_start = i;
+      while (i < line.size() && metric_name_char(line[i], i == name_start) && line[i] != ':') ++i;
+      if (i == name_start || i + 1 >= line.size() || line[i] != '=' || line[i + 1] != '"') return false;
+      for (i += 2; i < line.size() && line[i] != '"'; ++i)
+        if (line[i] == '\\') ++i;  // an escaped character
+      if (i >= line.size()) return false;
+      ++i;  // closing quote
+      if (i < line.size() && line[i] == ',') ++i;
+    }
+    if (i >= line.size()) return false;
+    ++i;  // '}'
+  }
+  if (i >= line.size() || line[i] != ' ') return false;
+  *series = line.substr(0, i);
+  const std::string v = line.substr(i + 1);
+  if (v == "NaN" || v == "+Inf" || v == "-Inf") return true;
+  char* end = nullptr;
+  *value = std::strtod(v.c_str(), &end);
+  return !v.empty() && end == v.c_str() + v.size();
+}
+
+// Parses a text exposition: every line is a comment (# HELP / # TYPE) or a sample.
 // Returns series (name with labels) -> value; records malformed lines in *bad.
 std::map<std::string, double> parse_exposition(const std::string& text, std::vector<std::string>* bad) {
-  static const std::regex sample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})?) (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$)");
-  static const std::regex comment(R"(^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .*$)");
   std::map<std::string, double> out;
   size_t start = 0;
   while (start < text.size()) {
@@ -64,9 +97,11 @@ std::map<std::string, double> parse_exposition(const std::string& text, std::vec
     if (end == std::string::npos) end = text.size();
     const std::string line = text.substr(start, end - start);
     start = end + 1;
-    std::smatch m;
-    if (std::regex_match(line, m, sample)) out[m[1].str()] = std::stod(m[5].str());
-    else if (!std::regex_match(line, comment)) bad->push_back(line);
+    std::string series;
+    double v = 0;
+    if (line.rfind("# HELP ", 0) == 0 || line.rfind("# TYPE ", 0) == 0) continue;
+    if (parse_sample(line, &series, &v)) out[series] = v;
+    else bad->push_back(line);
   }
   return out;
 }
