@@ -19,10 +19,18 @@
 
 // Counts heap allocations made on the calling thread (the apply path is measured on it).
 // The replacement pairs malloc with free on purpose; GCC cannot see that through inlining.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+// Not under the sanitizers: they own operator new/delete (ASan reports a mismatch when a
+// library's allocation meets our delete), so the count is checked in the plain build only.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SLUICE_COUNT_ALLOCATIONS 0
+#else
+#define SLUICE_COUNT_ALLOCATIONS 1
+#endif
 namespace {
 thread_local uint64_t g_allocations = 0;
 }
+#if SLUICE_COUNT_ALLOCATIONS
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(std::size_t n) {
   ++g_allocations;
   if (void* p = std::malloc(n ? n : 1)) return p;
@@ -30,6 +38,7 @@ void* operator new(std::size_t n) {
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#endif
 
 namespace sluice {
 namespace {
@@ -150,6 +159,7 @@ class Sum final : public Projection {
 };
 
 TEST(TypedHandlers, RawAndFlatBuffersDecodesAllocateNothing) {
+  if (!SLUICE_COUNT_ALLOCATIONS) GTEST_SKIP() << "allocation counting is off under the sanitizers";
   for (CodecId c : {CodecId::raw, CodecId::flatbuffers}) {
     TempDir t;
     write_history(t.dir(), [c](uint64_t) { return c; });
