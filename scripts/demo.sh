@@ -36,3 +36,10 @@ echo "== sluice stat --json (after it stopped)"
 $sluice stat "$bank" --json
 echo "== sluice rebuild: replay the log into a fresh balances model; the digest matches the live one above"
 $sluice rebuild "$bank" balances --quiet
+echo "== sluice stat --dead-letters: the parked overdraft (and the later events of its account)"
+$sluice stat "$bank" --dead-letters | head -5
+echo "== the same sample with --codec flatbuffers (handlers unchanged); sluice dump decodes the payloads"
+rm -rf "$bank-fb"
+./build/samples/bank_ledger/bank_ledger --dir "$bank-fb" --codec flatbuffers --events 30000 | tail -3
+$sluice dump "$bank-fb" --limit 2
+$sluice rebuild "$bank-fb" balances --quiet --dry-run

@@ -37,6 +37,7 @@ Status ProjectionRunner::open(uint64_t log_end, bool use_checkpoint) {
   if (Status st = validate_projection_name(name_); !st.ok()) return st;
   std::unique_ptr<Projection> p = factory_ ? factory_() : nullptr;
   if (!p) return Status(StatusCode::invalid_argument, "projection '" + name_ + "': its factory made no projection");
+  if (Status st = p->resolve_types(ctx_.registry, name_); !st.ok()) return st;
   live_owner_ = std::shared_ptr<Projection>(std::move(p));
   live_ = live_owner_.get();
   if (use_checkpoint) {
@@ -98,18 +99,18 @@ CheckpointData ProjectionRunner::snapshot_now() const {
   return d;
 }
 
-Status ProjectionRunner::restore(const CheckpointData& d) {
-  const std::string what = "checkpoint " + checkpoint_path(ctx_.log_dir, name_) + " of projection '" + name_ + "'";
-  SnapshotReader r(std::as_bytes(std::span<const char>(d.payload.data(), d.payload.size())));
+namespace {
+
+// The runner's part of a checkpoint payload (see snapshot_now()), up to the read model's.
+Status read_runner_state(SnapshotReader& r, const std::string& what, CheckpointState* out) {
   uint64_t n;
   if (!r.u64(&n)) return Status(StatusCode::corruption, what + ": truncated parked keys");
   for (uint64_t i = 0; i < n; ++i) {
     uint64_t k;
     if (!r.u64(&k)) return Status(StatusCode::corruption, what + ": truncated parked keys");
-    parked_.insert(k);
+    out->parked_keys.push_back(k);
   }
   if (!r.u64(&n)) return Status(StatusCode::corruption, what + ": truncated dead letters");
-  std::vector<DeadLetter> dls;
   for (uint64_t i = 0; i < n; ++i) {
     DeadLetter dl;
     uint64_t type, attempts;
@@ -118,9 +119,40 @@ Status ProjectionRunner::restore(const CheckpointData& d) {
       return Status(StatusCode::corruption, what + ": truncated dead letters");
     dl.type = static_cast<uint32_t>(type);
     dl.attempts = static_cast<uint32_t>(attempts);
-    dls.push_back(std::move(dl));
+    out->dead_letters.push_back(std::move(dl));
   }
-  if (!r.i64(&applied_ts_)) return Status(StatusCode::corruption, what + ": truncated");
+  if (!r.i64(&out->applied_timestamp_ns)) return Status(StatusCode::corruption, what + ": truncated");
+  return Status::OK();
+}
+
+std::string checkpoint_what(const std::string& log_dir, std::string_view name) {
+  return "checkpoint " + checkpoint_path(log_dir, name) + " of projection '" + std::string(name) + "'";
+}
+
+}  // namespace
+
+Result<std::optional<CheckpointState>> read_checkpoint_state(const std::string& log_dir, std::string_view projection) {
+  auto ck = read_checkpoint(log_dir, projection);
+  if (!ck.ok()) return ck.status();
+  if (!ck.value().has_value()) return std::optional<CheckpointState>();
+  const CheckpointData& d = *ck.value();
+  CheckpointState st;
+  st.position = d.position;
+  st.events_applied = d.events_applied;
+  st.written_ns = d.written_ns;
+  SnapshotReader r(std::as_bytes(std::span<const char>(d.payload.data(), d.payload.size())));
+  if (Status s = read_runner_state(r, checkpoint_what(log_dir, projection), &st); !s.ok()) return s;
+  return std::optional<CheckpointState>(std::move(st));
+}
+
+Status ProjectionRunner::restore(const CheckpointData& d) {
+  const std::string what = checkpoint_what(ctx_.log_dir, name_);
+  SnapshotReader r(std::as_bytes(std::span<const char>(d.payload.data(), d.payload.size())));
+  CheckpointState state;
+  if (Status st = read_runner_state(r, what, &state); !st.ok()) return st;
+  parked_.insert(state.parked_keys.begin(), state.parked_keys.end());
+  std::vector<DeadLetter> dls = std::move(state.dead_letters);
+  applied_ts_ = state.applied_timestamp_ns;
   if (Status st = live_->load(r); !st.ok())
     return Status(st.code(), what + ": read model: " + st.message());
   if (live_->digest() != d.digest)
@@ -171,6 +203,8 @@ void ProjectionRunner::on_record(const RecordView& v, bool end_of_batch) noexcep
       if (counters::Slot* s = ctx_.slot) counters::bump(s->counters.retries);
     }
     if (r == ApplyResult::retry || r == ApplyResult::reject) {
+      if (r == ApplyResult::reject)  // the handler's own reason, or the decoder's
+        if (std::string why = live_->take_reject_reason(); !why.empty()) reason = std::move(why);
       if (reason.empty()) reason = r == ApplyResult::reject ? "rejected by the handler" : "handler asked to retry";
       if (o_.on_failure == FailurePolicy::stop) {
         fail(Status(StatusCode::invalid_argument,

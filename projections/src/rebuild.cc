@@ -17,6 +17,7 @@ Result<RebuildResult> rebuild_projection(const std::string& log_dir, std::string
   o.checkpoint_interval = std::chrono::milliseconds(0);
   ProjectionRunner::Context ctx;
   ctx.log_dir = log_dir;
+  ctx.registry = ro.registry;
   ProjectionRunner runner(std::string(name), factory, o, ctx);
   if (Status st = runner.open(r.end_position(), /*use_checkpoint=*/false); !st.ok()) return st;
   const uint64_t target = std::min(ro.up_to, r.end_position());

@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "sluice/projections/log_tail.h"
+#include "sluice/projections/metrics_server.h"
 #include "sluice/projections/worker_heap.h"
 
 namespace sluice {
@@ -198,6 +199,13 @@ Result<std::unique_ptr<Engine>> Engine::open(const std::string& dir, const Engin
   auto w = LogWriter::open(dir, lo);
   if (!w.ok()) return w.status();
   e->writer_ = std::move(w.value());
+  // The log's event types, so that bind() keeps their ids and readers can decode.
+  e->registry_ = std::make_unique<serialization::SchemaRegistry>();
+  if (Status st = e->registry_->load(dir); !st.ok()) return st;
+  if (e->o_.metrics_port >= 0 && (!e->o_.stats_file || e->o_.metrics_port > 65535))
+    return Status(StatusCode::invalid_argument,
+                  "engine " + dir + ": metrics_port " + std::to_string(e->o_.metrics_port) +
+                      (e->o_.stats_file ? " is not a port" : " needs stats_file (the endpoint serves its counters)"));
   if (e->stats_) {
     counters::put(e->stats_->header().head_position, e->writer_->committed_position());
   }
@@ -218,6 +226,7 @@ Result<ProjectionRunner*> Engine::add_runner(std::string name, ProjectionOptions
   ctx.log_dir = dir_;
   ctx.clock_ns = o_.clock_ns;
   ctx.segment_size = o_.log.segment_size;
+  ctx.registry = registry_.get();
   if (stats_) {
     auto slot = stats_->allocate(counters::SlotKind::projection, name);
     if (!slot.ok()) return slot.status();
@@ -277,8 +286,20 @@ Status Engine::start() {
   checkpoint_thread_ = std::thread([this] { checkpoint_loop(); });
   monitor_thread_ = std::thread([this] { monitor_loop(); });
   running_ = true;
+  if (o_.metrics_port >= 0 && stats_) {
+    counters::CountersFile* f = stats_.get();
+    auto m = MetricsServer::start(static_cast<uint16_t>(o_.metrics_port),
+                                  [f] { return prometheus_text(counters::read_stats(*f), realtime_ns()); });
+    if (!m.ok()) {
+      stop().ignore();
+      return Status(m.status().code(), "engine " + dir_ + ": " + m.status().message());
+    }
+    metrics_ = std::move(m.value());
+  }
   return Status::OK();
 }
+
+uint16_t Engine::metrics_port() const noexcept { return metrics_ ? metrics_->port() : 0; }
 
 void Engine::worker_loop(Worker& w) noexcept {
   WorkerHeap::Scope heap;  // read models of this worker allocate from its own mimalloc heap
@@ -461,6 +482,7 @@ Result<RebuildResult> Engine::rebuild(std::string_view name, std::function<void(
   ProjectionRunner::Context ctx;
   ctx.log_dir = dir_;
   ctx.segment_size = o_.log.segment_size;
+  ctx.registry = registry_.get();
   ProjectionOptions so = live->options();
   so.checkpoint_every = 0;
   so.checkpoint_interval = std::chrono::milliseconds(0);
@@ -523,6 +545,7 @@ Status Engine::stop(std::chrono::milliseconds timeout) {
   running_ = false;
   stopped_ = true;
   Status result;
+  if (metrics_) metrics_->stop();  // the counters stay readable from the file
   // 1. Producers: finish what was submitted, refuse the rest.
   if (ingress_) {
     {

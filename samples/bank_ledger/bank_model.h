@@ -1,5 +1,8 @@
 // The bank ledger's events and read models (public API only). Accounts live in streams
-// "account-<id>"; deposits and withdrawals are raw-codec events.
+// "account-<id>". Deposits and withdrawals are declared once (struct + EventTraits, with
+// FlatBuffers tables in bank.fbs), so the sample can write them with any codec — raw,
+// flatbuffers or json — and the projections' handlers below do not change: they receive
+// `const Deposited&` whichever codec a record was written with.
 //
 //   balances       account -> balance
 //   rich_accounts  accounts whose balance is over a threshold (kept as a set)
@@ -9,28 +12,75 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <span>
 #include <string_view>
+#include <tuple>
 
+#include "bank_bfbs_generated.h"
+#include "bank_generated.h"
 #include "sluice/projections/keyed_store.h"
 #include "sluice/projections/projection.h"
 #include "sluice/projections/projection_runner.h"
+#include "sluice/serialization/event_traits.h"
+#include "sluice/serialization/schema_registry.h"
 
 namespace bank {
 
+// kEventType/kEventName: the raw convention, used where no schema registry is configured
+// (logs written with sluice::encode_raw, as the projection tests do). With a registry the
+// EventTraits below apply and the registry gives the type ids.
 struct Deposited {
   static constexpr uint32_t kEventType = 1;
   static constexpr std::string_view kEventName = "Deposited";
-  uint64_t account;
-  int64_t amount;  // cents, > 0
-  int64_t day;     // days since the epoch
+  uint64_t account = 0;
+  int64_t amount = 0;  // cents, > 0
+  int64_t day = 0;     // days since the epoch
 };
 struct Withdrawn {
   static constexpr uint32_t kEventType = 2;
   static constexpr std::string_view kEventName = "Withdrawn";
-  uint64_t account;
-  int64_t amount;  // cents, > 0
-  int64_t day;
+  uint64_t account = 0;
+  int64_t amount = 0;  // cents, > 0
+  int64_t day = 0;
 };
+
+}  // namespace bank
+
+template <>
+struct sluice::serialization::EventTraits<bank::Deposited> {
+  using T = bank::Deposited;
+  static constexpr std::string_view name = "bank.Deposited";
+  static constexpr uint16_t version = 1;
+  static constexpr auto fields =
+      std::make_tuple(field("account", &T::account), field("amount", &T::amount), field("day", &T::day));
+  using FlatBuffersTable = bank::fb::Deposited;
+  static std::span<const uint8_t> flatbuffers_schema() { return embedded_schema<bank::fb::DepositedBinarySchema>(); }
+};
+template <>
+struct sluice::serialization::EventTraits<bank::Withdrawn> {
+  using T = bank::Withdrawn;
+  static constexpr std::string_view name = "bank.Withdrawn";
+  static constexpr uint16_t version = 1;
+  static constexpr auto fields =
+      std::make_tuple(field("account", &T::account), field("amount", &T::amount), field("day", &T::day));
+  using FlatBuffersTable = bank::fb::Withdrawn;
+  static std::span<const uint8_t> flatbuffers_schema() { return embedded_schema<bank::fb::DepositedBinarySchema>(); }
+};
+
+namespace bank {
+
+// Makes `registry` able to decode the bank events of a log it was loaded from (for
+// `sluice rebuild` and tests): binds both types when the log describes either of them. A
+// log without schemas (raw convention) leaves the registry empty. The codec bound here
+// does not matter to readers: each record is decoded with the codec it names.
+inline sluice::Status bind_for_reading(sluice::serialization::SchemaRegistry& registry) {
+  using sluice::serialization::EventTraits;
+  if (!registry.type_id(EventTraits<Deposited>::name) && !registry.type_id(EventTraits<Withdrawn>::name))
+    return sluice::Status::OK();
+  if (auto d = registry.bind<Deposited>(sluice::serialization::CodecId::json); !d.ok()) return d.status();
+  if (auto w = registry.bind<Withdrawn>(sluice::serialization::CodecId::json); !w.ok()) return w.status();
+  return sluice::Status::OK();
+}
 
 inline std::string stream_name(uint64_t account) { return "account-" + std::to_string(account); }
 
@@ -44,7 +94,9 @@ class Balances final : public sluice::Projection {
       return sluice::ApplyResult::ok;
     });
     on<Withdrawn>([this](const Withdrawn& w, const sluice::Event&) {
-      if (balances_.peek(w.account).value_or(0) < w.amount) return sluice::ApplyResult::reject;
+      if (const int64_t b = balances_.peek(w.account).value_or(0); b < w.amount)
+        return reject("overdraft: account " + std::to_string(w.account) + " holds " + std::to_string(b) +
+                      ", withdrawal of " + std::to_string(w.amount));
       balances_.update(w.account, 0, [&](int64_t& b) { b -= w.amount; });
       return sluice::ApplyResult::ok;
     });
@@ -86,7 +138,7 @@ class RichAccounts final : public sluice::Projection {
  private:
   sluice::ApplyResult change(uint64_t account, int64_t delta) {
     const int64_t b = balances_.peek(account).value_or(0) + delta;
-    if (b < 0) return sluice::ApplyResult::reject;  // same rule as balances
+    if (b < 0) return reject("overdraft: account " + std::to_string(account) + " would hold " + std::to_string(b));
     balances_.put(account, b);
     if (b > threshold_) rich_.put(account, b);
     else rich_.erase(account);

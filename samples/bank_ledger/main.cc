@@ -3,7 +3,13 @@
 // threshold, per-day totals); live lag is printed while it runs, the query results at the
 // end. `sluice stat DIR` shows the same counters from another process meanwhile.
 //
-//   bank_ledger [--dir DIR] [--producers N] [--accounts N] [--events N] [--overdraft]
+// --codec picks how the events are written (raw structs, FlatBuffers tables or JSON text):
+// configuration only — the projections' handlers (bank_model.h) and the producers' code are
+// the same for every codec, and `sluice dump DIR` decodes any of them from the schemas the
+// log carries.
+//
+//   bank_ledger [--dir DIR] [--codec raw|flatbuffers|json] [--producers N] [--accounts N]
+//               [--events N] [--no-overdraft] [--metrics-port PORT]
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -25,6 +31,8 @@ struct Args {
   uint64_t accounts = 1000;
   uint64_t events = 300000;
   bool overdraft = true;  // append one overdraft at the end: shows a parked event
+  sluice::serialization::CodecId codec = sluice::serialization::CodecId::raw;
+  int metrics_port = -1;  // Prometheus endpoint on 127.0.0.1 (-1: off)
 };
 
 Args parse(int argc, char** argv) {
@@ -43,8 +51,15 @@ Args parse(int argc, char** argv) {
     else if (k == "--accounts") a.accounts = std::strtoull(next(), nullptr, 10);
     else if (k == "--events") a.events = std::strtoull(next(), nullptr, 10);
     else if (k == "--no-overdraft") a.overdraft = false;
-    else {
-      std::fprintf(stderr, "usage: bank_ledger [--dir DIR] [--producers N] [--accounts N] [--events N] [--no-overdraft]\n");
+    else if (k == "--metrics-port") a.metrics_port = std::atoi(next());
+    else if (k == "--codec") {
+      const std::string c = next();
+      if (!sluice::serialization::parse_codec(c, &a.codec) || a.codec == sluice::serialization::CodecId::none) {
+        std::fprintf(stderr, "bank_ledger: --codec %s: expected raw, flatbuffers or json\n", c.c_str());
+        std::exit(2);
+      }
+    } else {
+      std::fprintf(stderr, "usage: bank_ledger [--dir DIR] [--codec raw|flatbuffers|json] [--producers N] [--accounts N] [--events N] [--no-overdraft] [--metrics-port PORT]\n");
       std::exit(2);
     }
   }
@@ -71,12 +86,21 @@ int main(int argc, char** argv) {
   o.writer = sluice::WriterMode::ingress;  // producers on several threads
   o.worker_cpus = {-1};                    // one worker runs all three projections
   o.log.durability = sluice::Durability::group;
+  o.metrics_port = a.metrics_port;
   auto opened = sluice::Engine::open(a.dir, o);
   if (!opened.ok()) {
     std::fprintf(stderr, "bank_ledger: %s\n", opened.status().to_string().c_str());
     return 1;
   }
   sluice::Engine& e = *opened.value();
+  // The codec is configuration: bind the event types to it (their schemas go into the log).
+  auto deposited = e.bind<bank::Deposited>(a.codec);
+  auto withdrawn = e.bind<bank::Withdrawn>(a.codec);
+  if (!deposited.ok() || !withdrawn.ok()) {
+    std::fprintf(stderr, "bank_ledger: %s\n",
+                 (deposited.ok() ? withdrawn.status() : deposited.status()).to_string().c_str());
+    return 1;
+  }
   auto balances = e.add_projection<bank::Balances>("balances").value();
   auto rich = e.add_projection<bank::RichAccounts>("rich_accounts").value();
   auto daily = e.add_projection<bank::DailyTotals>("daily_totals").value();
@@ -85,8 +109,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   const uint64_t start_position = e.committed_position();
-  std::printf("bank_ledger: %d producers, %" PRIu64 " accounts, %" PRIu64 " events into %s (log starts at %" PRIu64 ")\n",
-              a.producers, a.accounts, a.events, a.dir.c_str(), start_position);
+  std::printf("bank_ledger: %d producers, %" PRIu64 " accounts, %" PRIu64 " events (codec %s) into %s (log starts at %" PRIu64 ")\n",
+              a.producers, a.accounts, a.events, std::string(sluice::serialization::to_string(a.codec)).c_str(),
+              a.dir.c_str(), start_position);
+  if (e.metrics_port() != 0) std::printf("metrics: http://127.0.0.1:%u/metrics\n", e.metrics_port());
 
   // Each producer owns accounts p, p+N, ...: it knows their balances, so it never overdraws.
   std::atomic<uint64_t> done{0};  // relaxed: a progress count for the lag printer
@@ -99,22 +125,22 @@ int main(int argc, char** argv) {
       for (uint64_t acc = static_cast<uint64_t>(p); acc < a.accounts; acc += static_cast<uint64_t>(a.producers)) mine.push_back(acc);
       std::vector<int64_t> bal(mine.size(), 0);
       std::vector<sluice::StreamId> ids;
+      sluice::serialization::EncodeBuffer buf;  // one per thread: encoding stops allocating once it has grown
       for (uint64_t acc : mine) ids.push_back(e.submit_stream(bank::stream_name(acc)).value());
       const uint64_t n = a.events / static_cast<uint64_t>(a.producers);
       for (uint64_t i = 0; i < n; ++i) {
         const size_t k = rng() % mine.size();
         const int64_t amount = static_cast<int64_t>(rng() % 50'000) + 100;
         const int64_t day = static_cast<int64_t>(19'900 + i * 30 / n);  // a month of days
-        sluice::AppendResult r;
-        if (bal[k] >= amount && rng() % 3 == 0) {
-          bank::Withdrawn w{mine[k], amount, day};
-          r = e.submit(ids[k], sluice::ExpectedVersion::any(), sluice::encode_raw(w));
-          bal[k] -= amount;
-        } else {
-          bank::Deposited d{mine[k], amount, day};
-          r = e.submit(ids[k], sluice::ExpectedVersion::any(), sluice::encode_raw(d));
-          bal[k] += amount;
+        const bool withdraw = bal[k] >= amount && rng() % 3 == 0;
+        auto ev = withdraw ? withdrawn->encode(bank::Withdrawn{mine[k], amount, day}, buf)
+                           : deposited->encode(bank::Deposited{mine[k], amount, day}, buf);
+        bal[k] += withdraw ? -amount : amount;
+        if (!ev.ok()) {
+          std::fprintf(stderr, "producer %d: %s\n", p, ev.status().to_string().c_str());
+          return;
         }
+        const sluice::AppendResult r = e.submit(ids[k], sluice::ExpectedVersion::any(), *ev);
         if (!r.ok()) {
           std::fprintf(stderr, "producer %d: append failed: %s\n", p, std::string(sluice::to_string(r.code)).c_str());
           return;
@@ -134,8 +160,10 @@ int main(int argc, char** argv) {
   uint64_t last = e.committed_position() - 1;
   if (a.overdraft) {  // a withdrawal no account can cover: rejected and parked (dead letter)
     auto s = e.submit_stream(bank::stream_name(0)).value();
-    auto r = e.submit(s, sluice::ExpectedVersion::any(), sluice::encode_raw(bank::Withdrawn{0, int64_t{1} << 50, 19'930}));
-    if (r.ok()) last = r.position;
+    sluice::serialization::EncodeBuffer buf;
+    auto ev = withdrawn->encode(bank::Withdrawn{0, int64_t{1} << 50, 19'930}, buf);
+    if (ev.ok())
+      if (auto r = e.submit(s, sluice::ExpectedVersion::any(), *ev); r.ok()) last = r.position;
   }
   // Read-your-writes: wait until every projection has applied the last event.
   for (auto* r : e.runners())

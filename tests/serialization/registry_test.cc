@@ -223,5 +223,20 @@ TEST(Evolution, AFailingOrThrowingUpcasterIsAnError) {
   EXPECT_NE(st.message().find("upcaster v1 -> v2 failed"), std::string::npos) << st.message();
 }
 
+TEST(RegistryBinding, LookupReturnsTheLastBindingOfTheType) {
+  SchemaRegistry reg;
+  EXPECT_FALSE(reg.binding<Deposited>().valid());  // not bound yet
+  auto raw = reg.bind<Deposited>(CodecId::raw);
+  ASSERT_TRUE(raw.ok());
+  auto found = reg.binding<Deposited>();
+  ASSERT_TRUE(found.valid());
+  EXPECT_EQ(found.type_id(), raw->type_id());
+  EXPECT_EQ(found.codec(), CodecId::raw);
+  ASSERT_TRUE(reg.bind<Deposited>(CodecId::json).ok());
+  EXPECT_EQ(reg.binding<Deposited>().codec(), CodecId::json);
+  EXPECT_EQ(reg.binding<Deposited>().type_id(), raw->type_id());  // one id per type name
+  EXPECT_FALSE(reg.binding<sluice::testing::Withdrawn>().valid());
+}
+
 }  // namespace
 }  // namespace sluice::serialization

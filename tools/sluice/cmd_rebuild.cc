@@ -2,6 +2,7 @@
 // projection the tool knows (the samples'), with a progress bar and ETA, and replaces the
 // projection's checkpoint with the result, so the next engine start uses it. Refused while
 // an engine (a writer) holds the log: a running engine rebuilds with Engine::rebuild().
+// Events are decoded with the schemas the log carries, whatever codec wrote them.
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -54,7 +55,18 @@ void add_rebuild(CLI::App& app, int* exit_code) {
       *exit_code = kExitFailed;
       return;
     }
+    // The log's event types: bank events written with any codec decode through them (a log
+    // written without schemas uses the raw convention).
+    serialization::SchemaRegistry registry;
+    Status st = registry.load(o->dir);
+    if (st.ok()) st = bank::bind_for_reading(registry);
+    if (!st.ok()) {
+      error_line("rebuild", st.to_string());
+      *exit_code = kExitFailed;
+      return;
+    }
     RebuildOptions ro;
+    ro.registry = &registry;
     ro.write_checkpoint = !o->dry_run;
     const bool tty = ::isatty(STDERR_FILENO);
     if (!o->quiet)

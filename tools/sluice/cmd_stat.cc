@@ -1,17 +1,29 @@
 // sluice stat DIR: the live counters of the engine running on a log, read from its stats
 // file (DIR/sluice.stats) without disturbing it. A table refreshed every second; --json
 // prints one snapshot; --count N stops after N tables.
+//   --prometheus PORT  serves the counters as Prometheus text at http://127.0.0.1:PORT/metrics
+//                      until interrupted (loopback only; 0 picks a free port, printed)
+//   --dead-letters     lists each projection's parked events (position, key, stream, type,
+//                      attempts, reason) as of its last checkpoint; with --json as JSON
+#include <dirent.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <ctime>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "commands.h"
 #include "sluice/bus/counters_file.h"
+#include "sluice/bus/log_reader.h"
+#include "sluice/projections/checkpoint.h"
+#include "sluice/projections/metrics_server.h"
+#include "sluice/projections/projection_runner.h"
+#include "sluice/serialization/schema_registry.h"
 
 namespace sluice::tools {
 namespace {
@@ -95,6 +107,117 @@ void print_table(const counters::EngineStat& s, const std::string& dir) {
   std::fflush(stdout);
 }
 
+std::string json_string(std::string_view v) {
+  std::string o = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') o += std::string("\\") + c;
+    else if (static_cast<unsigned char>(c) < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+      o += b;
+    } else o += c;
+  }
+  return o + "\"";
+}
+
+// Projections with a checkpoint in DIR/checkpoints, sorted.
+std::vector<std::string> checkpointed_projections(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(checkpoint_dir(dir).c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      const std::string f = e->d_name;
+      constexpr std::string_view ext = ".ckpt";
+      if (f.size() > ext.size() && f.compare(f.size() - ext.size(), ext.size(), ext) == 0)
+        names.push_back(f.substr(0, f.size() - ext.size()));
+    }
+    ::closedir(d);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// The dead letters recorded in each projection's checkpoint, with stream and type names
+// from the log where it has them.
+int print_dead_letters(const std::string& dir, bool json) {
+  std::unique_ptr<LogReader> reader;
+  if (auto r = LogReader::open(dir); r.ok()) reader = std::move(r.value());
+  serialization::SchemaRegistry registry;
+  if (reader) registry.load(*reader).ignore();  // names only: a bad schema entry just goes unnamed
+  auto stream_name = [&](uint64_t id) { return reader ? std::string(reader->stream_name(id)) : std::string(); };
+  int rc = kExitOk;
+  std::string out = "{\"projections\":[";
+  bool first_p = true;
+  for (const std::string& name : checkpointed_projections(dir)) {
+    auto st = read_checkpoint_state(dir, name);
+    if (!st.ok()) {
+      error_line("stat", st.status().to_string());
+      rc = kExitFailed;
+      continue;
+    }
+    if (!st.value().has_value()) continue;
+    const CheckpointState& c = *st.value();
+    if (json) {
+      out += std::string(first_p ? "" : ",") + "{\"name\":" + json_string(name) +
+             ",\"checkpoint_position\":" + std::to_string(c.position) + ",\"parked_keys\":" +
+             std::to_string(c.parked_keys.size()) + ",\"dead_letters\":[";
+      first_p = false;
+      bool first = true;
+      for (const DeadLetter& d : c.dead_letters) {
+        out += std::string(first ? "" : ",") + "{\"position\":" + std::to_string(d.position) +
+               ",\"key\":" + std::to_string(d.key) + ",\"stream_id\":" + std::to_string(d.stream) +
+               ",\"stream\":" + json_string(stream_name(d.stream)) + ",\"type_id\":" + std::to_string(d.type) +
+               ",\"type\":" + json_string(registry.type_name(d.type)) + ",\"attempts\":" +
+               std::to_string(d.attempts) + ",\"reason\":" + json_string(d.reason) + "}";
+        first = false;
+      }
+      out += "]}";
+      continue;
+    }
+    std::printf("%s: %zu dead letter(s), %zu parked key(s), as of its checkpoint at position %" PRIu64 "\n",
+                name.c_str(), c.dead_letters.size(), c.parked_keys.size(), c.position);
+    if (c.dead_letters.empty()) continue;
+    std::printf("  %12s %20s %-20s %-20s %8s  %s\n", "position", "key", "stream", "type", "attempts", "reason");
+    for (const DeadLetter& d : c.dead_letters) {
+      std::string s = stream_name(d.stream);
+      if (s.empty()) s = "#" + std::to_string(d.stream);
+      std::string t(registry.type_name(d.type));
+      t = t.empty() ? "#" + std::to_string(d.type) : t + " (#" + std::to_string(d.type) + ")";
+      std::printf("  %12" PRIu64 " %20" PRIu64 " %-20s %-20s %8u  %s\n", d.position, d.key, s.c_str(), t.c_str(),
+                  d.attempts, d.reason.c_str());
+    }
+  }
+  if (json) std::printf("%s]}\n", out.c_str());
+  std::fflush(stdout);
+  return rc;
+}
+
+// Serves DIR/sluice.stats as Prometheus text until SIGINT or SIGTERM.
+int serve_prometheus(const std::string& dir, int port) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before the server thread starts: it inherits the mask
+  const std::string path = dir + "/" + counters::kFileName;
+  auto server = MetricsServer::start(static_cast<uint16_t>(port), [path] {
+    // Reopened per scrape: a restarted engine replaces the file.
+    auto f = counters::CountersFile::open_read(path);
+    if (!f.ok())
+      return "# " + f.status().to_string() + "\n# TYPE sluice_engine_up gauge\nsluice_engine_up 0\n";
+    return prometheus_text(counters::read_stats(*f.value()), now_ns());
+  });
+  if (!server.ok()) {
+    error_line("stat", server.status().to_string());
+    return kExitFailed;
+  }
+  std::printf("serving %s at http://127.0.0.1:%u/metrics (Ctrl-C stops)\n", path.c_str(), server.value()->port());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&set, &sig);
+  server.value()->stop();
+  return kExitOk;
+}
+
 }  // namespace
 
 void add_stat(CLI::App& app, int* exit_code) {
@@ -104,14 +227,30 @@ void add_stat(CLI::App& app, int* exit_code) {
     bool json = false;
     int count = 0;
     int interval_ms = 1000;
+    int prometheus = -1;
+    bool dead_letters = false;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("DIR", o->dir, "log directory (reads DIR/sluice.stats)")->required();
   cmd->add_flag("--json", o->json, "print one snapshot as JSON and exit");
   cmd->add_option("--count", o->count, "stop after this many tables (default: until interrupted)");
   cmd->add_option("--interval-ms", o->interval_ms, "refresh interval (default 1000)");
+  cmd->add_option("--prometheus", o->prometheus,
+                  "serve the counters as Prometheus text at http://127.0.0.1:PORT/metrics until interrupted "
+                  "(loopback only; 0: a free port)")
+      ->check(CLI::Range(0, 65535));
+  cmd->add_flag("--dead-letters", o->dead_letters,
+                "list each projection's parked events (position, key, stream, type, reason) from its checkpoint");
   cmd->callback([o, exit_code] {
     if (!check_log_dir("stat", o->dir, exit_code)) return;
+    if (o->dead_letters) {
+      *exit_code = print_dead_letters(o->dir, o->json);
+      return;
+    }
+    if (o->prometheus >= 0) {
+      *exit_code = serve_prometheus(o->dir, o->prometheus);
+      return;
+    }
     auto f = counters::CountersFile::open_read(o->dir + "/" + counters::kFileName);
     if (!f.ok()) {
       error_line("stat", f.status().to_string());

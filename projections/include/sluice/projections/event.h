@@ -1,7 +1,9 @@
 // Event: what a projection handler sees — a zero-copy view of one committed record — and
-// the typed-event convention used until the serialization layer's codecs are wired in.
+// the raw typed-event convention for logs written without a schema registry.
 //
-// A typed event is a trivially copyable struct that names its type id and name:
+// Typed events normally declare serialization::EventTraits (any codec, type ids from the
+// registry: see Projection::on<T>() and docs/projections.md). Without a registry, a
+// trivially copyable struct that names its own type id and name works too:
 //
 //   struct Deposited {
 //     static constexpr uint32_t kEventType = 1;

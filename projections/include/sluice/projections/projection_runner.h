@@ -48,6 +48,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -90,6 +91,19 @@ struct DeadLetter {
 
 using ProjectionFactory = std::function<std::unique_ptr<Projection>()>;
 
+// What a projection's checkpoint records besides its read model: the parked keys and dead
+// letters as of `position` (what `sluice stat DIR --dead-letters` lists).
+struct CheckpointState {
+  uint64_t position = 0;
+  uint64_t events_applied = 0;
+  int64_t written_ns = 0;
+  int64_t applied_timestamp_ns = 0;
+  std::vector<uint64_t> parked_keys;
+  std::vector<DeadLetter> dead_letters;
+};
+// nullopt when the projection has no checkpoint; corruption (naming the file) when damaged.
+Result<std::optional<CheckpointState>> read_checkpoint_state(const std::string& log_dir, std::string_view projection);
+
 class ProjectionRunner {
  public:
   struct Context {
@@ -97,6 +111,9 @@ class ProjectionRunner {
     counters::Slot* slot = nullptr;     // nullptr: stats file off
     int64_t (*clock_ns)() = nullptr;    // latency clock; nullptr: CLOCK_REALTIME
     uint64_t segment_size = 64ull << 20;  // for log addresses (bytes behind)
+    // Decoders of typed events (Projection::resolve_types); nullptr: the raw convention.
+    // Must outlive the runner and not change while it runs.
+    const serialization::SchemaRegistry* registry = nullptr;
   };
 
   ProjectionRunner(std::string name, ProjectionFactory factory, ProjectionOptions options, Context ctx);

@@ -28,6 +28,9 @@ struct RebuildOptions {
   std::chrono::milliseconds progress_interval{250};
   std::function<void(const RebuildProgress&)> on_progress;  // nullptr: none
   counters::Slot* slot = nullptr;  // publish rebuild_position/target here (nullptr: none)
+  // Decoders of typed events, loaded from the log and bound (Projection::resolve_types);
+  // nullptr: the raw convention.
+  const serialization::SchemaRegistry* registry = nullptr;
 };
 
 struct RebuildResult {

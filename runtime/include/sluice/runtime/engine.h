@@ -47,9 +47,12 @@
 #include "sluice/projections/projection.h"
 #include "sluice/projections/projection_runner.h"
 #include "sluice/projections/rebuild.h"
+#include "sluice/serialization/schema_registry.h"
 #include "sluice/status.h"
 
 namespace sluice {
+
+class MetricsServer;
 
 enum class WorkerIdle : uint8_t {
   backoff,    // THE DEFAULT: spin briefly, yield, then sleep 20 µs doubling to 1 ms
@@ -80,6 +83,10 @@ struct EngineOptions {
   std::chrono::milliseconds monitor_interval{100};  // heartbeat and alert checks
   std::function<void(const LagAlert&)> on_alert;    // called on the monitor thread
   int64_t (*clock_ns)() = nullptr;              // latency/lag clock; nullptr: CLOCK_REALTIME
+  // Prometheus text endpoint (GET /metrics) on 127.0.0.1 only, served from start() to stop()
+  // on a thread of its own: -1 = off (THE DEFAULT), 0 = an ephemeral port (metrics_port()
+  // says which), else that port. Needs stats_file.
+  int metrics_port = -1;
 };
 
 template <class P>
@@ -121,6 +128,22 @@ class Engine {
     return add_projection<P>(std::move(name), options, [] { return std::make_unique<P>(); });
   }
 
+  // Binds typed event T (serialization/event_traits.h) to `codec` before start(), writing
+  // its schema into the log if the log does not describe it yet. The binding encodes events
+  // for append()/submit(); projections' on<T>() handlers decode through the same registry,
+  // whatever codec each record was written with, so switching codecs is configuration only.
+  // The registry is loaded from the log at open(), so type ids stay stable across restarts.
+  template <serialization::Event T>
+  Result<serialization::EventBinding<T>> bind(serialization::CodecId codec) {
+    if (running_ || stopped_)
+      return Status(StatusCode::invalid_argument,
+                    "engine " + dir_ + ": bind " + std::string(serialization::EventTraits<T>::name) +
+                        " before Engine::start()");
+    return registry_->bind<T>(codec, writer_.get());
+  }
+  // The event types of this log (loaded at open, plus bind()): read-only once started.
+  const serialization::SchemaRegistry& registry() const noexcept { return *registry_; }
+
   Status start();
   // Drains and stops everything within `timeout`; error names what did not drain.
   Status stop(std::chrono::milliseconds timeout = std::chrono::seconds(10));
@@ -156,6 +179,8 @@ class Engine {
   LogWriter& writer() noexcept { return *writer_; }
   counters::CountersFile* stats() noexcept { return stats_.get(); }
   bool running() const noexcept { return running_; }
+  // The Prometheus endpoint's port after start() (0 when off).
+  uint16_t metrics_port() const noexcept;
 
  private:
   struct Worker;
@@ -174,6 +199,8 @@ class Engine {
   std::unique_ptr<HeadListener> head_;
   std::unique_ptr<LogWriter> writer_;
   std::unique_ptr<counters::CountersFile> stats_;
+  std::unique_ptr<serialization::SchemaRegistry> registry_;
+  std::unique_ptr<MetricsServer> metrics_;
   std::vector<std::unique_ptr<ProjectionRunner>> runners_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<Ingress> ingress_;

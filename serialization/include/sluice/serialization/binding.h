@@ -155,6 +155,13 @@ BoundField bind_field(const T& probe, const FieldSpec<T, M>& f) {
   return b;
 }
 
+// A distinct address per C++ type (tells two types bound under one name apart).
+template <class T>
+const void* type_tag() noexcept {
+  static const char tag = 0;
+  return &tag;
+}
+
 template <class Table>
 bool verify_flatbuffer(const uint8_t* data, size_t size) {
   flatbuffers::Verifier v(data, size);

@@ -65,7 +65,18 @@ class SchemaRegistry {
   Result<EventBinding<T>> bind(CodecId codec, LogWriter* writer = nullptr) {
     auto core = bind_core(detail::describe<T>(), codec, writer);
     if (!core.ok()) return core.status();
+    bound_[std::string(EventTraits<T>::name)] = Bound{detail::type_tag<T>(), core.value()};
     return EventBinding<T>(std::move(core.value()));
+  }
+
+  // The binding made by the last bind<T>() on this registry, or an invalid binding when T
+  // was never bound. Readers use it to decode (decoding follows each record's codec, so the
+  // codec T was bound with does not matter to them). Const: safe while others decode.
+  template <Event T>
+  EventBinding<T> binding() const {
+    auto it = bound_.find(EventTraits<T>::name);
+    if (it == bound_.end() || it->second.tag != detail::type_tag<T>()) return {};
+    return EventBinding<T>(it->second.core);
   }
 
   // Registers the upcaster from `from_version` to `from_version + 1` of a type.
@@ -94,7 +105,12 @@ class SchemaRegistry {
   Result<uint32_t> add_impl(Schema schema, LogWriter* writer, bool from_log);
   const Schema* previous_version(uint32_t type_id, uint16_t version) const noexcept;
 
+  struct Bound {
+    const void* tag = nullptr;  // which C++ type (detail::type_tag<T>())
+    std::shared_ptr<const detail::BindingCore> core;
+  };
   std::map<Key, std::unique_ptr<Schema>> schemas_;
+  std::map<std::string, Bound, std::less<>> bound_;  // by type name: the last bind<T>()
   std::unordered_map<std::string, uint32_t> ids_;
   std::map<uint32_t, std::string> id_names_;
   std::map<std::pair<std::string, uint16_t>, Upcaster, std::less<>> upcasters_;

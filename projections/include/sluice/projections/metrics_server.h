@@ -1,0 +1,75 @@
+// The counters file in the Prometheus text exposition format, and a minimal HTTP server that
+// serves it on loopback (opt-in: EngineOptions::metrics_port, `sluice stat DIR --prometheus
+// PORT`).
+//
+//   GET http://127.0.0.1:PORT/metrics  ──►  render()  ──►  text/plain; version=0.0.4
+//
+// Series (one sample per projection, label projection="<name>"; positions are log
+// positions, times are seconds):
+//   sluice_engine_up, sluice_engine_heartbeat_age_seconds, sluice_head_position
+//   sluice_projection_applied_position, _checkpoint_position
+//   sluice_projection_events_behind, _bytes_behind, _time_behind_seconds   (lag estimates)
+//   sluice_projection_latency_seconds{quantile="0.5|0.9|0.99|0.999"}, _sum, _count (summary of
+//     append→applied latency), sluice_projection_latency_max_seconds
+//   sluice_projection_events_applied_total, _retries_total, _handler_errors_total,
+//     _alerts_raised_total
+//   sluice_projection_dead_letters, _parked_keys, _alert_active
+//   sluice_projection_state{state="running|stopped|failed|rebuilding|catching_up"} 1 for the
+//     current state, 0 for the others
+//
+// Design
+//   One thread accepts connections one at a time (a scrape every few seconds needs no more),
+//   reads the request head (at most 8 KiB, 2 s), answers and closes. Only 127.0.0.1 is ever
+//   bound: the endpoint has no authentication. render() runs on the server thread; it reads
+//   the memory-mapped counters, so it never touches the engine's hot path.
+//
+// Thread safety
+//   start() and stop() from one controlling thread; render() is called on the server thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "sluice/bus/counters_file.h"
+#include "sluice/status.h"
+
+namespace sluice {
+
+// One reading of the counters as Prometheus text. `now_ns` (CLOCK_REALTIME) dates the
+// heartbeat: the engine counts as up while its heartbeat is under 3 s old.
+std::string prometheus_text(const counters::EngineStat& stat, int64_t now_ns);
+
+class MetricsServer {
+ public:
+  using Render = std::function<std::string()>;
+
+  // Listens on 127.0.0.1:port (0: an ephemeral port; port() tells which) and serves
+  // render()'s text at /metrics (and /). Error names the port and errno text.
+  static Result<std::unique_ptr<MetricsServer>> start(uint16_t port, Render render);
+  ~MetricsServer();  // stop()
+  MetricsServer(const MetricsServer&) = delete;
+  MetricsServer& operator=(const MetricsServer&) = delete;
+
+  uint16_t port() const noexcept { return port_; }
+  // Stops accepting, joins the thread (within ~100 ms plus a request in progress) and closes
+  // the listening socket (connections are refused from then on).
+  void stop() noexcept;
+
+ private:
+  MetricsServer(int fd, uint16_t port, Render render);
+  void serve() noexcept;
+  void answer(int client) noexcept;
+
+  int fd_;  // closed by stop()
+  const uint16_t port_;
+  const Render render_;
+  // stop_: release by stop(); the server thread acquires it between polls.
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace sluice
