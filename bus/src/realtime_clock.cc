@@ -71,12 +71,14 @@ void RealtimeClock::calibrate() noexcept {
   sample(&t, &n);
   if (t <= anchor_tsc_ || n <= anchor_ns_) return;
   const uint64_t mult = (static_cast<u128>(n - anchor_ns_) << 32) / (t - anchor_tsc_);
-  const uint64_t s = seq_.load(std::memory_order_relaxed);
+  const uint64_t s = seq_.load(std::memory_order_relaxed);  // only this thread writes seq_
   seq_.store(s + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);  // the odd seq_ is seen before the fields
-  base_tsc_.store(t, std::memory_order_relaxed);
-  base_ns_.store(n, std::memory_order_relaxed);
-  mult_.store(mult, std::memory_order_relaxed);
+  // Release on each field: a reader that acquires a new field value also sees the odd seq_
+  // stored above, so its re-check fails and it retries. (No standalone fences: TSan does not
+  // model them.)
+  base_tsc_.store(t, std::memory_order_release);
+  base_ns_.store(n, std::memory_order_release);
+  mult_.store(mult, std::memory_order_release);
   seq_.store(s + 2, std::memory_order_release);  // pairs with the acquire in now()
 }
 
@@ -85,10 +87,11 @@ int64_t RealtimeClock::now() const noexcept {
   for (;;) {
     // Acquire: pairs with the release stores of seq_ in calibrate().
     const uint64_t s1 = seq_.load(std::memory_order_acquire);
-    const uint64_t bt = base_tsc_.load(std::memory_order_relaxed);
-    const int64_t bn = base_ns_.load(std::memory_order_relaxed);
-    const uint64_t m = mult_.load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);  // field loads before the re-check
+    // Acquire on each field (plain loads on x86): the re-check of seq_ below cannot move
+    // before them, and a field written by a newer calibrate() makes that re-check see it.
+    const uint64_t bt = base_tsc_.load(std::memory_order_acquire);
+    const int64_t bn = base_ns_.load(std::memory_order_acquire);
+    const uint64_t m = mult_.load(std::memory_order_acquire);
     if ((s1 & 1) != 0 || s1 != seq_.load(std::memory_order_relaxed)) continue;
     const uint64_t t = ticks();
     const uint64_t d = t > bt ? t - bt : 0;

@@ -14,8 +14,9 @@
 //
 // Thread safety
 //   One thread calls calibrate(), any thread may call now(). The parameters are published
-//   with a seqlock: calibrate() makes seq_ odd, stores the three fields, makes it even again
-//   (release); now() retries until it reads the same even seq_ before and after.
+//   with a seqlock: calibrate() makes seq_ odd, stores the three fields (release), makes it
+//   even again (release); now() acquires seq_ and the fields and retries until it reads the
+//   same even seq_ before and after.
 #pragma once
 
 #include <atomic>
@@ -35,8 +36,8 @@ class RealtimeClock {
   uint64_t anchor_tsc_ = 0;  // first sample, for the long-baseline rate (calibrate() only)
   int64_t anchor_ns_ = 0;
   // seq_: odd while calibrate() rewrites the fields below. Release on the final (even)
-  // store pairs with the acquire load in now(); the fields are relaxed atomics so that a
-  // torn read is a retried read, never a data race.
+  // store pairs with the acquire load in now(); the fields are atomics (release stores,
+  // acquire loads) so that a torn read is a retried read, never a data race.
   std::atomic<uint64_t> seq_{0};
   std::atomic<uint64_t> base_tsc_{0};
   std::atomic<int64_t> base_ns_{0};
