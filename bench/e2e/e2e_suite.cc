@@ -249,7 +249,7 @@ int run_e2e_suite(const SuiteArgs& args) {
   fig.config("machine", machine_description(scratch.path()));
   fig.config("cpus", std::to_string(cpu_a) + "," + std::to_string(cpu_b) + " (producer, worker)");
   fig.config("scale", std::to_string(args.scale));
-  fig.config("projections", "3 on one worker (balances, daily_totals, rich_accounts), busy-spin, source: LogTail");
+  fig.config("projections", "3 on one worker (balances, daily_totals, rich_accounts), busy-spin, source: bus ring (RecordConsumer per projection, catch_up)");
   fig.config("durability", "none");
   std::printf("sluice bench e2e — %s\n", machine_description(scratch.path()).c_str());
 

@@ -10,6 +10,9 @@
 #include <deque>
 #include <mutex>
 
+#include "sluice/bus/idle_strategy.h"
+#include "sluice/bus/log_publisher.h"
+#include "sluice/bus/log_reader.h"
 #include "sluice/projections/log_tail.h"
 #include "sluice/projections/metrics_server.h"
 #include "sluice/projections/worker_heap.h"
@@ -42,59 +45,66 @@ Status pin_to(int cpu) {
   return Status::OK();
 }
 
-// Idle between empty polls (Agrona-style backoff). Owned by one worker thread.
-class Idler {
- public:
-  explicit Idler(WorkerIdle kind) : kind_(kind) {}
-  void idle(uint64_t work) noexcept {
-    if (work > 0) {
-      step_ = 0;
-      sleep_ns_ = 20'000;
-      return;
-    }
-    switch (kind_) {
-      case WorkerIdle::busy_spin: pause(); return;
-      case WorkerIdle::yield: sched_yield(); return;
-      case WorkerIdle::backoff: break;
-    }
-    ++step_;
-    if (step_ < 200) {
-      pause();
-    } else if (step_ < 220) {
-      sched_yield();
-    } else {
-      timespec ts{0, sleep_ns_};
-      ::nanosleep(&ts, nullptr);
-      sleep_ns_ = std::min<long>(sleep_ns_ * 2, 1'000'000);
-    }
+IdleOptions idle_options(WorkerIdle kind) noexcept {
+  IdleOptions o;  // backoff_park with the bus's defaults: spins, yields, then futex park
+  switch (kind) {
+    case WorkerIdle::backoff: o.kind = IdleKind::backoff_park; break;
+    case WorkerIdle::yield: o.kind = IdleKind::yield; break;
+    case WorkerIdle::busy_spin: o.kind = IdleKind::busy_spin; break;
   }
+  return o;
+}
+
+// Feeds a ProjectionRunner from a RecordConsumer (same signature: a forwarding call).
+class RunnerHandler final : public RecordHandler {
+ public:
+  explicit RunnerHandler(ProjectionRunner* r) noexcept : r_(r) {}
+  void on_record(const RecordView& v, bool end_of_batch) noexcept override { r_->on_record(v, end_of_batch); }
 
  private:
-  WorkerIdle kind_;
-  uint32_t step_ = 0;
-  long sleep_ns_ = 20'000;
+  ProjectionRunner* r_;
 };
 
 }  // namespace
 
-// Publishes the log's head (position, address, timestamp) into the stats file header, on the
-// writer's thread, once per append batch: three stores.
+// The writer's one CommitListener, on the writer's thread: publishes the log's head
+// (position, address, timestamp) into the stats file header once per append batch (three
+// stores), then forwards every commit to the bus's LogPublisher (once start() attached it),
+// so the head counters never trail what a consumer may already have applied.
 class Engine::HeadListener final : public CommitListener {
  public:
   void on_commit(const RecordView& v, bool end_of_batch) noexcept override {
-    if (!end_of_batch || header_ == nullptr) return;
-    counters::put(header_->head_position, v.position() + 1);
-    counters::put(header_->head_address, v.segment_index * segment_size_ + v.offset + v.length());
-    counters::put(header_->head_timestamp_ns, v.timestamp_ns());
+    if (end_of_batch && header_ != nullptr) {
+      counters::put(header_->head_position, v.position() + 1);
+      counters::put(header_->head_address, v.segment_index * segment_size_ + v.offset + v.length());
+      counters::put(header_->head_timestamp_ns, v.timestamp_ns());
+    }
+    // Acquire: pairs with the release in forward_to(); the publisher and its ring, built by
+    // start(), are then visible to the writer thread. (A plain load on x86.)
+    if (CommitListener* next = next_.load(std::memory_order_acquire)) next->on_commit(v, end_of_batch);
   }
   void attach(counters::FileHeader* h, uint64_t segment_size) noexcept {
     header_ = h;
     segment_size_ = segment_size;
   }
+  // start(): after the ring and its consumers are set up; stop(): nullptr once the workers
+  // are gone. Must not race an append (Engine's thread-safety rules).
+  void forward_to(CommitListener* next) noexcept {
+    // Release: publishes the fully built publisher/ring to the writer's acquire in on_commit().
+    next_.store(next, std::memory_order_release);
+  }
 
  private:
   counters::FileHeader* header_ = nullptr;  // set before the writer opens; read on its thread
   uint64_t segment_size_ = 0;
+  std::atomic<CommitListener*> next_{nullptr};
+};
+
+// The bus on the live path: one ring, fed by one publisher on the writer's thread.
+struct Engine::Bus {
+  Bus(const std::string& dir, size_t capacity, int64_t start) : ring(capacity, start), publisher(dir, ring) {}
+  RecordRing ring;
+  LogPublisher publisher;
 };
 
 // A blue/green hand-over from rebuild() to a worker.
@@ -104,6 +114,7 @@ struct RebuildHandover {
   bool swapped = false;   // written by the worker before `done`
   uint64_t position = 0;  // live position at the swap
   uint64_t digest = 0;    // digest of the swapped-in model at that position
+  uint32_t tries = 0;     // worker rounds spent waiting for the reader to show the records
   // done: 0 pending, 1 swapped. Release by the worker after the swap; acquire in rebuild().
   std::atomic<int> done{0};
 };
@@ -112,7 +123,10 @@ struct Engine::Worker {
   int index = 0;
   int cpu = -1;
   std::vector<ProjectionRunner*> runners;
-  std::unique_ptr<LogTail> tail;
+  // One consumer of the bus ring per runner (same order), polled by this worker only.
+  std::vector<std::unique_ptr<RunnerHandler>> handlers;
+  std::vector<std::unique_ptr<RecordConsumer>> consumers;
+  std::unique_ptr<LogReader> handover_reader;  // opened on the first blue/green hand-over
   std::thread thread;
   Status pin;  // written by the worker before `started` is released
   // state: 0 run, 1 drain then stop. Release in stop() publishes deadline_ns; the worker's
@@ -126,6 +140,17 @@ struct Engine::Worker {
   // handover: a pending blue/green swap. Release store by rebuild() publishes the shadow;
   // the worker's acquire load pairs with it.
   std::atomic<RebuildHandover*> handover{nullptr};
+
+  // The idle strategy's re-check after registering as a sleeper (worker thread): anything
+  // to do? Relaxed loads of state/handover: hints only; the loop re-reads them with acquire.
+  static bool has_work_fn(const void* ctx) noexcept {
+    const auto& w = *static_cast<const Worker*>(ctx);
+    if (w.state.load(std::memory_order_relaxed) != 0 || w.handover.load(std::memory_order_relaxed) != nullptr)
+      return true;
+    for (const auto& c : w.consumers)
+      if (c->has_work()) return true;
+    return false;
+  }
 };
 
 // Interim ingress (until the bus's moodycamel-based Ingress is merged): a queue under a
@@ -184,6 +209,11 @@ Result<std::unique_ptr<Engine>> Engine::open(const std::string& dir, const Engin
   LogOptions lo = e->o_.log;
   if (lo.commit_listener != nullptr)
     return Status(StatusCode::invalid_argument, "engine " + dir + ": LogOptions::commit_listener is the engine's own");
+  const uint32_t cap = e->o_.ring_capacity;
+  if (cap < 2 || (cap & (cap - 1)) != 0)
+    return Status(StatusCode::invalid_argument, "engine " + dir + ": ring_capacity " + std::to_string(cap) +
+                                                    " is not a power of two >= 2");
+  lo.commit_listener = e->head_.get();  // head counters (stats on) and the bus (after start())
   if (e->o_.stats_file) {
     ::mkdir(dir.c_str(), 0755);
     counters::CountersFile::Meta meta;
@@ -194,7 +224,6 @@ Result<std::unique_ptr<Engine>> Engine::open(const std::string& dir, const Engin
     if (!f.ok()) return f.status();
     e->stats_ = std::move(f.value());
     e->head_->attach(&e->stats_->header(), lo.segment_size);
-    lo.commit_listener = e->head_.get();
   }
   auto w = LogWriter::open(dir, lo);
   if (!w.ok()) return w.status();
@@ -259,21 +288,32 @@ Status Engine::start() {
   const uint64_t end = writer_->committed_position();
   for (auto& r : runners_)
     if (Status st = r->open(end); !st.ok()) return st;
+  // The ring starts at the log's end: ring sequence == log position. Nothing appends during
+  // start() (thread-safety rules), so `end` is still the writer's next position.
+  bus_ = std::make_unique<Bus>(dir_, o_.ring_capacity, static_cast<int64_t>(end));
   for (size_t i = 0; i < o_.worker_cpus.size(); ++i) {
     auto w = std::make_unique<Worker>();
     w->index = static_cast<int>(i);
     w->cpu = o_.worker_cpus[i];
-    LogWriter* writer = writer_.get();
-    auto tail = LogTail::open(dir_, [writer] { return writer->committed_position(); });
-    if (!tail.ok()) return tail.status();
-    w->tail = std::move(tail.value());
     workers_.push_back(std::move(w));
   }
   size_t rr = 0;
   for (auto& r : runners_) {
     const int wi = r->options().worker >= 0 ? r->options().worker : static_cast<int>(rr++ % workers_.size());
-    workers_[static_cast<size_t>(wi)]->runners.push_back(r.get());
+    Worker& w = *workers_[static_cast<size_t>(wi)];
+    w.runners.push_back(r.get());
+    // The consumer starts right after the runner's position: at the ring's start, or behind
+    // it (a checkpoint older than the log's end), catching up from the log first.
+    ProcessorOptions po;
+    po.name = r->name();
+    po.overrun = OverrunPolicy::catch_up;  // the writer never waits for a read model
+    po.max_batch = o_.max_batch;
+    po.start_after = static_cast<int64_t>(r->next_position()) - 1;
+    w.handlers.push_back(std::make_unique<RunnerHandler>(r.get()));
+    w.consumers.push_back(std::make_unique<RecordConsumer>(bus_->ring, dir_, *w.handlers.back(), po));
+    if (Status st = w.consumers.back()->status(); !st.ok()) return st;
   }
+  head_->forward_to(&bus_->publisher);  // from now on every commit reaches the ring
   for (auto& w : workers_) {
     Worker* wp = w.get();
     wp->thread = std::thread([this, wp] { worker_loop(*wp); });
@@ -306,36 +346,71 @@ void Engine::worker_loop(Worker& w) noexcept {
   w.pin = pin_to(w.cpu);
   // Release: publishes w.pin to start() (acquire there).
   w.started.store(true, std::memory_order_release);
-  Idler idler(o_.idle);
-  const std::span<ProjectionRunner* const> runners(w.runners);
+  IdleStrategy idle(idle_options(o_.idle), &bus_->ring.signal(), &Worker::has_work_fn, &w);
   for (;;) {
     if (RebuildHandover* h = w.handover.load(std::memory_order_acquire)) {  // pairs with rebuild()'s release
-      // Bring the shadow to the live runner's position from the log, then swap.
-      LogReader& reader = w.tail->reader();
-      RecordView v;
-      const uint64_t target = h->live->next_position();
-      for (uint64_t p = h->shadow->next_position(); p < target; ++p)
-        if (reader.read(p, &v)) h->shadow->on_record(v, p + 1 == target);
-      h->swapped = h->shadow->next_position() == target && !h->shadow->failed();
-      if (h->swapped) h->live->adopt(*h->shadow);
-      h->position = h->live->next_position();
-      h->digest = h->live->digest();
-      w.handover.store(nullptr, std::memory_order_relaxed);  // only this thread reads it non-null again
-      h->done.store(1, std::memory_order_release);           // pairs with rebuild()'s acquire
+      if (try_handover(w)) {
+        w.handover.store(nullptr, std::memory_order_relaxed);  // only this thread reads it non-null again
+        h->done.store(1, std::memory_order_release);           // pairs with rebuild()'s acquire
+      }
     }
-    const uint64_t work = w.tail->poll(runners, o_.max_batch);
+    int work = 0;
+    for (auto& c : w.consumers) work += c->do_work();
     // Acquire: pairs with the release in stop(); deadline_ns is then readable.
     const int state = w.state.load(std::memory_order_acquire);
     if (state == 1 && work == 0) {
-      if (w.tail->drained(runners)) break;
+      if (drained(w)) break;
       if (steady_ns() >= w.deadline_ns.load(std::memory_order_relaxed)) {
         w.drained_ok.store(false, std::memory_order_relaxed);
         break;
       }
+      std::this_thread::yield();  // draining: the rest is being committed or read from the log
       continue;
     }
-    idler.idle(work);
+    idle.idle(work);
   }
+}
+
+// Every projection of the worker has applied everything committed (or has stopped).
+bool Engine::drained(const Worker& w) const noexcept {
+  const uint64_t end = writer_->committed_position();
+  for (ProjectionRunner* r : w.runners)
+    if (!r->stopped() && r->next_position() < end) return false;
+  return true;
+}
+
+// Brings the shadow to the live runner's position from the log, then swaps it in. False:
+// the log reader does not show those records yet (a commit racing its refresh): try again
+// on the next loop; the live runner moves on meanwhile and the shadow follows.
+bool Engine::try_handover(Worker& w) noexcept {
+  constexpr uint32_t kMaxTries = 10'000;
+  // Relaxed: the worker's acquire load in worker_loop() already synchronised with rebuild().
+  RebuildHandover& h = *w.handover.load(std::memory_order_relaxed);
+  const uint64_t target = h.live->next_position();
+  if (h.shadow->next_position() < target && !h.shadow->failed()) {
+    try {
+      if (!w.handover_reader) {
+        auto r = LogReader::open(dir_);
+        if (r.ok()) w.handover_reader = std::move(r.value());
+      } else if (w.handover_reader->end_position() < target) {
+        (void)w.handover_reader->refresh();  // a transient failure is retried next round
+      }
+    } catch (...) {  // cold path; treated as not-yet
+    }
+    if (w.handover_reader) {
+      RecordView v;
+      for (uint64_t p = h.shadow->next_position(); p < target; ++p) {
+        if (!w.handover_reader->read(p, &v)) break;
+        h.shadow->on_record(v, p + 1 == target);
+      }
+    }
+    if (h.shadow->next_position() < target && !h.shadow->failed() && ++h.tries < kMaxTries) return false;
+  }
+  h.swapped = h.shadow->next_position() == target && !h.shadow->failed();
+  if (h.swapped) h.live->adopt(*h.shadow);
+  h.position = h.live->next_position();
+  h.digest = h.live->digest();
+  return true;
 }
 
 bool Engine::write_pending_checkpoints(bool final_pass) {
@@ -590,6 +665,7 @@ Status Engine::stop(std::chrono::milliseconds timeout) {
   for (auto& r : runners_)
     if (counters::Slot* s = r->slot(); s && !r->failed()) counters::CountersFile::set_state(*s, counters::SlotState::stopped);
   if (Status st = writer_->close(); !st.ok() && result.ok()) result = st;
+  head_->forward_to(nullptr);  // the writer is closed: nothing commits any more
   return result;
 }
 

@@ -1,6 +1,6 @@
 // LogTail: feeds projection runners from the log itself (LogReader: refresh + read by
-// position). It is the catch-up and rebuild path — a runner far behind, or restarting from
-// an old checkpoint, reads here — and, until the bus ring is wired in, the live path too.
+// position), for offline use and tests. The Engine's live path is the bus ring, with
+// LogCatchUpSource behind it for a consumer that falls behind (see runtime/engine.h).
 //
 // Design
 //   One LogTail per worker thread, shared by the runners on that thread: one refresh() of

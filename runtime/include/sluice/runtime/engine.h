@@ -1,26 +1,34 @@
 // Engine: opens a log directory with a configuration, registers projections, runs them on
 // pinned worker threads, publishes every counter into the stats file, and stops cleanly.
 //
-//   app thread ──append()──► LogWriter ──commit──► head counters (stats file)
-//   (or producers ──submit()──► ingress ──► writer thread)
-//                                 │ committed records (mapped log)
-//              ┌──────────────────┼──────────────────┐
-//              ▼                  ▼                  ▼
-//        worker 0 (cpu a)   worker 1 (cpu b)   ...   each: LogTail + its ProjectionRunners
+//   app thread ──append()──► LogWriter ──commit──► HeadListener ──► head counters (stats file)
+//   (or producers ──submit()──► ingress ──► writer thread)    │ forwards every commit
+//                                                             ▼
+//                                    LogPublisher ──► RecordRing (one slot per position)
+//              ┌──────────────────┬───────────────────────┘ one RecordConsumer (own sequence,
+//              ▼                  ▼                            catch_up overrun) per projection
+//        worker 0 (cpu a)   worker 1 (cpu b)   ...   each: the consumers of its ProjectionRunners;
+//              │                                     behind the ring → LogCatchUpSource (the log)
 //              │ checkpoints ───────────► checkpoint thread (waits for durability, writes)
 //              │ counters ──────────────► sluice.stats ◄── monitor thread (heartbeat, alerts)
 //
 // Design
 //   Configuration happens before start(): add_projection() registers a projection factory
 //   and its options. start() opens each runner (restoring its checkpoint, refusing one past
-//   the log's end), gives it a counters slot, and starts the workers; projections are
-//   assigned to workers round robin unless their options name one. Workers poll their
-//   LogTail and idle with the configured strategy (default: backoff then sleep, safe when
-//   threads outnumber cores). stop() drains: producers first, then a flush, then every worker
-//   until its projections reach the log's end (or the deadline), then final checkpoints.
+//   the log's end), gives it a counters slot, creates the bus (a RecordRing starting at the
+//   log's end and the LogPublisher that the HeadListener forwards every commit to) and one
+//   RecordConsumer per runner starting right after the runner's position, then starts the
+//   workers; projections are assigned to workers round robin unless their options name one.
+//   A consumer uses OverrunPolicy::catch_up: the writer never waits for a read model; one
+//   that is lapped (or starts behind the ring, from an old checkpoint) reads from the log
+//   and rejoins the ring. Workers poll their consumers and idle with the configured strategy
+//   (default: backoff then park on the ring's wake signal, safe when threads outnumber
+//   cores). stop() drains: producers first, then a flush, then every worker until its
+//   projections reach the log's end (or the deadline), then final checkpoints.
 //
 // Thread safety
-//   open(), add_projection(), start(), stop(), rebuild(): one controlling thread.
+//   open(), add_projection(), start(), stop(), rebuild(): one controlling thread; start()
+//   and stop() must not run concurrently with append().
 //   append()/stream(): with WriterMode::caller, the one thread that owns the writer (the
 //   first to call). submit()/submit_stream(): with WriterMode::ingress, any thread.
 //   Handles (ProjectionHandle) and stats accessors: any thread.
@@ -28,6 +36,7 @@
 // Invariants
 //   - A projection's checkpoint never points past the log's acknowledged position.
 //   - After stop() returns OK every projection has applied every committed event.
+//   - The ring's sequence s carries the event at log position s.
 #pragma once
 
 #include <atomic>
@@ -55,7 +64,8 @@ namespace sluice {
 class MetricsServer;
 
 enum class WorkerIdle : uint8_t {
-  backoff,    // THE DEFAULT: spin briefly, yield, then sleep 20 µs doubling to 1 ms
+  backoff,    // THE DEFAULT: spin briefly, yield, then park on the ring's wake signal
+              // (1 µs doubling to 1 ms; a publish ends the park early)
   yield,      // sched_yield() between polls: gives the core away, wakes within a tick
   busy_spin,  // pause between polls: lowest latency; only for a worker with a core of its own
 };
@@ -78,6 +88,7 @@ struct EngineOptions {
   std::vector<int> worker_cpus{-1};             // one worker per entry; -1 = not pinned
   WorkerIdle idle = WorkerIdle::backoff;
   uint32_t max_batch = 1024;                    // events per runner per poll
+  uint32_t ring_capacity = 64 * 1024;           // bus ring slots (power of two, 64 B each)
   bool stats_file = true;                       // <dir>/sluice.stats (off: no counters at all)
   uint32_t stats_slots = 32;
   std::chrono::milliseconds monitor_interval{100};  // heartbeat and alert checks
@@ -184,11 +195,14 @@ class Engine {
 
  private:
   struct Worker;
+  struct Bus;
   struct Ingress;
   class HeadListener;
   Engine(std::string dir, EngineOptions options);
   Result<ProjectionRunner*> add_runner(std::string name, ProjectionOptions options, ProjectionFactory factory);
   void worker_loop(Worker& w) noexcept;
+  bool drained(const Worker& w) const noexcept;
+  bool try_handover(Worker& w) noexcept;
   void checkpoint_loop() noexcept;
   void monitor_loop() noexcept;
   void ingress_loop() noexcept;
@@ -197,6 +211,7 @@ class Engine {
   const std::string dir_;
   EngineOptions o_;
   std::unique_ptr<HeadListener> head_;
+  std::unique_ptr<Bus> bus_;  // declared before writer_: outlives it (the writer publishes into it)
   std::unique_ptr<LogWriter> writer_;
   std::unique_ptr<counters::CountersFile> stats_;
   std::unique_ptr<serialization::SchemaRegistry> registry_;
