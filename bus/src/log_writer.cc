@@ -470,6 +470,10 @@ Status LogWriter::roll(uint64_t needed) noexcept {
         fail(st);
         return st;
       }
+      // Everything appended so far is now on disk: acknowledge it before anything below can
+      // fail (a full disk when making the next segment must not cost acknowledgements).
+      publish_acknowledged(next_position_);
+      ack_cv_.notify_all();
     }
     // 3. Take the prepared segment. The maintenance thread makes it, so that its allocations
     //    and system calls stay off this thread; if it is not ready yet, wait for it. Only when
