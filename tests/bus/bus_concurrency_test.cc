@@ -288,6 +288,9 @@ struct SeqSource : CatchUpSource<uint64_t> {
   // Serves the events the test recorded by sequence (filled before publish).
   const std::vector<std::atomic<uint64_t>>* by_seq = nullptr;
   ReadResult read(int64_t s, uint64_t* out) noexcept override {
+    // A catch-up may ask past the last event (up to the ring's claimed cursor): like the log,
+    // answer "not yet" there.
+    if (s < 0 || static_cast<size_t>(s) >= by_seq->size()) return ReadResult::not_yet;
     const uint64_t v = (*by_seq)[static_cast<size_t>(s)].load(std::memory_order_acquire);
     if (v == 0) return ReadResult::not_yet;
     *out = v - 1;
