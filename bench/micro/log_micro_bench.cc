@@ -1,10 +1,13 @@
 // Micro benchmarks of the log's inner loops: CRC32C and the record encoder.
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "internal/record_codec.h"
 #include "sluice/bus/crc32c.h"
+#include "sluice/bus/log_writer.h"
 
 namespace {
 
@@ -55,5 +58,37 @@ void BM_DecodeRecord(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_DecodeRecord)->Arg(64)->Arg(256)->Arg(4096);
+
+// One append under durability none into a real log (64 MiB segments, rolls included): the
+// hot path that `sluice bench log` compares with memcpy.
+void BM_AppendNone(benchmark::State& state) {
+  std::string dir = "/tmp/sluice-micro-append-XXXXXX";
+  if (::mkdtemp(dir.data()) == nullptr) {
+    state.SkipWithError("mkdtemp");
+    return;
+  }
+  {
+    sluice::LogOptions o;
+    o.segment_size = 64ull << 20;
+    auto w = sluice::LogWriter::open(dir + "/log", o);
+    if (!w.ok()) {
+      state.SkipWithError(w.status().to_string().c_str());
+      return;
+    }
+    auto s = (*w)->stream("bench");
+    std::vector<std::byte> payload(static_cast<size_t>(state.range(0)), std::byte{0x5a});
+    sluice::EventData e;
+    e.type = 1;
+    e.payload = payload;
+    for (auto _ : state) {
+      auto r = (*w)->append(*s, sluice::ExpectedVersion::any(), e);
+      benchmark::DoNotOptimize(r);
+    }
+    state.SetItemsProcessed(state.iterations());
+  }
+  std::string cmd = "rm -rf '" + dir + "'";
+  if (std::system(cmd.c_str()) != 0) state.SkipWithError("cleanup");
+}
+BENCHMARK(BM_AppendNone)->Arg(64)->Arg(256);
 
 }  // namespace

@@ -1,47 +1,69 @@
 // RealtimeClock: CLOCK_REALTIME in nanoseconds for the append path, read from the TSC.
 //
 // Why: every append stamps its records. On this VM clock_gettime(CLOCK_REALTIME) through
-// the vDSO costs ~26 ns and rdtsc ~12 ns (measured 2026-11-26); at ~40 ns per 64-byte append
-// that is a third of the budget. Where the TSC is not invariant (no constant_tsc and
-// nonstop_tsc), now() falls back to clock_gettime.
+// the vDSO costs ~24 ns and rdtsc ~10 ns (measured 2026-11-27 with a throwaway loop); at
+// ~40 ns per 64-byte append the difference is a third of the budget. Where the TSC is not
+// invariant (no constant_tsc and nonstop_tsc), now() falls back to clock_gettime.
 //
 // Design
-//   now() = base_ns + (rdtsc() - base_tsc) * mult / 2^32. calibrate(), called by the
-//   writer's maintenance thread every ~100 ms, re-anchors (base_tsc, base_ns) on a fresh
-//   clock_gettime sample and recomputes mult from the first anchor, so the error stays
-//   within a few microseconds of CLOCK_REALTIME and never accumulates. The writer clamps
-//   timestamps so they never go backwards.
+//   now() = base_ns + (rdtsc() - base_tsc) * mult / 2^32. When the anchor (base_tsc,
+//   base_ns) is older than ~100 ms of ticks, or the TSC reads behind it (the thread moved to
+//   a CPU whose TSC lags), now() re-anchors inline on a fresh clock_gettime sample and
+//   recomputes mult from the first anchor, taken at construction; the error so stays within
+//   a few microseconds of CLOCK_REALTIME and never accumulates. One re-anchor costs ~50 ns
+//   (two rdtsc, one vDSO clock_gettime, one division), once per 100 ms of use. The writer
+//   clamps timestamps so that they never go backwards.
 //
 // Thread safety
-//   One thread calls calibrate(), any thread may call now(). The parameters are published
-//   with a seqlock: calibrate() makes seq_ odd, stores the three fields (release), makes it
-//   even again (release); now() acquires seq_ and the fields and retries until it reads the
-//   same even seq_ before and after.
+//   One thread at a time calls now() (the log writer's owning thread): it keeps the anchor
+//   in plain members, so the hot path has no atomics. An earlier version was recalibrated by
+//   the maintenance thread through a seqlock: four acquire loads and a retry loop per append.
 #pragma once
 
-#include <atomic>
+#include <time.h>
+
 #include <cstdint>
+
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 namespace sluice::log_internal {
 
 class RealtimeClock {
  public:
   RealtimeClock();
-  int64_t now() const noexcept;
-  void calibrate() noexcept;
+  int64_t now() noexcept {
+    if (!tsc_) [[unlikely]] return clock_realtime();
+    const uint64_t d = ticks() - base_tsc_;  // wraps to huge when the TSC reads behind
+    if (d >= reanchor_ticks_) [[unlikely]] return reanchor();
+    return base_ns_ + static_cast<int64_t>((static_cast<U128>(d) * mult_) >> 32);
+  }
   bool uses_tsc() const noexcept { return tsc_; }
 
+  // The two sources: CLOCK_REALTIME through the vDSO, and the TSC.
+  static int64_t clock_realtime() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);  // vDSO
+    return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  }
+#if defined(__x86_64__)
+  static uint64_t ticks() noexcept { return __rdtsc(); }
+#else
+  static uint64_t ticks() noexcept { return 0; }
+#endif
+
  private:
+  __extension__ typedef unsigned __int128 U128;  // the 64x64->128 multiply
+  int64_t reanchor() noexcept;
+
   bool tsc_ = false;
-  uint64_t anchor_tsc_ = 0;  // first sample, for the long-baseline rate (calibrate() only)
+  uint64_t anchor_tsc_ = 0;  // first sample, for the long-baseline rate
   int64_t anchor_ns_ = 0;
-  // seq_: odd while calibrate() rewrites the fields below. Release on the final (even)
-  // store pairs with the acquire load in now(); the fields are atomics (release stores,
-  // acquire loads) so that a torn read is a retried read, never a data race.
-  std::atomic<uint64_t> seq_{0};
-  std::atomic<uint64_t> base_tsc_{0};
-  std::atomic<int64_t> base_ns_{0};
-  std::atomic<uint64_t> mult_{0};  // ns per TSC tick, fixed point 32.32
+  uint64_t base_tsc_ = 0;    // the current anchor
+  int64_t base_ns_ = 0;
+  uint64_t mult_ = 0;        // ns per TSC tick, fixed point 32.32
+  uint64_t reanchor_ticks_ = 0;  // ~100 ms of ticks
 };
 
 }  // namespace sluice::log_internal

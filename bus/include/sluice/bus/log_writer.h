@@ -136,17 +136,22 @@ class LogWriter {
   Status roll(uint64_t needed) noexcept;
   Status write_meta();
   void maintenance_loop();
+  Status place_maintenance_thread();
   Status group_flush_locked();
   void fail(Status st) noexcept;
   void publish_acknowledged(uint64_t position) noexcept;
   int64_t now_ns() const noexcept;
-  AppendResult reject(AppendCode code, Status st) noexcept;
+  [[gnu::cold]] AppendResult reject(AppendCode code, Status st) noexcept;
+  [[gnu::cold]] AppendResult refuse_append(StreamId stream, ExpectedVersion expected,
+                                           size_t count) noexcept;
+  [[gnu::cold]] AppendResult refuse_too_large(const StreamState& s, size_t count,
+                                              uint64_t need) noexcept;
   Status sync_current(uint64_t end_offset);
 
   const std::string dir_;
   const LogOptions options_;
   FileOps* ops_;
-  std::unique_ptr<log_internal::RealtimeClock> clock_;  // recalibrated by the maintenance thread
+  std::unique_ptr<log_internal::RealtimeClock> clock_;  // used by the writer thread only
   int lock_fd_ = -1;
   std::string recovery_note_;
 
