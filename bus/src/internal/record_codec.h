@@ -22,9 +22,14 @@ inline uint32_t record_crc(uint64_t segment_index, const std::byte* rec, uint32_
 }
 
 inline uint8_t id_flags(const EventData& e) noexcept {
-  return static_cast<uint8_t>((e.idempotency_key.empty() ? 0 : lf::kFlagIdempotencyKey) |
-                              (e.correlation_id.empty() ? 0 : lf::kFlagCorrelationId) |
-                              (e.causation_id.empty() ? 0 : lf::kFlagCausationId));
+  const Id128& k = e.idempotency_key;
+  const Id128& c = e.correlation_id;
+  const Id128& z = e.causation_id;
+  // Most events carry no id: one test for all three (this runs twice per append).
+  if ((k.hi | k.lo | c.hi | c.lo | z.hi | z.lo) == 0) [[likely]] return 0;
+  return static_cast<uint8_t>((k.empty() ? 0 : lf::kFlagIdempotencyKey) |
+                              (c.empty() ? 0 : lf::kFlagCorrelationId) |
+                              (z.empty() ? 0 : lf::kFlagCausationId));
 }
 
 // Bytes the record occupies without padding.
@@ -53,6 +58,8 @@ struct RecordFields {
 // BM_EncodeRecord/64 went from 23.7 ns to NN ns (bench/results/log-micro-2026-11-27.md).
 uint32_t encode_record(std::byte* dst, uint64_t segment_index, const RecordFields& f,
                        const EventData& e) noexcept;
+// True where encode_record uses the fused encoder (record_encoder_fused.h).
+bool fused_encoder_available() noexcept;
 
 // The reference encoder: fields stored one by one, then the CRC over the written bytes.
 // Same output as encode_record (checked by tests/bus/record_codec_test.cc).

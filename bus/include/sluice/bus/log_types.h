@@ -18,7 +18,7 @@ using StreamId = uint64_t;  // 1-based; 0 = no stream
 struct Id128 {
   uint64_t hi = 0;
   uint64_t lo = 0;
-  constexpr bool empty() const noexcept { return hi == 0 && lo == 0; }
+  constexpr bool empty() const noexcept { return (hi | lo) == 0; }
   friend constexpr bool operator==(const Id128&, const Id128&) = default;
 };
 

@@ -81,7 +81,9 @@ class LogWriter {
 
   // Appends events to one stream, atomically: all or none visible, also after a crash.
   AppendResult append(StreamId stream, ExpectedVersion expected,
-                      std::span<const EventData> events) noexcept;
+                      std::span<const EventData> events) noexcept {
+    return fused_ ? append_fused(stream, expected, events) : append_portable(stream, expected, events);
+  }
   AppendResult append(StreamId stream, ExpectedVersion expected, const EventData& e) noexcept {
     return append(stream, expected, std::span<const EventData>(&e, 1));
   }
@@ -141,6 +143,14 @@ class LogWriter {
   void fail(Status st) noexcept;
   void publish_acknowledged(uint64_t position) noexcept;
   int64_t now_ns() const noexcept;
+  // append() with the CPU's CRC instructions (SSE4.2 crc32, PCLMULQDQ), or without.
+  AppendResult append_fused(StreamId stream, ExpectedVersion expected,
+                            std::span<const EventData> events) noexcept;
+  AppendResult append_portable(StreamId stream, ExpectedVersion expected,
+                               std::span<const EventData> events) noexcept;
+  template <class Encoder>
+  AppendResult append_with(StreamId stream, ExpectedVersion expected,
+                           std::span<const EventData> events) noexcept;
   [[gnu::cold]] AppendResult reject(AppendCode code, Status st) noexcept;
   [[gnu::cold]] AppendResult refuse_append(StreamId stream, ExpectedVersion expected,
                                            size_t count) noexcept;
@@ -152,6 +162,7 @@ class LogWriter {
   const LogOptions options_;
   FileOps* ops_;
   std::unique_ptr<log_internal::RealtimeClock> clock_;  // used by the writer thread only
+  const bool fused_;  // append() takes append_fused()
   int lock_fd_ = -1;
   std::string recovery_note_;
 
