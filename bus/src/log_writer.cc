@@ -94,7 +94,8 @@ Result<std::unique_ptr<LogWriter>> LogWriter::open(const std::string& dir,
 LogWriter::~LogWriter() { close().ignore(); }
 
 [[gnu::always_inline]] inline int64_t LogWriter::now_ns() const noexcept {
-  return options_.clock_ns ? options_.clock_ns() : clock_->now();
+  if (options_.clock_ns != nullptr) [[unlikely]] return options_.clock_ns();
+  return clock_->now();
 }
 
 Status LogWriter::open_impl() {
@@ -455,24 +456,35 @@ inline AppendResult LogWriter::append_with(
   f.stream_id = stream;
   f.timestamp_ns = ts;
   std::byte* base = segment_->data();
+  const uint64_t segment_index = segment_->index();
   const uint64_t batch_start = tail_;
-  for (size_t i = 0; i < n; ++i) {
-    f.extra_flags = i + 1 < n ? lf::kFlagBatchContinues : 0;
-    f.position = first + i;
-    f.stream_version = s->version + i + 1;
-    std::byte* dst = base + tail_;
-    const uint32_t len = Encoder::encode(dst, segment_->index(), f, events[i]);
-    log_internal::commit_record(dst, len);
-    tail_ += lf::align_up(len);
+  uint64_t off = tail_;
+  if (n == 1) [[likely]] {
+    // One event: straight-line code, no batch flag.
+    f.position = first;
+    f.stream_version = s->version + 1;
+    const uint32_t len = Encoder::encode(base + off, segment_index, f, events[0]);
+    log_internal::commit_record(base + off, len);
+    off += lf::align_up(len);
+  } else {
+    for (size_t i = 0; i < n; ++i) {
+      f.extra_flags = i + 1 < n ? lf::kFlagBatchContinues : 0;
+      f.position = first + i;
+      f.stream_version = s->version + i + 1;
+      const uint32_t len = Encoder::encode(base + off, segment_index, f, events[i]);
+      log_internal::commit_record(base + off, len);
+      off += lf::align_up(len);
+    }
   }
+  tail_ = off;
   if (CommitListener* l = options_.commit_listener) {
     RecordView v;
     v.segment_index = segment_->index();
-    for (uint64_t off = batch_start; off < tail_;) {
-      v.header = reinterpret_cast<const lf::RecordHeader*>(base + off);
-      v.offset = static_cast<uint32_t>(off);
-      off += lf::align_up(v.header->length);
-      l->on_commit(v, off >= tail_);
+    for (uint64_t at = batch_start; at < tail_;) {
+      v.header = reinterpret_cast<const lf::RecordHeader*>(base + at);
+      v.offset = static_cast<uint32_t>(at);
+      at += lf::align_up(v.header->length);
+      l->on_commit(v, at >= tail_);
     }
   }
   next_position_ = first + n;

@@ -7,15 +7,23 @@
 
 namespace sluice::log_internal {
 
-#if defined(__x86_64__)
 namespace {
+#if defined(__x86_64__)
 const bool kFusedAvailable = __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("pclmul");
+#else
+constexpr bool kFusedAvailable = false;
+#endif
+// Relaxed: a test switch, read when a writer opens; nothing is published through it.
+std::atomic<bool> fused_disabled_for_testing{false};
 }  // namespace
 
-bool fused_encoder_available() noexcept { return kFusedAvailable; }
-#else
-bool fused_encoder_available() noexcept { return false; }
-#endif
+bool fused_encoder_available() noexcept {
+  return kFusedAvailable && !fused_disabled_for_testing.load(std::memory_order_relaxed);
+}
+
+void set_fused_encoder_enabled_for_testing(bool enabled) noexcept {
+  fused_disabled_for_testing.store(!enabled, std::memory_order_relaxed);
+}
 
 uint32_t encode_record(std::byte* dst, uint64_t segment_index, const RecordFields& f,
                        const EventData& e) noexcept {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bus/log_test_util.h"
+#include "internal/record_codec.h"
 #include "sluice/bus/log_reader.h"
 
 // --- allocation counting ----------------------------------------------------------------------
@@ -321,6 +322,54 @@ TEST_F(LogWriterTest, SecondWriterOnTheSameDirectoryIsBusy) {
 }
 
 // --- durability and acknowledgement -------------------------------------------------------------
+
+int64_t fixed_clock() { return 1'795'000'000'123'456'789; }
+
+// Appends the same events (single and batched, payloads of 0..300 bytes, with and without
+// ids, across several segment rolls) to `dir` with a fixed clock.
+void append_mixed_events(const std::string& dir) {
+  LogOptions o = small_log_options();
+  o.clock_ns = fixed_clock;
+  auto w = LogWriter::open(dir, o);
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  auto s = (*w)->stream("mixed");
+  ASSERT_TRUE(s.ok());
+  std::vector<std::byte> bytes(300);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::byte>(i * 7 + 1);
+  for (uint32_t i = 0; i < 2000; ++i) {
+    EventData e[3];
+    for (uint32_t k = 0; k < 3; ++k) {
+      e[k].type = i + k;
+      e[k].payload = std::span<const std::byte>(bytes.data() + (i % 5), (i * 37 + k * 11) % 290);
+      if (i % 7 == 0) e[k].correlation_id = Id128{i + 1ull, 2};
+      if (i % 11 == 0) e[k].idempotency_key = Id128{3, i + 1ull};
+    }
+    const size_t n = i % 4 == 0 ? 3 : 1;
+    AppendResult r = (*w)->append(*s, ExpectedVersion::any(), std::span<const EventData>(e, n));
+    ASSERT_TRUE(r.ok()) << (*w)->last_error().to_string();
+  }
+  EXPECT_GT((*w)->stats().segment_rolls, 3u);
+  ASSERT_TRUE((*w)->close().ok());
+}
+
+TEST_F(LogWriterTest, FusedAndPortableAppendPathsWriteTheSameBytes) {
+  const std::string fused = tmp_.sub("fused"), portable = tmp_.sub("portable");
+  append_mixed_events(fused);
+  log_internal::set_fused_encoder_enabled_for_testing(false);
+  append_mixed_events(portable);
+  log_internal::set_fused_encoder_enabled_for_testing(true);
+  size_t segments = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(fused)) {
+    if (entry.path().extension() != ".seg") continue;
+    ++segments;
+    EXPECT_EQ(read_file(entry.path().string()),
+              read_file(portable + "/" + entry.path().filename().string()))
+        << entry.path().filename();
+  }
+  EXPECT_GT(segments, 3u);
+  auto r = LogReader::open(portable);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+}
 
 TEST_F(LogWriterTest, DurabilityNoneAcknowledgesOnAppend) {
   ASSERT_NO_FATAL_FAILURE(open_with_stream("s", small_log_options(Durability::none)));

@@ -58,8 +58,12 @@ struct RecordFields {
 // BM_EncodeRecord/64 went from 23.7 ns to NN ns (bench/results/log-micro-2026-11-27.md).
 uint32_t encode_record(std::byte* dst, uint64_t segment_index, const RecordFields& f,
                        const EventData& e) noexcept;
-// True where encode_record uses the fused encoder (record_encoder_fused.h).
+// True where encode_record uses the fused encoder (record_encoder_fused.h); log writers
+// opened while it is true append through it.
 bool fused_encoder_available() noexcept;
+// Tests: makes fused_encoder_available() false (writers opened afterwards take the portable
+// append path), or true again where the CPU has the instructions.
+void set_fused_encoder_enabled_for_testing(bool enabled) noexcept;
 
 // The reference encoder: fields stored one by one, then the CRC over the written bytes.
 // Same output as encode_record (checked by tests/bus/record_codec_test.cc).
