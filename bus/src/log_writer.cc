@@ -543,12 +543,6 @@ AppendResult LogWriter::refuse_too_large(const StreamState& s, size_t count, uin
                            std::to_string(room)));
 }
 
-void LogWriter::publish_acknowledged(uint64_t position) noexcept {
-  // Release: pairs with the acquire in acknowledged_position(); a reader that sees `position`
-  // knows every event below it is acknowledged.
-  acknowledged_.store(position, std::memory_order_release);
-}
-
 Status LogWriter::roll(uint64_t needed) noexcept {
   (void)needed;
   // 1. Seal the current segment: readers move to the next segment at this record.

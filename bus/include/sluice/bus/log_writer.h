@@ -141,7 +141,11 @@ class LogWriter {
   Status place_maintenance_thread();
   Status group_flush_locked();
   void fail(Status st) noexcept;
-  void publish_acknowledged(uint64_t position) noexcept;
+  void publish_acknowledged(uint64_t position) noexcept {
+    // Release: pairs with the acquire in acknowledged_position(); a reader that sees
+    // `position` knows every event below it is acknowledged.
+    acknowledged_.store(position, std::memory_order_release);
+  }
   int64_t now_ns() const noexcept;
   // append() with the CPU's CRC instructions (SSE4.2 crc32, PCLMULQDQ), or without.
   AppendResult append_fused(StreamId stream, ExpectedVersion expected,
