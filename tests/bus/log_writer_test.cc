@@ -371,6 +371,18 @@ TEST_F(LogWriterTest, FusedAndPortableAppendPathsWriteTheSameBytes) {
   ASSERT_TRUE(r.ok()) << r.status().to_string();
 }
 
+TEST_F(LogWriterTest, MaintenanceCpuOutOfRangeIsInvalidArgumentAndCpuZeroWorks) {
+  LogOptions o = small_log_options();
+  o.maintenance_cpu = 1 << 20;
+  auto w = LogWriter::open(dir(), o);
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.status().code(), StatusCode::invalid_argument);
+  EXPECT_NE(w.status().message().find("maintenance_cpu"), std::string::npos) << w.status().to_string();
+  o.maintenance_cpu = 0;
+  auto w2 = LogWriter::open(dir(), o);
+  ASSERT_TRUE(w2.ok()) << w2.status().to_string();
+}
+
 TEST_F(LogWriterTest, DurabilityNoneAcknowledgesOnAppend) {
   ASSERT_NO_FATAL_FAILURE(open_with_stream("s", small_log_options(Durability::none)));
   for (int i = 0; i < 10; ++i) {

@@ -55,7 +55,7 @@ struct RecordFields {
 // payload are copied word by word and fed to the CRC from their source. Computing the CRC
 // over the just-written bytes instead (encode_record_portable) reads 8-byte words that were
 // stored as 1-, 2- and 4-byte fields, which the CPU cannot forward from its store buffer:
-// BM_EncodeRecord/64 went from 23.7 ns to NN ns (bench/results/log-micro-2026-11-27.md).
+// BM_EncodeRecord/64 went from 23.7 ns to 10.7 ns (bench/results/log-micro-2026-11-27.md).
 uint32_t encode_record(std::byte* dst, uint64_t segment_index, const RecordFields& f,
                        const EventData& e) noexcept;
 // True where encode_record uses the fused encoder (record_encoder_fused.h); log writers

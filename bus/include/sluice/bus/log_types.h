@@ -100,9 +100,9 @@ struct LogOptions {
   std::chrono::milliseconds health_check_interval{100};  // segment-file removal check
   CommitListener* commit_listener = nullptr;     // nullptr: none
   // CPU for the writer's maintenance thread (segment preparation, group commit). -1: when
-  // the thread that opens the log is pinned to one CPU, any CPU but that one (a thread
-  // inherits its creator's pin, and segment preparation would then preempt the appender);
-  // otherwise the opener's CPUs.
+  // the thread that opens the log is pinned to one CPU, any other CPU the process could use
+  // when the library loaded (a thread inherits its creator's pin, and segment preparation
+  // would then preempt the appender); otherwise the opener's CPUs.
   int maintenance_cpu = -1;
 };
 
