@@ -2,12 +2,13 @@
 // retries and per-key dead-lettering, commits once per batch, publishes its position and
 // lag counters, and hands checkpoints to a checkpoint writer.
 //
-//   source (bus ring consumer, or LogTail catching up from the log)
-//        │ on_record(view, end_of_batch)            worker thread
+//   source (the engine worker's ring consumer, or LogTail / a LogReader)
+//        │ apply_record(view) per event, end_batch(now) per batch    worker thread
+//        │ (or on_record(view, end_of_batch): both, with the runner's own clock)
 //        ▼
 //   ProjectionRunner ──apply──► Projection (read model)        queries: any thread
-//        │ end_of_batch: on_batch_end(); applied_ (release)    wait_for(P)
-//        │               counters slot (stores)          ───► sluice.stats ──► `sluice stat`
+//        │ end_batch: on_batch_end(); applied_ (release)       wait_for(P)
+//        │            counters, latency histogram (stores) ───► sluice.stats ──► `sluice stat`
 //        │ checkpoint due: snapshot ──► pending (release)
 //        ▼
 //   checkpoint thread: wait until the log is durable to P, write file atomically
@@ -34,7 +35,8 @@
 //   worker never waits for it: while a checkpoint is being written, the next is skipped.
 //
 // Thread safety
-//   open(), restore: before the worker starts (or on the worker). on_record(), poll_*:
+//   open(), restore: before the worker starts (or on the worker). on_record(),
+//   apply_record(), end_batch(), poll_*:
 //   the worker thread only. applied_position(), wait_for(), model(), failure(),
 //   dead_letters(), take_pending()/pending_done(): any thread (documented per method).
 //
