@@ -2,8 +2,8 @@
 // and the cost of the stats file.
 //
 //   producer (cpu A)                       worker (cpu B, busy-spin)
-//   fixed-rate schedule t_i = t0 + i/rate  LogTail ─► balances ─► daily_totals ─► rich_accounts
-//   append(event carrying t_i) ──► log ───────────────────────────────────────────┘ latency = now - t_i
+//   fixed-rate schedule t_i = t0 + i/rate  ring consumer ─► balances ─► daily_totals ─► rich_accounts
+//   append(event carrying t_i) ──► log ──► bus ring ────────────────────────────────────┘ latency = now - t_i
 //
 //   baseline, same run: a bare std::atomic cache-line ping-pong between cpu A and cpu B
 //   (the physical limit of any hand-off between two cores).
@@ -249,7 +249,7 @@ int run_e2e_suite(const SuiteArgs& args) {
   fig.config("machine", machine_description(scratch.path()));
   fig.config("cpus", std::to_string(cpu_a) + "," + std::to_string(cpu_b) + " (producer, worker)");
   fig.config("scale", std::to_string(args.scale));
-  fig.config("projections", "3 on one worker (balances, daily_totals, rich_accounts), busy-spin, source: bus ring (RecordConsumer per projection, catch_up)");
+  fig.config("projections", "3 on one worker (balances, daily_totals, rich_accounts), busy-spin, source: bus ring (one RecordConsumer per worker fanning out to its 3 runners, catch_up)");
   fig.config("durability", "none");
   std::printf("sluice bench e2e — %s\n", machine_description(scratch.path()).c_str());
 

@@ -167,15 +167,13 @@ Status ProjectionRunner::restore(const CheckpointData& d) {
   return Status::OK();
 }
 
-void ProjectionRunner::on_record(const RecordView& v, bool end_of_batch) noexcept {
+void ProjectionRunner::apply_record(const RecordView& v) noexcept {
   if (stopped_) return;
   const uint64_t pos = v.position();
   if (pos != next_) {
     if (pos > next_)
       fail(Status(StatusCode::corruption, "projection '" + name_ + "': expected position " + std::to_string(next_) +
                                               ", got " + std::to_string(pos) + " (a gap)"));
-    else if (end_of_batch && batch_events_ > 0)
-      commit_batch(now_ns());
     return;  // below next_: already applied (a source replaying what the checkpoint holds)
   }
   Event e(v);
@@ -224,28 +222,77 @@ void ProjectionRunner::on_record(const RecordView& v, bool end_of_batch) noexcep
   ++events_applied_;
   ++batch_events_;
   ++since_checkpoint_;
-  const int64_t now = now_ns();
-  if (counters::Slot* s = ctx_.slot) {
-    const int64_t lat = now - v.timestamp_ns();
-    counters::record(s->histogram, lat > 0 ? static_cast<uint64_t>(lat) : 0);
+  if (ctx_.slot != nullptr) {
+    // No clock here: the latency is taken at the batch's commit (end_batch), one reading
+    // for the whole batch. A batch larger than the buffer is measured when it fills.
+    if (latency_count_ == kLatencyBuffer) record_latencies(now_ns());
+    latency_ts_[latency_count_++] = applied_ts_;
   }
-  if (end_of_batch) commit_batch(now);
 }
 
-void ProjectionRunner::commit_batch(int64_t now) noexcept {
+void ProjectionRunner::end_batch(int64_t now) noexcept {
+  if (stopped_ || batch_events_ == 0) return;
   live_->on_batch_end();
   // Release: the read model's updates for [.., next_) happen-before a reader that acquires
   // applied_ (wait_for, applied_position).
   applied_.store(next_, std::memory_order_release);
   if (counters::Slot* s = ctx_.slot) {
+    // Plain stores (counters::put: relaxed, single writer) into the slot's first counter
+    // line; the histogram after them, so that the commit is visible first.
     counters::put(s->counters.applied_position, next_);
     counters::put(s->counters.applied_address, applied_address_);
     counters::put(s->counters.applied_timestamp_ns, applied_ts_);
     counters::put(s->counters.events_applied, events_applied_);
     counters::bump(s->counters.batches);
+    record_latencies(now);
   }
   batch_events_ = 0;
   maybe_checkpoint(now);
+}
+
+// Adds the buffered events' append -> applied latencies (against `now`) to the slot's
+// histogram. The worker is the histogram's only writer: loads and stores, no
+// read-modify-write. Consecutive events nearly always fall into the same bucket (append
+// timestamps only grow along the log, and `now` is one reading), so the loop keeps the
+// current bucket's timestamp range and, while an event stays inside it, only counts; a
+// bucket word is stored once per run of events and count, sum, min and max once per call.
+// An event outside the range (a bucket edge, or a clock that stepped back) recomputes it.
+void ProjectionRunner::record_latencies(int64_t now) noexcept {
+  counters::Slot* s = ctx_.slot;
+  const uint32_t n = latency_count_;
+  if (s == nullptr || n == 0) return;
+  counters::HistogramWords& h = s->histogram;
+  uint64_t sum = 0, lo = UINT64_MAX, hi = 0;
+  uint32_t bucket = 0;
+  uint64_t run = 0;
+  // The current bucket holds the events with first_ts < ts <= last_ts (empty at first).
+  int64_t first_ts = 0, last_ts = -1;
+  for (uint32_t i = 0; i < n; ++i) {
+    const int64_t ts = latency_ts_[i];
+    const uint64_t lat = now > ts ? static_cast<uint64_t>(now) - static_cast<uint64_t>(ts) : 0;
+    if (ts > last_ts || ts <= first_ts) {
+      if (run > 0) counters::bump(h.buckets[bucket], run);
+      run = 0;
+      bucket = counters::bucket_index(lat);
+      // Latencies [lower, upper) of this bucket, as append timestamps (now - upper, now - lower];
+      // bucket 0 also takes every ts >= now (latency 0), the last bucket everything above.
+      const uint64_t lower = counters::bucket_lower(bucket);
+      last_ts = lat == 0 ? INT64_MAX : static_cast<int64_t>(static_cast<uint64_t>(now) - lower);
+      first_ts = bucket == counters::kBuckets - 1
+                     ? INT64_MIN
+                     : static_cast<int64_t>(static_cast<uint64_t>(now) - counters::bucket_upper(bucket));
+    }
+    ++run;
+    sum += lat;
+    lo = std::min(lo, lat);
+    hi = std::max(hi, lat);
+  }
+  counters::bump(h.buckets[bucket], run);
+  counters::bump(h.count, n);
+  counters::put(h.sum, counters::get(h.sum) + sum);
+  if (hi > counters::get(h.max)) counters::put(h.max, hi);
+  if (lo < counters::get(h.min)) counters::put(h.min, lo);
+  latency_count_ = 0;
 }
 
 void ProjectionRunner::maybe_checkpoint(int64_t now) noexcept {

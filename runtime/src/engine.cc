@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <ctime>
@@ -55,14 +56,30 @@ IdleOptions idle_options(WorkerIdle kind) noexcept {
   return o;
 }
 
-// Feeds a ProjectionRunner from a RecordConsumer (same signature: a forwarding call).
-class RunnerHandler final : public RecordHandler {
+// Feeds every ProjectionRunner of one worker from the worker's one RecordConsumer: each
+// record is applied to each runner in turn (a runner already past it ignores it: one that
+// restored a newer checkpoint), and at the end of the batch the latency clock is read once
+// for all of them and each commits. So the last projection applies an event right after the
+// first did (no commit, counters or clock in between), and the worker pays one ring
+// consumer (one sequence, one stamp check per slot) and one clock read per batch, whatever
+// the number of projections.
+class RunnerFanOut final : public RecordHandler {
  public:
-  explicit RunnerHandler(ProjectionRunner* r) noexcept : r_(r) {}
-  void on_record(const RecordView& v, bool end_of_batch) noexcept override { r_->on_record(v, end_of_batch); }
+  explicit RunnerFanOut(const std::vector<ProjectionRunner*>& runners) noexcept : runners_(runners) {}
+  void on_record(const RecordView& v, bool end_of_batch) noexcept override {
+    for (ProjectionRunner* r : runners_) r->apply_record(v);
+    if (!end_of_batch) return;
+    int64_t now = 0;
+    for (ProjectionRunner* r : runners_)  // every runner of an engine has the same clock
+      if (r->needs_clock()) {
+        now = r->now_ns();
+        break;
+      }
+    for (ProjectionRunner* r : runners_) r->end_batch(now);
+  }
 
  private:
-  ProjectionRunner* r_;
+  const std::vector<ProjectionRunner*>& runners_;  // the worker's; fixed once it starts
 };
 
 }  // namespace
@@ -123,9 +140,10 @@ struct Engine::Worker {
   int index = 0;
   int cpu = -1;
   std::vector<ProjectionRunner*> runners;
-  // One consumer of the bus ring per runner (same order), polled by this worker only.
-  std::vector<std::unique_ptr<RunnerHandler>> handlers;
-  std::vector<std::unique_ptr<RecordConsumer>> consumers;
+  // One consumer of the bus ring for all the runners (fanned out in order), polled by this
+  // worker only; absent when the worker has no runner.
+  std::unique_ptr<RunnerFanOut> fan_out;
+  std::unique_ptr<RecordConsumer> consumer;
   std::unique_ptr<LogReader> handover_reader;  // opened on the first blue/green hand-over
   std::thread thread;
   Status pin;  // written by the worker before `started` is released
@@ -147,9 +165,7 @@ struct Engine::Worker {
     const auto& w = *static_cast<const Worker*>(ctx);
     if (w.state.load(std::memory_order_relaxed) != 0 || w.handover.load(std::memory_order_relaxed) != nullptr)
       return true;
-    for (const auto& c : w.consumers)
-      if (c->has_work()) return true;
-    return false;
+    return w.consumer && w.consumer->has_work();
   }
 };
 
@@ -300,18 +316,23 @@ Status Engine::start() {
   size_t rr = 0;
   for (auto& r : runners_) {
     const int wi = r->options().worker >= 0 ? r->options().worker : static_cast<int>(rr++ % workers_.size());
-    Worker& w = *workers_[static_cast<size_t>(wi)];
-    w.runners.push_back(r.get());
-    // The consumer starts right after the runner's position: at the ring's start, or behind
-    // it (a checkpoint older than the log's end), catching up from the log first.
+    workers_[static_cast<size_t>(wi)]->runners.push_back(r.get());
+  }
+  for (auto& wp : workers_) {
+    Worker& w = *wp;
+    if (w.runners.empty()) continue;
+    // The consumer starts right after the lowest runner position: at the ring's start, or
+    // behind it (a checkpoint older than the log's end), catching up from the log first.
+    uint64_t lowest = UINT64_MAX;
+    for (ProjectionRunner* r : w.runners) lowest = std::min(lowest, r->next_position());
     ProcessorOptions po;
-    po.name = r->name();
+    po.name = "worker-" + std::to_string(w.index);
     po.overrun = OverrunPolicy::catch_up;  // the writer never waits for a read model
     po.max_batch = o_.max_batch;
-    po.start_after = static_cast<int64_t>(r->next_position()) - 1;
-    w.handlers.push_back(std::make_unique<RunnerHandler>(r.get()));
-    w.consumers.push_back(std::make_unique<RecordConsumer>(bus_->ring, dir_, *w.handlers.back(), po));
-    if (Status st = w.consumers.back()->status(); !st.ok()) return st;
+    po.start_after = static_cast<int64_t>(lowest) - 1;
+    w.fan_out = std::make_unique<RunnerFanOut>(w.runners);
+    w.consumer = std::make_unique<RecordConsumer>(bus_->ring, dir_, *w.fan_out, po);
+    if (Status st = w.consumer->status(); !st.ok()) return st;
   }
   head_->forward_to(&bus_->publisher);  // from now on every commit reaches the ring
   for (auto& w : workers_) {
@@ -355,7 +376,7 @@ void Engine::worker_loop(Worker& w) noexcept {
       }
     }
     int work = 0;
-    for (auto& c : w.consumers) work += c->do_work();
+    if (w.consumer) work = w.consumer->do_work();
     // Acquire: pairs with the release in stop(); deadline_ns is then readable.
     const int state = w.state.load(std::memory_order_acquire);
     if (state == 1 && work == 0) {

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "bank_model.h"
+#include "sluice/bus/log_reader.h"
 #include "sluice/bus/log_writer.h"
 #include "sluice/projections/log_tail.h"
 #include "sluice/projections/rebuild.h"
@@ -235,6 +236,84 @@ TEST(ProjectionRunner, LagFiguresOnAControlledClock) {
   EXPECT_NEAR(h.mean, 50500.0, 1.0);
   EXPECT_EQ(counters::get(slot.counters.applied_position), 100u);
   EXPECT_EQ(counters::get(slot.counters.applied_timestamp_ns), t0);
+}
+
+// The histogram is filled at the batch's commit from one clock reading (in runs of equal
+// buckets): it must hold exactly what recording each event's latency one by one gives,
+// across many bucket edges, for events stamped after `now` (latency 0), and for a batch
+// longer than the runner's latency buffer.
+TEST(ProjectionRunner, BatchedLatencyHistogramEqualsOneByOneRecording) {
+  const std::string dir = fresh_dir("hist");
+  LogOptions lo;
+  lo.clock_ns = fake_clock;
+  auto w = LogWriter::open(dir, lo).value();
+  const StreamId s = w->stream("account-1").value();
+  const int64_t t0 = 5'000'000'000;
+  const int64_t now = t0 + 10'000'000;
+  for (int64_t i = 0; i < 1000; ++i) {
+    // Gaps from 0 to ~20 µs: latencies from ~10 ms down to 0 cross many buckets; the last
+    // events are stamped after `now`.
+    g_now.store(i < 990 ? t0 + i * i * 10 + (i % 7) : now + i);
+    ASSERT_TRUE(w->append(s, ExpectedVersion::any(), encode_raw(bank::Deposited{1, 1, 0})).ok());
+  }
+  g_now.store(now);
+  counters::Slot slot{};
+  slot.histogram.min = UINT64_MAX;
+  ProjectionRunner r("balances", balances_factory(), {}, {.log_dir = dir, .slot = &slot, .clock_ns = fake_clock});
+  ASSERT_TRUE(r.open(1000).ok());
+  auto tail = LogTail::open(dir).value();
+  ProjectionRunner* rs[] = {&r};
+  ASSERT_EQ(tail->poll(rs, 600), 600u);  // one batch larger than the latency buffer
+  ASSERT_EQ(tail->poll(rs, 600), 400u);
+  auto ref = std::make_unique<counters::HistogramWords>();
+  ref->min = UINT64_MAX;
+  RecordView v;
+  for (uint64_t p = 0; p < 1000; ++p) {
+    ASSERT_TRUE(tail->reader().read(p, &v));
+    counters::record(*ref, now > v.timestamp_ns() ? static_cast<uint64_t>(now - v.timestamp_ns()) : 0);
+  }
+  EXPECT_EQ(slot.histogram.count, 1000u);
+  EXPECT_EQ(slot.histogram.sum, ref->sum);
+  EXPECT_EQ(slot.histogram.min, 0u);
+  EXPECT_EQ(slot.histogram.max, ref->max);
+  EXPECT_GT(ref->max, 9'000'000u);
+  uint32_t used = 0;
+  for (uint32_t i = 0; i < counters::kBuckets; ++i) {
+    ASSERT_EQ(slot.histogram.buckets[i], ref->buckets[i]) << "bucket " << i;
+    used += ref->buckets[i] != 0;
+  }
+  EXPECT_GT(used, 100u);  // the test crossed many bucket edges
+  EXPECT_EQ(counters::get(slot.counters.applied_position), 1000u);
+  EXPECT_EQ(counters::get(slot.counters.batches), 2u);
+}
+
+// apply_record() for several runners, then one end_batch() each with one clock reading:
+// nothing is visible to wait_for() before the commit, everything after it.
+TEST(ProjectionRunner, ApplyThenEndBatchCommitsOnce) {
+  const std::string dir = fresh_dir("twohalves");
+  auto w = LogWriter::open(dir).value();
+  write_bank_log(*w, 50, 5, 3);
+  auto rd = LogReader::open(dir).value();
+  ProjectionRunner a("balances", balances_factory(), {}, {.log_dir = dir});
+  ProjectionRunner b("balances2", balances_factory(), {}, {.log_dir = dir});
+  ASSERT_TRUE(a.open(50).ok());
+  ASSERT_TRUE(b.open(50).ok());
+  RecordView v;
+  for (uint64_t p = 0; p < 50; ++p) {
+    ASSERT_TRUE(rd->read(p, &v));
+    a.apply_record(v);
+    b.apply_record(v);
+  }
+  EXPECT_EQ(a.next_position(), 50u);
+  EXPECT_EQ(a.applied_position(), 0u);  // applied, not committed yet
+  const int64_t now = a.now_ns();
+  a.end_batch(now);
+  b.end_batch(now);
+  EXPECT_EQ(a.applied_position(), 50u);
+  EXPECT_EQ(b.applied_position(), 50u);
+  EXPECT_EQ(a.digest(), b.digest());
+  a.end_batch(now);  // nothing new: no second commit
+  EXPECT_EQ(a.applied_position(), 50u);
 }
 
 TEST(ProjectionRunner, CheckpointPastTheLogsEndIsRefused) {

@@ -112,6 +112,42 @@ TEST(EngineConcurrency, RestartResumesFromCheckpointsWithoutApplyingTwice) {
   EXPECT_EQ(rebuilt->digest, m->digest());
 }
 
+// One worker feeds all its projections from one ring consumer, starting at the lowest of
+// their positions: a projection added later replays the log from 0 while one restored from
+// its checkpoint on the same worker skips what it already holds (applies nothing twice).
+TEST(EngineConcurrency, ProjectionsAtDifferentPositionsShareOneWorker) {
+  const std::string dir = fresh_dir("mixed");
+  std::vector<int64_t> expected(10, 0);
+  EngineOptions o = small_options();
+  o.worker_cpus = {-1};
+  {
+    auto e = Engine::open(dir, o).value();
+    ASSERT_TRUE(e->add_projection<bank::Balances>("balances").ok());
+    ASSERT_TRUE(e->start().ok());
+    std::vector<StreamId> ids;
+    for (uint64_t a = 0; a < 10; ++a) ids.push_back(e->stream(bank::stream_name(a)).value());
+    deposit(*e, ids, 1500, expected, 3);
+    ASSERT_TRUE(e->stop().ok());
+  }
+  auto e = Engine::open(dir, o).value();
+  auto daily = e->add_projection<bank::DailyTotals>("daily_totals").value();  // new: from 0
+  auto balances = e->add_projection<bank::Balances>("balances").value();     // restored at 1500
+  ASSERT_TRUE(e->start().ok());
+  EXPECT_EQ(balances.applied_position(), 1500u);  // restored (daily catches up from 0 meanwhile)
+  std::vector<StreamId> ids;
+  for (uint64_t a = 0; a < 10; ++a) ids.push_back(e->stream(bank::stream_name(a)).value());
+  const uint64_t last = deposit(*e, ids, 500, expected, 4);
+  ASSERT_TRUE(daily.wait_for(last, std::chrono::seconds(30)).ok());
+  ASSERT_TRUE(balances.wait_for(last, std::chrono::seconds(30)).ok());
+  auto m = balances.get();
+  for (uint64_t a = 0; a < 10; ++a) EXPECT_EQ(m->balance(a).value_or(0), expected[a]) << a;
+  int64_t events = 0;
+  for (auto& [day, t] : daily.get()->days()) events += t.events;
+  EXPECT_EQ(events, 2000);
+  ASSERT_TRUE(e->stop().ok());
+  for (ProjectionRunner* r : e->runners()) EXPECT_EQ(r->applied_position(), 2000u) << r->name();
+}
+
 TEST(EngineConcurrency, BlueGreenRebuildSwapsInAnEqualModelWhileRunning) {
   const std::string dir = fresh_dir("bluegreen");
   auto e = Engine::open(dir, small_options()).value();

@@ -2,12 +2,13 @@
 // retries and per-key dead-lettering, commits once per batch, publishes its position and
 // lag counters, and hands checkpoints to a checkpoint writer.
 //
-//   source (bus ring consumer, or LogTail catching up from the log)
-//        │ on_record(view, end_of_batch)            worker thread
+//   source (the engine worker's ring consumer, or LogTail / a LogReader)
+//        │ apply_record(view) per event, end_batch(now) per batch    worker thread
+//        │ (or on_record(view, end_of_batch): both, with the runner's own clock)
 //        ▼
 //   ProjectionRunner ──apply──► Projection (read model)        queries: any thread
-//        │ end_of_batch: on_batch_end(); applied_ (release)    wait_for(P)
-//        │               counters slot (stores)          ───► sluice.stats ──► `sluice stat`
+//        │ end_batch: on_batch_end(); applied_ (release)       wait_for(P)
+//        │            counters, latency histogram (stores) ───► sluice.stats ──► `sluice stat`
 //        │ checkpoint due: snapshot ──► pending (release)
 //        ▼
 //   checkpoint thread: wait until the log is durable to P, write file atomically
@@ -15,9 +16,11 @@
 // Design
 //   The worker owns everything the hot path touches: next_, the live projection, the parked
 //   key set, the counters slot. Per event it makes no allocation, takes no lock, makes no
-//   system call (the latency clock is the vDSO) and throws nothing (a handler's exception is
-//   caught — the failure path). Per batch it release-stores applied_, which is what
-//   wait_for() and dependants observe.
+//   system call, reads no clock and throws nothing (a handler's exception is caught — the
+//   failure path). Per batch it release-stores applied_, which is what wait_for() and
+//   dependants observe, stores its counters (relaxed single-writer stores into the slot)
+//   and records the batch's append -> applied latencies against one clock reading (the
+//   vDSO, or Context::clock_ns), taken only when stats are on or checkpoints are timed.
 //
 //   Failure isolation: a handler that throws or returns retry is tried up to max_attempts
 //   times; then (or at once for reject) the event is parked: recorded in the dead-letter list
@@ -32,7 +35,8 @@
 //   worker never waits for it: while a checkpoint is being written, the next is skipped.
 //
 // Thread safety
-//   open(), restore: before the worker starts (or on the worker). on_record(), poll_*:
+//   open(), restore: before the worker starts (or on the worker). on_record(),
+//   apply_record(), end_batch(), poll_*:
 //   the worker thread only. applied_position(), wait_for(), model(), failure(),
 //   dead_letters(), take_pending()/pending_done(): any thread (documented per method).
 //
@@ -42,6 +46,7 @@
 //     written only when the log is durable up to it.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -131,8 +136,28 @@ class ProjectionRunner {
 
   // ---- worker thread -------------------------------------------------------------------------
   // Applies the record at next_position() (others are ignored: below = already applied;
-  // above = a gap, which fails the projection). end_of_batch: commit point.
-  void on_record(const RecordView& v, bool end_of_batch) noexcept;
+  // above = a gap, which fails the projection). end_of_batch: commit point — the same as
+  // apply_record(v) then, if end_of_batch, end_batch() with the runner's own clock.
+  void on_record(const RecordView& v, bool end_of_batch) noexcept {
+    apply_record(v);
+    if (end_of_batch) end_batch(needs_clock() ? now_ns() : 0);
+  }
+  // The two halves of on_record(), for a caller that feeds several runners the same records
+  // (the engine's worker): apply the record to each, then at the batch's end read the clock
+  // once (if any runner needs_clock()) and end the batch of each with that reading.
+  // apply_record() reads no clock and touches no counter but the runner's own fields.
+  void apply_record(const RecordView& v) noexcept;
+  // Commit point: on_batch_end(), applied_ (release), the counters, the latency histogram
+  // of the batch's events (append -> committed, measured against `now`) and a checkpoint
+  // if one is due. Does nothing when no event was applied since the last commit.
+  // `now`: this runner's latency clock (now_ns()), read once per batch; ignored (may be 0)
+  // when !needs_clock().
+  void end_batch(int64_t now) noexcept;
+  // Whether end_batch() uses its clock reading: stats on (histogram) or time-based
+  // checkpoints. A rebuild (no stats, no checkpoints) reads no clock at all.
+  bool needs_clock() const noexcept { return ctx_.slot != nullptr || o_.checkpoint_interval.count() > 0; }
+  // The latency clock (Context::clock_ns, else CLOCK_REALTIME through the vDSO).
+  int64_t now_ns() const noexcept;
   // Next position the worker expects (worker thread; others: applied_position()).
   uint64_t next_position() const noexcept { return next_; }
   bool stopped() const noexcept { return stopped_; }
@@ -178,11 +203,10 @@ class ProjectionRunner {
   void adopt(ProjectionRunner& shadow) noexcept;
 
  private:
-  void commit_batch(int64_t now) noexcept;
+  void record_latencies(int64_t now) noexcept;
   void park(const Event& e, uint64_t key, uint32_t attempts, std::string reason) noexcept;
   void fail(Status st) noexcept;
   void maybe_checkpoint(int64_t now) noexcept;
-  int64_t now_ns() const noexcept;
   uint64_t address_of(const RecordView& v) const noexcept;
   Status restore(const CheckpointData& d);
 
@@ -203,6 +227,13 @@ class ProjectionRunner {
   int64_t last_checkpoint_ns_ = 0;
   bool stopped_ = false;
   std::unordered_set<uint64_t> parked_;
+  // Append timestamps of the events applied since the last histogram update (stats on
+  // only): recorded at end_batch() against one clock reading, or, when a batch outgrows the
+  // buffer, against a reading taken when it fills (so a clock read per kLatencyBuffer
+  // events at most; such events are measured a little before their commit).
+  static constexpr uint32_t kLatencyBuffer = 256;
+  uint32_t latency_count_ = 0;
+  std::array<int64_t, kLatencyBuffer> latency_ts_{};
 
   // applied_: positions below it are applied and committed. Release store at each batch
   // end (worker); acquire loads in applied_position() / wait_for().

@@ -6,8 +6,8 @@
 //                                                             ▼
 //                                    LogPublisher ──► RecordRing (one slot per position)
 //              ┌──────────────────┬───────────────────────┘ one RecordConsumer (own sequence,
-//              ▼                  ▼                            catch_up overrun) per projection
-//        worker 0 (cpu a)   worker 1 (cpu b)   ...   each: the consumers of its ProjectionRunners;
+//              ▼                  ▼                            catch_up overrun) per worker
+//        worker 0 (cpu a)   worker 1 (cpu b)   ...   each: one consumer fanning out to its runners;
 //              │                                     behind the ring → LogCatchUpSource (the log)
 //              │ checkpoints ───────────► checkpoint thread (waits for durability, writes)
 //              │ counters ──────────────► sluice.stats ◄── monitor thread (heartbeat, alerts)
@@ -17,11 +17,15 @@
 //   and its options. start() opens each runner (restoring its checkpoint, refusing one past
 //   the log's end), gives it a counters slot, creates the bus (a RecordRing starting at the
 //   log's end and the LogPublisher that the HeadListener forwards every commit to) and one
-//   RecordConsumer per runner starting right after the runner's position, then starts the
-//   workers; projections are assigned to workers round robin unless their options name one.
+//   RecordConsumer per worker starting right after the lowest position of its runners (a
+//   runner already past a record ignores it), then starts the workers; projections are
+//   assigned to workers round robin unless their options name one. The consumer applies
+//   each record to every runner of the worker in registration order, and at the end of a
+//   batch reads the latency clock once and commits each runner (ProjectionRunner::
+//   apply_record / end_batch): one ring cursor and one clock read per batch per worker.
 //   A consumer uses OverrunPolicy::catch_up: the writer never waits for a read model; one
 //   that is lapped (or starts behind the ring, from an old checkpoint) reads from the log
-//   and rejoins the ring. Workers poll their consumers and idle with the configured strategy
+//   and rejoins the ring. Workers poll their consumer and idle with the configured strategy
 //   (default: backoff then park on the ring's wake signal, safe when threads outnumber
 //   cores). stop() drains: producers first, then a flush, then every worker until its
 //   projections reach the log's end (or the deadline), then final checkpoints.
@@ -87,7 +91,8 @@ struct EngineOptions {
   WriterMode writer = WriterMode::caller;
   std::vector<int> worker_cpus{-1};             // one worker per entry; -1 = not pinned
   WorkerIdle idle = WorkerIdle::backoff;
-  uint32_t max_batch = 1024;                    // events per runner per poll
+  uint32_t max_batch = 1024;                    // events per worker per poll (each of its
+                                                // projections commits once per poll)
   uint32_t ring_capacity = 64 * 1024;           // bus ring slots (power of two, 64 B each)
   bool stats_file = true;                       // <dir>/sluice.stats (off: no counters at all)
   uint32_t stats_slots = 32;
