@@ -230,6 +230,10 @@ Result<std::unique_ptr<Engine>> Engine::open(const std::string& dir, const Engin
     return Status(StatusCode::invalid_argument, "engine " + dir + ": ring_capacity " + std::to_string(cap) +
                                                     " is not a power of two >= 2");
   lo.commit_listener = e->head_.get();  // head counters (stats on) and the bus (after start())
+  // Keep the writer's maintenance thread (segment preparation: ~17 ms of kernel work per
+  // 64 MiB here) off the pinned workers' CPUs, where it would stall a busy-spinning worker.
+  for (int cpu : e->o_.worker_cpus)
+    if (cpu >= 0 && cpu < 64) lo.maintenance_avoid_cpus |= uint64_t{1} << cpu;
   if (e->o_.stats_file) {
     ::mkdir(dir.c_str(), 0755);
     counters::CountersFile::Meta meta;

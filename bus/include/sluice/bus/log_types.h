@@ -100,10 +100,14 @@ struct LogOptions {
   std::chrono::milliseconds health_check_interval{100};  // segment-file removal check
   CommitListener* commit_listener = nullptr;     // nullptr: none
   // CPU for the writer's maintenance thread (segment preparation, group commit). -1: when
-  // the thread that opens the log is pinned to one CPU, any other CPU the process could use
-  // when the library loaded (a thread inherits its creator's pin, and segment preparation
-  // would then preempt the appender); otherwise the opener's CPUs.
+  // the thread that opens the log is pinned to one CPU, or maintenance_avoid_cpus is set,
+  // the CPUs the process could use when the library loaded, less the avoided ones and, where
+  // any remain, less the opener's (a thread inherits its creator's pin, and preparing a
+  // segment would then preempt the appender); otherwise the opener's CPUs.
   int maintenance_cpu = -1;
+  // Bit c: keep the maintenance thread off CPU c (c < 64), e.g. CPUs of busy-spinning
+  // consumers. The engine sets its pinned workers' CPUs here.
+  uint64_t maintenance_avoid_cpus = 0;
 };
 
 // A zero-copy view of one committed record, pointing into the mapped segment. Valid while the
