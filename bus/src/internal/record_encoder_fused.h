@@ -22,8 +22,9 @@
 
 namespace sluice::log_internal::fused {
 
-// Payloads up to this size are copied and checksummed in one pass of 8-byte words; larger
-// ones are copied with memcpy and checksummed with the three-way interleaved crc32c::extend.
+// Payloads up to this size are copied and checksummed in one pass (copy_and_crc) on a chain
+// of their own; larger ones are copied with memcpy and checksummed with the three-way
+// interleaved crc32c::extend.
 inline constexpr size_t kFusedPayloadMax = 256;
 
 inline void store64(std::byte* p, uint64_t v) noexcept { std::memcpy(p, &v, 8); }
@@ -114,7 +115,8 @@ SLUICE_SSE42 inline uint64_t copy_and_crc(std::byte* dst, const std::byte* src, 
 // record_codec.h for why. The layout of the two packed header words is the one in
 // log_format.h (offsets 8 and 16); encode_record_portable is the reference.
 SLUICE_SSE42 inline uint32_t encode_record_fused(std::byte* dst, uint64_t segment_index,
-                                          const RecordFields& f, const EventData& e) noexcept {
+                                                 const RecordFields& f,
+                                                 const EventData& e) noexcept {
   const uint8_t flags = static_cast<uint8_t>(id_flags(e) | f.extra_flags);
   const uint32_t hlen = lf::header_length_for(flags);
   const size_t n = e.payload.size();
@@ -163,7 +165,6 @@ SLUICE_SSE42 inline uint32_t encode_record_fused(std::byte* dst, uint64_t segmen
   std::memcpy(dst + 4, &crc, 4);
   return length;
 }
-
 
 }  // namespace sluice::log_internal::fused
 #else
