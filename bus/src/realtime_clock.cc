@@ -54,10 +54,15 @@ RealtimeClock::RealtimeClock() : tsc_(invariant_tsc()) {
   do {
     sample(&t, &n);
   } while (n - anchor_ns_ < 2'000'000);
+  if (t <= anchor_tsc_) {  // the TSC went backwards across the baseline: do not trust it
+    tsc_ = false;
+    return;
+  }
   mult_ = (static_cast<U128>(n - anchor_ns_) << 32) / (t - anchor_tsc_);
   base_tsc_ = t;
   base_ns_ = n;
-  reanchor_ticks_ = (t - anchor_tsc_) * 50;  // 100 ms
+  // 100 ms of ticks (mult_ > 0: n - anchor_ns_ >= 2 ms over fewer than 2^64 ticks).
+  reanchor_ticks_ = static_cast<uint64_t>((static_cast<U128>(100'000'000) << 32) / mult_);
 }
 
 int64_t RealtimeClock::reanchor() noexcept {
