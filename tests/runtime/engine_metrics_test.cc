@@ -19,17 +19,14 @@
 #include "bank_model.h"
 #include "sluice/projections/metrics_server.h"
 #include "sluice/runtime/engine.h"
+#include "runtime/engine_test_util.h"
 
 namespace sluice {
 namespace {
 
 using serialization::CodecId;
 
-std::string fresh_dir(const std::string& name) {
-  auto p = std::filesystem::temp_directory_path() / ("sluice-metrics-" + name + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(p);
-  return p.string();
-}
+std::string fresh_dir(const std::string& name) { return testing::fresh_engine_dir("metrics", name); }
 
 // One HTTP/1.1 GET over loopback; returns the whole response ("" on a socket error).
 std::string http_get(uint16_t port, const std::string& path) {

@@ -10,21 +10,16 @@
 #include <thread>
 
 #include "bank_model.h"
+#include "runtime/engine_test_util.h"
 #include "sluice/runtime/engine.h"
 
 namespace sluice {
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  auto p = std::filesystem::temp_directory_path() / ("sluice-engine-ring-" + name + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(p);
-  return p.string();
-}
+std::string fresh_dir(const std::string& name) { return testing::fresh_engine_dir("engine-ring", name); }
 
 EngineOptions tiny_ring_options() {
-  EngineOptions o;
-  o.log.segment_size = 4 << 20;
-  o.worker_cpus = {-1, -1};
+  EngineOptions o = testing::small_engine_options();
   o.ring_capacity = 64;  // a burst of thousands laps it
   o.max_batch = 16;
   return o;

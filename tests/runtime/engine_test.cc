@@ -10,22 +10,13 @@
 #include <thread>
 
 #include "bank_model.h"
+#include "runtime/engine_test_util.h"
 
 namespace sluice {
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  auto p = std::filesystem::temp_directory_path() / ("sluice-engine-" + name + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(p);
-  return p.string();
-}
-
-EngineOptions small_options() {
-  EngineOptions o;
-  o.log.segment_size = 4 << 20;
-  o.worker_cpus = {-1, -1};
-  return o;
-}
+std::string fresh_dir(const std::string& name) { return testing::fresh_engine_dir("engine", name); }
+EngineOptions small_options() { return testing::small_engine_options(); }
 
 struct Bank {
   ProjectionHandle<bank::Balances> balances;
