@@ -45,7 +45,8 @@ void sample(uint64_t* tsc, int64_t* ns) noexcept {
 
 }  // namespace
 
-RealtimeClock::RealtimeClock() : tsc_(invariant_tsc()) {
+RealtimeClock::RealtimeClock(int64_t (*injected)())
+    : injected_(injected), tsc_(injected == nullptr && invariant_tsc()) {
   if (!tsc_) return;
   sample(&anchor_tsc_, &anchor_ns_);
   // A first rate from a 2 ms baseline; reanchor() refines it from the anchor.
@@ -63,6 +64,10 @@ RealtimeClock::RealtimeClock() : tsc_(invariant_tsc()) {
   base_ns_ = n;
   // 100 ms of ticks (mult_ > 0: n - anchor_ns_ >= 2 ms over fewer than 2^64 ticks).
   reanchor_ticks_ = static_cast<uint64_t>((static_cast<U128>(100'000'000) << 32) / mult_);
+}
+
+int64_t RealtimeClock::without_tsc() noexcept {
+  return injected_ != nullptr ? injected_() : clock_realtime();
 }
 
 int64_t RealtimeClock::reanchor() noexcept {

@@ -371,6 +371,47 @@ TEST_F(LogWriterTest, FusedAndPortableAppendPathsWriteTheSameBytes) {
   ASSERT_TRUE(r.ok()) << r.status().to_string();
 }
 
+// The one-event fast path writes a record in place only when it fits before the room kept
+// for the segment's seal, and hands it to the general path (which rolls) otherwise: a record
+// that ends exactly there stays in the segment, one 8 bytes longer goes to the next.
+TEST_F(LogWriterTest, RecordThatExactlyFillsTheSegmentStaysAndOneLongerRolls) {
+  namespace lf = log_format;
+  for (const uint64_t extra : {0u, 8u}) {
+    SCOPED_TRACE("record longer than the room left by " + std::to_string(extra));
+    const std::string d = tmp_.sub("edge" + std::to_string(extra));
+    auto w = LogWriter::open(d, small_log_options());
+    ASSERT_TRUE(w.ok());
+    auto s = (*w)->stream("edge");
+    ASSERT_TRUE(s.ok());
+    const uint64_t room = lf::kMinSegmentSize - lf::kSealReserve;
+    uint64_t used = lf::kSegmentHeaderSize + lf::align_up(lf::kRecordHeaderSize + 4);  // "edge"
+    std::vector<std::byte> bytes(256, std::byte{0x42});
+    EventData e;
+    e.payload = std::span<const std::byte>(bytes.data(), 64);  // 120-byte records
+    while (room - used > 248 + lf::kRecordHeaderSize) {
+      ASSERT_TRUE((*w)->append(*s, ExpectedVersion::any(), e).ok()) << (*w)->last_error().to_string();
+      used += 120;
+    }
+    // A payload of at most 256 bytes, no ids: the fast path's kind of record.
+    e.payload = std::span<const std::byte>(bytes.data(), room - used - lf::kRecordHeaderSize + extra);
+    const AppendResult last = (*w)->append(*s, ExpectedVersion::any(), e);
+    ASSERT_TRUE(last.ok()) << (*w)->last_error().to_string();
+    EXPECT_EQ((*w)->stats().segment_rolls, extra == 0 ? 0u : 1u);
+    EXPECT_EQ((*w)->segment_index(), extra == 0 ? 0u : 1u);
+    e.payload = {};
+    const AppendResult next = (*w)->append(*s, ExpectedVersion::any(), e);
+    ASSERT_TRUE(next.ok()) << (*w)->last_error().to_string();
+    EXPECT_EQ((*w)->segment_index(), 1u);
+    ASSERT_TRUE((*w)->close().ok());
+    auto r = LogReader::open(d);
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    const LogInfo info = (*r)->info();
+    EXPECT_EQ(info.end_position, next.position + 1);
+    EXPECT_EQ(info.segments.size(), 2u);
+    EXPECT_FALSE(info.tail_damaged);
+  }
+}
+
 TEST_F(LogWriterTest, MaintenanceCpuOutOfRangeIsInvalidArgumentAndCpuZeroWorks) {
   LogOptions o = small_log_options();
   o.maintenance_cpu = 1 << 20;

@@ -32,12 +32,15 @@ namespace sluice::log_internal {
 
 class RealtimeClock {
  public:
-  RealtimeClock();
+  // `injected` (tests: LogOptions::clock_ns), when set, replaces both sources.
+  explicit RealtimeClock(int64_t (*injected)() = nullptr);
   int64_t now() noexcept {
-    if (!tsc_) [[unlikely]] return clock_realtime();
+    if (!tsc_) [[unlikely]] return without_tsc();
     const uint64_t d = ticks() - base_tsc_;  // wraps to huge when the TSC reads behind
     if (d >= reanchor_ticks_) [[unlikely]] return reanchor();
-    return base_ns_ + static_cast<int64_t>((static_cast<U128>(d) * mult_) >> 32);
+    // d < reanchor_ticks_, so d * mult_ is below ~100 ms in 32.32 fixed point (~2^58.6):
+    // a 64-bit multiply is exact (mult_ moves by parts per million at a re-anchor).
+    return base_ns_ + static_cast<int64_t>((d * mult_) >> 32);
   }
   bool uses_tsc() const noexcept { return tsc_; }
 
@@ -54,9 +57,11 @@ class RealtimeClock {
 #endif
 
  private:
-  __extension__ typedef unsigned __int128 U128;  // the 64x64->128 multiply
-  int64_t reanchor() noexcept;
+  __extension__ typedef unsigned __int128 U128;  // for the rate divisions
+  [[gnu::noinline, gnu::cold]] int64_t reanchor() noexcept;
+  [[gnu::noinline, gnu::cold]] int64_t without_tsc() noexcept;
 
+  int64_t (*const injected_)();
   bool tsc_ = false;
   uint64_t anchor_tsc_ = 0;  // first sample, for the long-baseline rate
   int64_t anchor_ns_ = 0;

@@ -111,16 +111,13 @@ SLUICE_SSE42 inline uint64_t copy_and_crc(std::byte* dst, const std::byte* src, 
   return c;
 }
 
-// encode_record with the CRC computed from registers and from the source bytes; see
-// record_codec.h for why. The layout of the two packed header words is the one in
-// log_format.h (offsets 8 and 16); encode_record_portable is the reference.
-SLUICE_SSE42 inline uint32_t encode_record_fused(std::byte* dst, uint64_t segment_index,
-                                                 const RecordFields& f,
-                                                 const EventData& e) noexcept {
-  const uint8_t flags = static_cast<uint8_t>(id_flags(e) | f.extra_flags);
-  const uint32_t hlen = lf::header_length_for(flags);
-  const size_t n = e.payload.size();
-  const uint32_t length = static_cast<uint32_t>(hlen + n);
+// Stores the record header (all but length and crc) at dst and returns the raw CRC32C
+// register over the segment index and header words [8, 56), computed from the registers the
+// words were built in. The layout of the two packed words is the one in log_format.h
+// (offsets 8 and 16); encode_record_portable is the reference.
+SLUICE_SSE42 inline uint64_t store_header(std::byte* dst, uint64_t segment_index,
+                                          const RecordFields& f, const EventData& e,
+                                          uint8_t flags, uint32_t hlen) noexcept {
   // type, flags, header_length, event_type
   const uint64_t w1 = uint64_t{f.type} | uint64_t{flags} << 8 | uint64_t{hlen} << 16 |
                       uint64_t{e.type} << 32;
@@ -140,7 +137,34 @@ SLUICE_SSE42 inline uint32_t encode_record_fused(std::byte* dst, uint64_t segmen
   c = _mm_crc32_u64(c, f.position);
   c = _mm_crc32_u64(c, f.stream_id);
   c = _mm_crc32_u64(c, f.stream_version);
-  c = _mm_crc32_u64(c, ts);
+  return _mm_crc32_u64(c, ts);
+}
+
+// Copies a payload of at most kFusedPayloadMax bytes to p, extending the header's register
+// c: payloads of kSplitMin bytes or more on a chain of their own, joined to c at the end.
+SLUICE_SSE42 inline uint64_t copy_short_payload(std::byte* p, const std::byte* src, size_t n,
+                                                uint64_t c) noexcept {
+  if (n < kSplitMin) return copy_and_crc(p, src, n, c);
+  const uint64_t b = copy_and_crc(p, src, n, 0);  // chain B, beside chain A
+  return shift_register(c, n) ^ b;
+}
+
+// The CRC field from the raw register.
+SLUICE_SSE42 inline void store_crc(std::byte* dst, uint64_t c) noexcept {
+  const uint32_t crc = crc32c::mask(~static_cast<uint32_t>(c));
+  std::memcpy(dst + 4, &crc, 4);
+}
+
+// encode_record with the CRC computed from registers and from the source bytes; see
+// record_codec.h for why.
+SLUICE_SSE42 inline uint32_t encode_record_fused(std::byte* dst, uint64_t segment_index,
+                                                 const RecordFields& f,
+                                                 const EventData& e) noexcept {
+  const uint8_t flags = static_cast<uint8_t>(id_flags(e) | f.extra_flags);
+  const uint32_t hlen = lf::header_length_for(flags);
+  const size_t n = e.payload.size();
+  const uint32_t length = static_cast<uint32_t>(hlen + n);
+  uint64_t c = store_header(dst, segment_index, f, e, flags, hlen);
   std::byte* p = dst + lf::kRecordHeaderSize;
   if (hlen != lf::kRecordHeaderSize) [[unlikely]] {
     for (const Id128* id : {&e.idempotency_key, &e.correlation_id, &e.causation_id}) {
@@ -150,20 +174,28 @@ SLUICE_SSE42 inline uint32_t encode_record_fused(std::byte* dst, uint64_t segmen
       }
     }
   }
-  if (n < kSplitMin) {
-    c = copy_and_crc(p, e.payload.data(), n, c);
-  } else if (n <= kFusedPayloadMax) {
-    const uint64_t b = copy_and_crc(p, e.payload.data(), n, 0);  // chain B, beside chain A
-    c = shift_register(c, n) ^ b;
+  if (n <= kFusedPayloadMax) {
+    c = copy_short_payload(p, e.payload.data(), n, c);
   } else {
     std::memcpy(p, e.payload.data(), n);
     const uint64_t padded = lf::align_up(length);
     if (padded != length) std::memset(dst + length, 0, padded - length);
     c = static_cast<uint32_t>(~crc32c::extend(~static_cast<uint32_t>(c), e.payload.data(), n));
   }
-  const uint32_t crc = crc32c::mask(~static_cast<uint32_t>(c));
-  std::memcpy(dst + 4, &crc, 4);
+  store_crc(dst, c);
   return length;
+}
+
+// encode_record_fused for the common record: no ids (id_flags(e) == 0) and a payload of at
+// most kFusedPayloadMax bytes, so no test of either. The log writer's single-event fast path.
+SLUICE_SSE42 inline uint32_t encode_short_record_fused(std::byte* dst, uint64_t segment_index,
+                                                       const RecordFields& f,
+                                                       const EventData& e) noexcept {
+  const size_t n = e.payload.size();
+  uint64_t c = store_header(dst, segment_index, f, e, f.extra_flags, lf::kRecordHeaderSize);
+  c = copy_short_payload(dst + lf::kRecordHeaderSize, e.payload.data(), n, c);
+  store_crc(dst, c);
+  return static_cast<uint32_t>(lf::kRecordHeaderSize + n);
 }
 
 }  // namespace sluice::log_internal::fused
