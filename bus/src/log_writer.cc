@@ -105,6 +105,10 @@ Status LogWriter::open_impl() {
                       std::to_string(lf::kMinSegmentSize) + " and " +
                       std::to_string(lf::kMaxSegmentSize));
   }
+  if (options_.prepared_segments < 1 || options_.prepared_segments > kMaxPreparedSegments)
+    return Status(StatusCode::invalid_argument,
+                  "prepared_segments " + std::to_string(options_.prepared_segments) +
+                      " must be between 1 and " + std::to_string(kMaxPreparedSegments));
   struct stat st {};
   if (::stat(dir_.c_str(), &st) != 0) {
     if (errno != ENOENT || !options_.create_if_missing)
@@ -147,6 +151,7 @@ Status LogWriter::open_impl() {
   acknowledged_.store(next_position_, std::memory_order_relaxed);
   if (Status s = write_meta(); !s.ok()) return s;
   retired_.reserve(kRetiredCapacity);
+  prepared_.reserve(kMaxPreparedSegments);
   retiring_.reserve(kRetiredCapacity);
   maintenance_ = std::thread([this] { maintenance_loop(); });
   return place_maintenance_thread();
@@ -680,25 +685,29 @@ Status LogWriter::roll(uint64_t needed) noexcept {
     // 3. Take the prepared segment. The maintenance thread makes it, so that its allocations
     //    and system calls stay off this thread; if it is not ready yet, wait for it. Only when
     //    the maintenance thread could not make one does this thread try, below.
-    if (prepared_ == nullptr) {
+    if (prepared_.empty()) {
       ++stats_.roll_waits;
       cv_.notify_one();
       prepared_cv_.wait(lock, [&] {
-        return prepared_ != nullptr || (!preparing_ && !prepare_error_.ok()) ||
+        return !prepared_.empty() || (!preparing_ && !prepare_error_.ok()) ||
                failed_.load(std::memory_order_relaxed);
       });
     }
-    next = std::move(prepared_);
-    // Keep the maintenance thread out until segment_ is the new segment (step 4): until then
-    // it would prepare segment_->index() + 1 again, the very file we are about to use, and
-    // its create (O_TRUNC) would cut that file from under our mapping.
-    preparing_ = true;
+    if (!prepared_.empty()) {
+      next = std::move(prepared_.front());
+      prepared_.erase(prepared_.begin());  // moves the pointers down: no allocation
+    }
+    // Keep the maintenance thread from starting a segment until segment_ is the new one
+    // (step 4): with none left prepared it would make segment_->index() + 1 again, the very
+    // file we are about to use, and its create (O_TRUNC) would cut that file from under our
+    // mapping. (One it is making already has a higher index.)
+    rolling_ = true;
   }
   const uint64_t next_index = segment_->index() + 1;
   if (next == nullptr && failed()) {
     {
       std::lock_guard lock(mu_);
-      preparing_ = false;
+      rolling_ = false;
     }
     return failure();
   }
@@ -708,7 +717,7 @@ Status LogWriter::roll(uint64_t needed) noexcept {
     if (!made.ok()) {
       {
         std::lock_guard lock(mu_);
-        preparing_ = false;
+        rolling_ = false;
       }
       fail(made.status());
       return made.status();
@@ -721,7 +730,7 @@ Status LogWriter::roll(uint64_t needed) noexcept {
     std::lock_guard lock(mu_);
     retired_.push_back(std::move(segment_));  // no allocation: capacity reserved in open
     use_segment(std::move(next));
-    preparing_ = false;  // the maintenance thread may now prepare the segment after this one
+    rolling_ = false;  // the maintenance thread may now prepare the segment after this one
     prepare_error_ = Status();  // a segment was made after all: let it prepare again
     tail_ = lf::kSegmentHeaderSize;
     synced_offset_ = 0;   // the header is flushed with the first sync
@@ -777,16 +786,21 @@ void LogWriter::maintenance_loop() {
                         : std::chrono::microseconds(options_.health_check_interval);
   auto last_health = std::chrono::steady_clock::now();
   while (!stopping_) {
-    if (!failed_.load(std::memory_order_relaxed) && prepared_ == nullptr && !preparing_ &&
-        prepare_error_.ok() && segment_ != nullptr) {
+    // Retire first unless the writer may be waiting for a segment: unmapping takes a few
+    // milliseconds, making one ten or more, and a writer that rolls faster than segments are
+    // made must not pile up mapped segments in retired_.
+    const bool may_prepare = !failed_.load(std::memory_order_relaxed) &&
+                             prepared_.size() < options_.prepared_segments && !preparing_ &&
+                             !rolling_ && prepare_error_.ok() && segment_ != nullptr;
+    if (may_prepare && (prepared_.empty() || retired_.empty())) {
       preparing_ = true;
-      const uint64_t idx = segment_->index() + 1;
+      const uint64_t idx = (prepared_.empty() ? segment_->index() : prepared_.back()->index()) + 1;
       lock.unlock();
       auto made = MappedSegment::create(*ops_, dir_, idx, options_.segment_size, options_.prefault,
                                         options_.durability != Durability::none);
       lock.lock();
       preparing_ = false;
-      if (made.ok()) prepared_ = std::make_unique<MappedSegment>(std::move(made.value()));
+      if (made.ok()) prepared_.push_back(std::make_unique<MappedSegment>(std::move(made.value())));
       else prepare_error_ = made.status();  // the writer retries inline at its next roll
       prepared_cv_.notify_all();
       continue;
@@ -883,11 +897,12 @@ Status LogWriter::close() {
   }
   ack_cv_.notify_all();
   retired_.clear();
-  if (prepared_ != nullptr) {
-    const std::string p = prepared_->path();
-    prepared_.reset();
+  for (auto& seg : prepared_) {
+    const std::string p = seg->path();
+    seg.reset();
     ops_->unlink(p.c_str());  // an unused prepared segment; recovery would remove it anyway
   }
+  prepared_.clear();
   segment_.reset();
   if (lock_fd_ >= 0) {
     ops_->close(lock_fd_);

@@ -412,6 +412,41 @@ TEST_F(LogWriterTest, RecordThatExactlyFillsTheSegmentStaysAndOneLongerRolls) {
   }
 }
 
+TEST_F(LogWriterTest, PreparedSegmentsOutOfRangeIsInvalidArgument) {
+  for (const uint32_t n : {0u, 9u}) {
+    LogOptions o = small_log_options();
+    o.prepared_segments = n;
+    auto w = LogWriter::open(dir(), o);
+    ASSERT_FALSE(w.ok());
+    EXPECT_EQ(w.status().code(), StatusCode::invalid_argument);
+    EXPECT_NE(w.status().message().find("prepared_segments"), std::string::npos) << w.status().to_string();
+  }
+}
+
+// The maintenance thread keeps prepared_segments segments made ahead; rolls use them in
+// order, and close removes the ones never used.
+TEST_F(LogWriterTest, KeepsTheConfiguredNumberOfSegmentsPreparedAndCloseRemovesThem) {
+  LogOptions o = small_log_options();
+  o.prepared_segments = 3;
+  open_with_stream("ahead", o);
+  auto prepared_now = [&] {
+    auto r = LogReader::open(dir());
+    return r.ok() ? (*r)->info().prepared_segments : size_t{0};
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (prepared_now() < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(prepared_now(), 3u);
+  ASSERT_TRUE(append_events(*w_, s_, 2000, 200));  // ~256 bytes each: several rolls
+  EXPECT_GT(w_->stats().segment_rolls, 4u);
+  ASSERT_TRUE(w_->close().ok());
+  auto r = LogReader::open(dir());
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ((*r)->info().prepared_segments, 0u);
+  EXPECT_EQ((*r)->end_position(), 2000u);
+  EXPECT_EQ((*r)->info().segments.size(), w_->stats().segment_rolls + 1);
+}
+
 TEST_F(LogWriterTest, MaintenanceCpuOutOfRangeIsInvalidArgumentAndCpuZeroWorks) {
   LogOptions o = small_log_options();
   o.maintenance_cpu = 1 << 20;

@@ -94,7 +94,11 @@ struct LogOptions {
   std::chrono::microseconds group_interval{1000};  // group: longest wait before a flush
   uint32_t group_max_events = 4096;             // group: flush early once this many wait
   bool create_if_missing = true;
-  bool prefault = true;                          // pre-fault the next segment's pages
+  bool prefault = true;                          // pre-fault the next segments' pages
+  // Segments the maintenance thread keeps made ahead of the active one (1..8): preallocated
+  // and, with prefault, in memory (under none, segment_size bytes of page cache each). Two
+  // let a burst of appends outrun segment preparation for a whole segment without waiting.
+  uint32_t prepared_segments = 2;
   FileOps* file_ops = nullptr;                   // nullptr: the real system calls
   int64_t (*clock_ns)() = nullptr;               // nullptr: CLOCK_REALTIME
   std::chrono::milliseconds health_check_interval{100};  // segment-file removal check

@@ -6,7 +6,7 @@
 //   release store, which commits the record (docs/log-format.md). A batch of events to one
 //   stream is written as consecutive records, all but the last flagged "batch continues", so
 //   readers and recovery see all of it or none of it. A maintenance thread prepares the next
-//   segment off the hot path (create, preallocate, flush its extents, pre-fault its pages),
+//   segments off the hot path (create, preallocate, flush their extents, pre-fault their pages),
 //   runs group commits, and checks that the segment file has not been removed.
 //
 // Thread safety
@@ -232,9 +232,13 @@ class LogWriter {
   bool stopping_ = false;
   bool flush_requested_ = false;
   uint64_t flushed_offset_ = 0;      // group: current segment flushed below this offset
-  std::unique_ptr<log_internal::MappedSegment> prepared_;  // the next segment, ready
+  // The next segments, ready, in index order; at most options_.prepared_segments (capacity
+  // reserved in open, so that roll() does not allocate).
+  std::vector<std::unique_ptr<log_internal::MappedSegment>> prepared_;
+  static constexpr uint32_t kMaxPreparedSegments = 8;
   Status prepare_error_;
-  bool preparing_ = false;           // the maintenance thread is creating the next segment
+  bool preparing_ = false;           // the maintenance thread is creating a segment
+  bool rolling_ = false;             // the writer is installing the next segment (roll())
   std::condition_variable prepared_cv_;  // signals prepared_ or prepare_error_ changed
   std::vector<std::unique_ptr<log_internal::MappedSegment>> retired_;  // to flush (none) and unmap
   // Owned by the maintenance thread: retired_ is swapped into it. Both reserve
