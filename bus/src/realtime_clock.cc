@@ -66,8 +66,9 @@ RealtimeClock::RealtimeClock(int64_t (*injected)())
   reanchor_ticks_ = static_cast<uint64_t>((static_cast<U128>(100'000'000) << 32) / mult_);
 }
 
-int64_t RealtimeClock::without_tsc() noexcept {
-  return injected_ != nullptr ? injected_() : clock_realtime();
+int64_t RealtimeClock::slow_now() noexcept {
+  if (!tsc_) return injected_ != nullptr ? injected_() : clock_realtime();
+  return reanchor();
 }
 
 int64_t RealtimeClock::reanchor() noexcept {

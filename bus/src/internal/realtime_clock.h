@@ -35,9 +35,10 @@ class RealtimeClock {
   // `injected` (tests: LogOptions::clock_ns), when set, replaces both sources.
   explicit RealtimeClock(int64_t (*injected)() = nullptr);
   int64_t now() noexcept {
-    if (!tsc_) [[unlikely]] return without_tsc();
-    const uint64_t d = ticks() - base_tsc_;  // wraps to huge when the TSC reads behind
-    if (d >= reanchor_ticks_) [[unlikely]] return reanchor();
+    // One test for the three ways off the fast path: the anchor is old, the TSC reads behind
+    // it (d wraps to huge), or there is no TSC to use (reanchor_ticks_ stays 0).
+    const uint64_t d = ticks() - base_tsc_;
+    if (d >= reanchor_ticks_) [[unlikely]] return slow_now();
     // d < reanchor_ticks_, so d * mult_ is below ~100 ms in 32.32 fixed point (~2^58.6):
     // a 64-bit multiply is exact (mult_ moves by parts per million at a re-anchor).
     return base_ns_ + static_cast<int64_t>((d * mult_) >> 32);
@@ -58,8 +59,9 @@ class RealtimeClock {
 
  private:
   __extension__ typedef unsigned __int128 U128;  // for the rate divisions
-  [[gnu::noinline, gnu::cold]] int64_t reanchor() noexcept;
-  [[gnu::noinline, gnu::cold]] int64_t without_tsc() noexcept;
+  // reanchor(), or the clock without the TSC: clock_gettime, or the injected one.
+  [[gnu::noinline, gnu::cold]] int64_t slow_now() noexcept;
+  int64_t reanchor() noexcept;
 
   int64_t (*const injected_)();
   bool tsc_ = false;
@@ -68,7 +70,7 @@ class RealtimeClock {
   uint64_t base_tsc_ = 0;    // the current anchor
   int64_t base_ns_ = 0;
   uint64_t mult_ = 0;        // ns per TSC tick, fixed point 32.32
-  uint64_t reanchor_ticks_ = 0;  // ~100 ms of ticks
+  uint64_t reanchor_ticks_ = 0;  // ~100 ms of ticks; 0 without the TSC
 };
 
 }  // namespace sluice::log_internal
