@@ -13,6 +13,8 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,7 +41,20 @@ struct Rate {
   double events_per_s = 0;
   uint64_t rolls = 0;
   uint64_t roll_waits = 0;
+  double cpu_share = 0;     // the appending thread's CPU time / wall time
+  long preemptions = 0;     // involuntary context switches of the appending thread
 };
+
+double thread_cpu_s() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+long thread_preemptions() {
+  rusage ru{};
+  ::getrusage(RUSAGE_THREAD, &ru);
+  return ru.ru_nivcsw;
+}
 
 std::string fresh(const ScratchDir& scratch, const std::string& name) {
   std::string p = scratch.path() + "/" + name;
@@ -67,6 +82,8 @@ Rate append_rate(const std::string& dir, Durability d, uint64_t count, uint32_t 
   e.payload = bytes;
   // Let the maintenance thread prepare the next segment before the clock starts.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const long preempted0 = thread_preemptions();
+  const double cpu0 = thread_cpu_s();
   const auto t0 = Clock::now();
   for (uint64_t i = 0; i < count; ++i) {
     AppendResult r = (*w)->append(*s, ExpectedVersion::any(), e);
@@ -81,6 +98,8 @@ Rate append_rate(const std::string& dir, Durability d, uint64_t count, uint32_t 
   }
   const double secs = seconds_since(t0);
   Rate r;
+  r.cpu_share = (thread_cpu_s() - cpu0) / secs;
+  r.preemptions = thread_preemptions() - preempted0;
   r.events_per_s = static_cast<double>(count) / secs;
   r.rolls = (*w)->stats().segment_rolls;
   r.roll_waits = (*w)->stats().roll_waits;
@@ -245,7 +264,9 @@ int run_log_suite(const SuiteArgs& args) {
     }
     fig.add("memcpy_rate" + sfx, mem, "records/s", "same record bytes into a faulted mapping");
     fig.add("append_none_rate" + sfx, none.events_per_s, "events/s",
-            std::to_string(none.rolls) + " segment rolls, " + std::to_string(none.roll_waits) + " waited");
+            std::to_string(none.rolls) + " segment rolls, " + std::to_string(none.roll_waits) +
+                " waited; appender on CPU " + std::to_string(static_cast<int>(none.cpu_share * 100 + 0.5)) +
+                "% of the time, preempted " + std::to_string(none.preemptions) + "x");
     fig.add("sqlite_off_rate" + sfx, sq_off, "events/s", "WAL, synchronous=OFF, one transaction");
     fig.add("ratio_append_none_vs_memcpy" + sfx, none.events_per_s / mem, "ratio", payload == 64 ? "target >= 0.35" : "");
     fig.add("ratio_append_none_vs_sqlite_off" + sfx, none.events_per_s / sq_off, "ratio", payload == 64 ? "target >= 30" : "");

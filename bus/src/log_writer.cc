@@ -504,7 +504,7 @@ inline AppendResult LogWriter::append_one_with(StreamId stream, ExpectedVersion 
   const size_t n = e.payload.size();
   const std::span<const EventData> one(&e, 1);
   if (stream - 1 >= versions_.size() || failed() || closed_ || n > kShortPayloadMax ||
-      log_internal::id_flags(e) != 0 || tail_ + n > short_record_limit_) [[unlikely]]
+      log_internal::has_ids(e) || tail_ + n > short_record_limit_) [[unlikely]]
     return Encoder::kFused ? append_fused(stream, expected, one) : append_portable(stream, expected, one);
 #ifndef NDEBUG
   {
@@ -583,7 +583,6 @@ inline AppendResult LogWriter::append_with(
 }
 
 inline bool LogWriter::publish_appended(uint64_t batch_start, uint64_t events) noexcept {
-  if (options_.commit_listener != nullptr) notify_commit_listener(batch_start);
   // Release: the flusher that acquires committed_ (below) then reads this offset sees at
   // least the bytes of the records above.
   committed_offset_.store(tail_, std::memory_order_release);
@@ -594,8 +593,11 @@ inline bool LogWriter::publish_appended(uint64_t batch_start, uint64_t events) n
   stats_.events += events;
   if (options_.durability == Durability::none) [[likely]] {
     publish_acknowledged(next_position_);
+    // Last: after a call nothing of *this is read again on the way out.
+    if (options_.commit_listener != nullptr) notify_commit_listener(batch_start);
     return true;
   }
+  if (options_.commit_listener != nullptr) notify_commit_listener(batch_start);
   return acknowledge_durable(events);
 }
 

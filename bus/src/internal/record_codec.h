@@ -21,12 +21,20 @@ inline uint32_t record_crc(uint64_t segment_index, const std::byte* rec, uint32_
   return crc32c::mask(crc32c::value_after_word(segment_index, rec + 8, length - 8));
 }
 
+// True when the event carries any of the three optional ids.
+inline bool has_ids(const EventData& e) noexcept {
+  const Id128& k = e.idempotency_key;
+  const Id128& c = e.correlation_id;
+  const Id128& z = e.causation_id;
+  return (k.hi | k.lo | c.hi | c.lo | z.hi | z.lo) != 0;
+}
+
 inline uint8_t id_flags(const EventData& e) noexcept {
   const Id128& k = e.idempotency_key;
   const Id128& c = e.correlation_id;
   const Id128& z = e.causation_id;
-  // Most events carry no id: one test for all three (this runs twice per append).
-  if ((k.hi | k.lo | c.hi | c.lo | z.hi | z.lo) == 0) [[likely]] return 0;
+  // Most events carry no id: one test for all three.
+  if (!has_ids(e)) [[likely]] return 0;
   return static_cast<uint8_t>((k.empty() ? 0 : lf::kFlagIdempotencyKey) |
                               (c.empty() ? 0 : lf::kFlagCorrelationId) |
                               (z.empty() ? 0 : lf::kFlagCausationId));
