@@ -448,7 +448,9 @@ constexpr size_t kShortPayloadMax = log_internal::fused::kFusedPayloadMax;
 #else
 constexpr size_t kShortPayloadMax = 256;
 #endif
-// How far ahead of the tail the fast path prefetches the segment's lines, for writing.
+// How far ahead of the tail the fast path prefetches the segment's lines. (The hint says
+// "for writing"; without PRFCHW in the target it is a plain prefetcht0, which serves as well:
+// no other cache holds the line, so it arrives exclusive and the store needs no upgrade.)
 constexpr uint64_t kPrefetchAhead = 1024;
 
 }  // namespace
