@@ -40,7 +40,8 @@ class RealtimeClock {
     const uint64_t d = ticks() - base_tsc_;
     if (d >= reanchor_ticks_) [[unlikely]] return slow_now();
     // d < reanchor_ticks_, so d * mult_ is below ~100 ms in 32.32 fixed point (~2^58.6):
-    // a 64-bit multiply is exact (mult_ moves by parts per million at a re-anchor).
+    // a 64-bit multiply is exact. (reanchor_ticks_ comes from the first rate; a re-anchor
+    // refines mult_ by far less than the 40x it would take to overflow.)
     return base_ns_ + static_cast<int64_t>((d * mult_) >> 32);
   }
   bool uses_tsc() const noexcept { return tsc_; }
