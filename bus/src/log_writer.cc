@@ -1,5 +1,7 @@
 #include "sluice/bus/log_writer.h"
 
+#include "sluice/bus/clock.h"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -27,12 +29,6 @@ using log_internal::MappedSegment;
 namespace {
 
 constexpr size_t kMaxStreamName = 1024;
-
-int64_t realtime_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);  // vDSO: no system call
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 }  // namespace
 

@@ -15,7 +15,7 @@
 #include "sluice/bus/log_publisher.h"
 #include "sluice/bus/log_reader.h"
 #include "sluice/projections/log_tail.h"
-#include "sluice/projections/metrics_server.h"
+#include "sluice/stats/metrics_server.h"
 #include "sluice/projections/worker_heap.h"
 
 namespace sluice {

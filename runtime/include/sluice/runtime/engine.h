@@ -54,7 +54,7 @@
 #include <thread>
 #include <vector>
 
-#include "sluice/bus/counters_file.h"
+#include "sluice/stats/counters_file.h"
 #include "sluice/bus/log_types.h"
 #include "sluice/bus/log_writer.h"
 #include "sluice/projections/projection.h"
