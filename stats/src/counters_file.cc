@@ -154,9 +154,29 @@ EngineStat read_stats(const CountersFile& f) {
     const Slot& s = f.slot(i);
     const SlotState st = CountersFile::state(s);
     if (st == SlotState::free) continue;
+    const std::string name(s.header.name, strnlen(s.header.name, sizeof s.header.name));
+    if (s.header.kind == static_cast<uint32_t>(SlotKind::consumer)) {
+      ConsumerStat c;
+      c.name = name;
+      c.events = get(s.consumer.events);
+      c.overruns = get(s.consumer.overruns);
+      c.caught_up = get(s.consumer.caught_up);
+      c.rejoins = get(s.consumer.rejoins);
+      c.position = get(s.consumer.position);
+      c.cpu = get(s.consumer.cpu);
+      e.consumers.push_back(std::move(c));
+      continue;
+    }
+    if (s.header.kind == static_cast<uint32_t>(SlotKind::ingress)) {
+      e.ingress.present = true;
+      e.ingress.requests = get(s.ingress.requests);
+      e.ingress.back_pressured = get(s.ingress.back_pressured);
+      e.ingress.queued = get(s.ingress.queued);
+      continue;
+    }
     if (s.header.kind != static_cast<uint32_t>(SlotKind::projection)) continue;
     ProjectionStat p;
-    p.name = std::string(s.header.name, strnlen(s.header.name, sizeof s.header.name));
+    p.name = name;
     p.state = st;
     const ProjectionCounters& c = s.counters;
     p.applied_position = get(c.applied_position);

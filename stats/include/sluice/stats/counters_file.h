@@ -92,7 +92,12 @@ enum class SlotState : uint32_t {
 };
 std::string_view to_string(SlotState s) noexcept;
 
-enum class SlotKind : uint32_t { none = 0, projection = 1 };
+enum class SlotKind : uint32_t {
+  none = 0,
+  projection = 1,  // ProjectionCounters, AlertWords, the append→applied histogram
+  consumer = 2,    // ConsumerCounters: one worker's ring consumer (the monitor copies them)
+  ingress = 3,     // IngressCounters: the engine's submission queue (the monitor copies them)
+};
 
 struct SlotHeader {
   uint32_t state;     // 0: SlotState; release-stored after name (see file comment)
@@ -139,9 +144,35 @@ struct AlertWords {
 };
 static_assert(sizeof(AlertWords) == 256);
 
+// Kind consumer: one engine worker's RecordConsumer (the ring cursor its projections share).
+// Written by the engine's monitor thread from the consumer's own atomics every interval.
+struct ConsumerCounters {
+  uint64_t events;       // 0: records handed to the worker's projections
+  uint64_t overruns;     // 8: times the ring lapped it (it then read from the log)
+  uint64_t caught_up;    // 16: records read from the log instead of the ring
+  uint64_t rejoins;      // 24: times it went back to the ring
+  uint64_t position;     // 32: its sequence + 1 (records below it handed over)
+  int64_t cpu;           // 40: the CPU it is pinned to, -1 none (or the pin failed)
+  uint8_t reserved[256 - 48];
+};
+static_assert(sizeof(ConsumerCounters) == 256);
+
+// Kind ingress: the engine's submission queue. Written by the monitor thread.
+struct IngressCounters {
+  uint64_t requests;        // 0: submissions the writer thread handled
+  uint64_t back_pressured;  // 8: submissions refused as back-pressure
+  uint64_t queued;          // 16: waiting in the queue (an estimate)
+  uint8_t reserved[256 - 24];
+};
+static_assert(sizeof(IngressCounters) == 256);
+
 struct Slot {
   SlotHeader header;             // 0
-  ProjectionCounters counters;   // 256
+  union {                        // 256: by header.kind
+    ProjectionCounters counters;
+    ConsumerCounters consumer;
+    IngressCounters ingress;
+  };
   AlertWords alerts;             // 512
   uint8_t pad[4096 - 768];       // 768
   HistogramWords histogram;      // 4096
@@ -221,12 +252,23 @@ struct ProjectionStat {
   uint64_t alerts_raised = 0;
   HistogramSummary latency;
 };
+struct ConsumerStat {
+  std::string name;
+  uint64_t events = 0, overruns = 0, caught_up = 0, rejoins = 0, position = 0;
+  int64_t cpu = -1;
+};
+struct IngressStat {
+  bool present = false;  // the engine runs in ingress mode
+  uint64_t requests = 0, back_pressured = 0, queued = 0;
+};
 struct EngineStat {
   int64_t pid = 0;
   std::string log_dir;
   int64_t heartbeat_ns = 0;
   uint64_t head_position = 0;
   std::vector<ProjectionStat> projections;
+  std::vector<ConsumerStat> consumers;
+  IngressStat ingress;
 };
 // One reading of every used slot (an estimate: see the file comment).
 EngineStat read_stats(const CountersFile& f);
