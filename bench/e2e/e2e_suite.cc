@@ -278,7 +278,7 @@ double throughput(const std::string& dir, bool stats, uint64_t count, int cpu_a,
 
 // ---- the ingress: many threads submitting ----------------------------------------------------
 //
-//   submitter threads (2 or 3, unpinned) ──try_submit──► Ingress ──► writer agent ──► log
+//   submitter threads (2 or 3, all on cpu A) ──try_submit──► Ingress ──► writer agent (cpu B) ──► log
 //   baseline, same run: one thread appending directly (WriterMode::caller), same events.
 // No projections: these figures are about the way in.
 
@@ -315,8 +315,9 @@ double direct_append_rate(const std::string& dir, Durability d, uint64_t count, 
 
 // `threads` submitters, each keeping up to `window` submissions in flight, `count` events in
 // all; events/s until every one is acknowledged (each submitter waits for its last tickets).
-double submit_rate(const std::string& dir, Durability d, int threads, uint64_t count, uint64_t window) {
-  auto e = open_plain(dir, WriterMode::ingress, d, -1, IdleKind::backoff_park);
+double submit_rate(const std::string& dir, Durability d, int threads, uint64_t count, uint64_t window, int cpu_a,
+                   int cpu_b) {
+  auto e = open_plain(dir, WriterMode::ingress, d, cpu_b, IdleKind::backoff_park);
   const uint64_t each = count / static_cast<uint64_t>(threads);
   std::atomic<int> ready{0};
   std::atomic<bool> go{false};
@@ -324,6 +325,7 @@ double submit_rate(const std::string& dir, Durability d, int threads, uint64_t c
   std::vector<std::thread> ts;
   for (int t = 0; t < threads; ++t)
     ts.emplace_back([&, t] {
+      pin_this_thread(cpu_a);
       Submitter sub = e->submitter().value();
       std::vector<StreamId> ids;
       for (uint64_t a = 0; a < 64; ++a) ids.push_back(sub.stream(bank::stream_name(a * 8 + static_cast<uint64_t>(t))).value());
@@ -388,20 +390,20 @@ void run_ingress_figures(const ScratchDir& scratch, Figures& fig, double rtt, ui
   double direct = 0, sub2 = 0;
   for (int rep = 0; rep < 3; ++rep) {  // best of 3, alternating
     direct = std::max(direct, direct_append_rate(fresh(scratch, "direct-none"), Durability::none, n_none, cpu_a));
-    sub2 = std::max(sub2, submit_rate(fresh(scratch, "submit-none"), Durability::none, 2, n_none, 256));
+    sub2 = std::max(sub2, submit_rate(fresh(scratch, "submit-none"), Durability::none, 2, n_none, 256, cpu_a, cpu_b));
   }
   fig.add("append_direct_none_events_per_s", direct, "events/s", "one thread, WriterMode::caller, best of 3");
-  fig.add("submit_2p_none_events_per_s", sub2, "events/s", "2 submitters, 256 in flight each, best of 3");
+  fig.add("submit_2p_none_events_per_s", sub2, "events/s", "2 submitters on cpu A, writer on cpu B, 256 in flight each, best of 3");
   fig.add("ratio_submit_2p_vs_append", sub2 / direct, "ratio", "target >= 0.5");
   std::printf("  ingress: group commit, 3 submitters vs direct ...\n");
   std::fflush(stdout);
   double direct_g = 0, sub3_g = 0;
   for (int rep = 0; rep < 3; ++rep) {
     direct_g = std::max(direct_g, direct_append_rate(fresh(scratch, "direct-group"), Durability::group, n_group, cpu_a));
-    sub3_g = std::max(sub3_g, submit_rate(fresh(scratch, "submit-group"), Durability::group, 3, n_group, 1024));
+    sub3_g = std::max(sub3_g, submit_rate(fresh(scratch, "submit-group"), Durability::group, 3, n_group, 1024, cpu_a, cpu_b));
   }
   fig.add("append_direct_group_ack_events_per_s", direct_g, "events/s", "one thread, until acknowledged, best of 3");
-  fig.add("submit_3p_group_ack_events_per_s", sub3_g, "events/s", "3 submitters, 1024 in flight each, best of 3");
+  fig.add("submit_3p_group_ack_events_per_s", sub3_g, "events/s", "3 submitters on cpu A, writer on cpu B, 1024 in flight each, best of 3");
   fig.add("ratio_submit_group_3p_vs_append_group", sub3_g / direct_g, "ratio", "target >= 0.8");
   std::printf("  ingress: waiting submit() round trip ...\n");
   std::fflush(stdout);
