@@ -140,13 +140,18 @@ bool completed_fn(const void* ctx) noexcept {
 
 }  // namespace
 
-AppendResult IngressProducer::wait(Ticket ticket) noexcept {
+AppendResult IngressProducer::wait_completed(Ticket ticket) noexcept {
   AppendResult r;
   if (!try_result(ticket, &r)) {
     WaitCtx ctx{this, ticket};
     IdleStrategy idle(IdleOptions{}, &signal_, &completed_fn, &ctx);
     while (!try_result(ticket, &r)) idle.idle();
   }
+  return r;
+}
+
+AppendResult IngressProducer::wait(Ticket ticket) noexcept {
+  AppendResult r = wait_completed(ticket);
   if (acknowledged(ticket, r)) return r;
   // Group commit: the flusher acknowledges within its interval; spin briefly, then block on
   // the writer's acknowledgement (a condition variable the flusher signals).

@@ -117,6 +117,8 @@ class IngressProducer {
   [[nodiscard]] bool try_acknowledged(Ticket ticket, AppendResult* out) const noexcept;
   // Waits (spin, yield, park) until try_acknowledged(); returns the result.
   AppendResult wait(Ticket ticket) noexcept;
+  // Waits until try_result() only: committed (or refused), maybe not yet acknowledged.
+  AppendResult wait_completed(Ticket ticket) noexcept;
   // The waiting form: submit + wait. back_pressured/closed come back as AppendCode.
   AppendResult submit(StreamId stream, ExpectedVersion expected, std::span<const EventData> events) noexcept;
   // Finds or defines the stream `name` on the writer thread (cold; waits). Error: closed,
