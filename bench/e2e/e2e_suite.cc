@@ -385,26 +385,26 @@ std::vector<double> submit_round_trips(const std::string& dir, uint64_t count, i
 
 void run_ingress_figures(const ScratchDir& scratch, Figures& fig, double rtt, uint64_t n_none, uint64_t n_group,
                          uint64_t n_rtt, int cpu_a, int cpu_b) {
-  std::printf("  ingress: direct append vs 2 submitters (none) ...\n");
-  std::fflush(stdout);
-  double direct = 0, sub2 = 0;
-  for (int rep = 0; rep < 3; ++rep) {  // best of 3, alternating
-    direct = std::max(direct, direct_append_rate(fresh(scratch, "direct-none"), Durability::none, n_none, cpu_a));
-    sub2 = std::max(sub2, submit_rate(fresh(scratch, "submit-none"), Durability::none, 2, n_none, 256, cpu_a, cpu_b));
-  }
-  fig.add("append_direct_none_events_per_s", direct, "events/s", "one thread, WriterMode::caller, best of 3");
-  fig.add("submit_2p_none_events_per_s", sub2, "events/s", "2 submitters on cpu A, writer on cpu B, 256 in flight each, best of 3");
-  fig.add("ratio_submit_2p_vs_append", sub2 / direct, "ratio", "target >= 0.5");
-  std::printf("  ingress: group commit, 3 submitters vs direct ...\n");
-  std::fflush(stdout);
-  double direct_g = 0, sub3_g = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    direct_g = std::max(direct_g, direct_append_rate(fresh(scratch, "direct-group"), Durability::group, n_group, cpu_a));
-    sub3_g = std::max(sub3_g, submit_rate(fresh(scratch, "submit-group"), Durability::group, 3, n_group, 1024, cpu_a, cpu_b));
-  }
-  fig.add("append_direct_group_ack_events_per_s", direct_g, "events/s", "one thread, until acknowledged, best of 3");
-  fig.add("submit_3p_group_ack_events_per_s", sub3_g, "events/s", "3 submitters on cpu A, writer on cpu B, 1024 in flight each, best of 3");
-  fig.add("ratio_submit_group_3p_vs_append_group", sub3_g / direct_g, "ratio", "target >= 0.8");
+  // Direct append against `threads` submitters under `d`: best of 3 each, alternating.
+  auto compare = [&](Durability d, int threads, uint64_t count, uint64_t window, const std::string& tag,
+                     const std::string& ratio, const char* target) {
+    std::printf("  ingress: %d submitters vs one direct appender, durability %s ...\n", threads,
+                std::string(to_string(d)).c_str());
+    std::fflush(stdout);
+    double direct = 0, submitted = 0;
+    for (int rep = 0; rep < 3; ++rep) {
+      direct = std::max(direct, direct_append_rate(fresh(scratch, "direct-" + tag), d, count, cpu_a));
+      submitted = std::max(submitted, submit_rate(fresh(scratch, "submit-" + tag), d, threads, count, window, cpu_a, cpu_b));
+    }
+    fig.add("append_direct_" + tag + "_events_per_s", direct, "events/s",
+            "one thread, WriterMode::caller, until acknowledged, best of 3");
+    fig.add("submit_" + std::to_string(threads) + "p_" + tag + "_events_per_s", submitted, "events/s",
+            std::to_string(threads) + " submitters on cpu A, writer on cpu B, " + std::to_string(window) +
+                " in flight each, until acknowledged, best of 3");
+    fig.add(ratio, submitted / direct, "ratio", target);
+  };
+  compare(Durability::none, 2, n_none, 256, "none", "ratio_submit_2p_vs_append", "target >= 0.5");
+  compare(Durability::group, 3, n_group, 1024, "group", "ratio_submit_group_3p_vs_append_group", "target >= 0.8");
   std::printf("  ingress: waiting submit() round trip ...\n");
   std::fflush(stdout);
   std::vector<double> rt = submit_round_trips(fresh(scratch, "submit-rtt"), n_rtt, cpu_a, cpu_b);
