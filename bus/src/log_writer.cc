@@ -326,12 +326,50 @@ uint64_t LogWriter::stream_version(StreamId id) const noexcept {
   return id >= 1 && id <= versions_.size() ? versions_[id - 1] : 0;
 }
 
+namespace {
+
+// Offset of the first byte of `s` that is not part of well-formed UTF-8 (RFC 3629: no
+// overlong forms, no surrogates, at most U+10FFFF) or is NUL; s.size() when all are fine.
+size_t invalid_utf8_at(std::string_view s) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned c = p[i];
+    if (c == 0) return i;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    unsigned lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c == 0xE0) len = 3, lo = 0xA0;
+    else if (c == 0xED) len = 3, hi = 0x9F;  // no surrogates
+    else if (c >= 0xE1 && c <= 0xEF) len = 3;
+    else if (c == 0xF0) len = 4, lo = 0x90;
+    else if (c == 0xF4) len = 4, hi = 0x8F;  // at most U+10FFFF
+    else if (c >= 0xF1 && c <= 0xF3) len = 4;
+    else return i;
+    if (i + len > n || p[i + 1] < lo || p[i + 1] > hi) return i;
+    for (size_t k = 2; k < len; ++k)
+      if ((p[i + k] & 0xC0) != 0x80) return i;
+    i += len;
+  }
+  return n;
+}
+
+}  // namespace
+
 Result<StreamId> LogWriter::stream(std::string_view name) {
   if (auto id = find_stream(name)) return *id;
   if (name.empty() || name.size() > kMaxStreamName)
     return Status(StatusCode::invalid_argument,
                   "stream name must be 1.." + std::to_string(kMaxStreamName) + " bytes, got " +
                       std::to_string(name.size()));
+  if (const size_t bad = invalid_utf8_at(name); bad != name.size())
+    return Status(StatusCode::invalid_argument,
+                  "stream name must be UTF-8 without NUL: byte " + std::to_string(bad) + " of " +
+                      std::to_string(name.size()) + " is not");
   const StreamId id = versions_.size() + 1;
   EventData e;
   e.payload = std::as_bytes(std::span(name.data(), name.size()));

@@ -208,6 +208,31 @@ TEST_F(LogWriterTest, StreamNameMustBeOneTo1024Bytes) {
   EXPECT_TRUE(w->stream(std::string(1024, 'n')).ok());
 }
 
+TEST_F(LogWriterTest, StreamNameMustBeUtf8WithoutNul) {
+  auto w = open();
+  ASSERT_NE(w, nullptr);
+  // Well-formed: ASCII, 2-, 3- and 4-byte sequences (é, €, U+10FFFF), quotes and backslashes.
+  for (std::string ok : {std::string("orders-\"42\"\\"), std::string("caf\xC3\xA9"), std::string("\xE2\x82\xAC"),
+                         std::string("\xF4\x8F\xBF\xBF")})
+    EXPECT_TRUE(w->stream(ok).ok()) << ok;
+  const std::string bad[] = {
+      std::string("a\0b", 3),        // NUL
+      "caf\xC3",                     // truncated sequence
+      "\xC0\xAF",                    // overlong '/'
+      "\xED\xA0\x80",                // a surrogate (U+D800)
+      "\xF4\x90\x80\x80",            // past U+10FFFF
+      "\xFF",                         // never in UTF-8
+      "ok\x80",                       // a lone continuation byte
+  };
+  for (const std::string& b : bad) {
+    auto s = w->stream(b);
+    ASSERT_FALSE(s.ok()) << "accepted a name that is not UTF-8 without NUL";
+    EXPECT_EQ(s.status().code(), StatusCode::invalid_argument);
+    EXPECT_NE(s.status().message().find("UTF-8"), std::string::npos) << s.status().to_string();
+  }
+  EXPECT_EQ(w->stream_count(), 4u) << "a refused name defined no stream";
+}
+
 TEST_F(LogWriterTest, SegmentSizeOutOfRangeIsInvalidArgument) {
   for (uint64_t size : {uint64_t{4096}, log_format::kMinSegmentSize + 1, (log_format::kMaxSegmentSize << 1)}) {
     LogOptions o = small_log_options();

@@ -72,7 +72,8 @@ class LogWriter {
   LogWriter& operator=(const LogWriter&) = delete;
 
   // Finds the stream called `name`, creating it (a stream record in the log) if needed.
-  // Cold path: may allocate. Names are 1..1024 bytes.
+  // Cold path: may allocate. Names are 1..1024 bytes of UTF-8 without NUL (else invalid_argument,
+  // naming the first bad byte).
   Result<StreamId> stream(std::string_view name);
   std::optional<StreamId> find_stream(std::string_view name) const;
   std::string_view stream_name(StreamId id) const;
