@@ -52,10 +52,12 @@ Result<std::unique_ptr<Engine>> Engine::open(const std::string& dir, const Engin
                       (e->o_.stats_file ? " is not a port" : " needs stats_file (the endpoint serves its counters)"));
   e->listeners_ = std::make_unique<CommitListeners>();
   lo.commit_listener = e->listeners_.get();  // head counters now, the bus from start() on
-  // Keep the writer's maintenance thread (segment preparation) off the pinned workers' CPUs,
-  // where it would stall a busy-spinning worker.
+  // Keep the writer's maintenance thread (segment preparation, group flushes) off the pinned
+  // workers' and the pinned writer thread's CPUs, where it would stall a busy-spinning one.
   for (int cpu : e->o_.worker_cpus)
     if (cpu >= 0 && cpu < 64) lo.maintenance_avoid_cpus |= uint64_t{1} << cpu;
+  if (e->o_.writer == WriterMode::ingress && e->o_.writer_cpu >= 0 && e->o_.writer_cpu < 64)
+    lo.maintenance_avoid_cpus |= uint64_t{1} << e->o_.writer_cpu;
   if (e->o_.stats_file) {
     ::mkdir(dir.c_str(), 0755);
     counters::CountersFile::Meta meta;
