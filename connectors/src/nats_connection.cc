@@ -5,7 +5,7 @@ namespace sluice::connectors::internal {
 std::string nats_error(const std::string& what, natsStatus s, jsErrCode jerr) {
   std::string m = what + ": " + natsStatus_GetText(s);
   const char* detail = nats_GetLastError(nullptr);
-  if (detail != nullptr && *detail != '\0' && std::string(detail) != natsStatus_GetText(s))
+  if (detail != nullptr && *detail != '\0' && std::string(detail).find(natsStatus_GetText(s)) == std::string::npos)
     m += std::string(" (") + detail + ")";
   if (jerr != 0) m += " [JetStream error " + std::to_string(static_cast<int>(jerr)) + "]";
   return m;
