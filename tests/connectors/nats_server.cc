@@ -252,3 +252,16 @@ std::string publish(const std::string& url, natsMsg* msg) {
 }
 
 }  // namespace sluice::connectors::testing
+
+namespace sluice::connectors::testing {
+std::string stream_leader(const std::string& urls, const std::string& stream) {
+  Conn c;
+  if (!open_conn(urls, &c).empty()) return "";
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (js_GetStreamInfo(&si, c.js, stream.c_str(), nullptr, &jerr) != NATS_OK) return "";
+  std::string leader = si->Cluster != nullptr && si->Cluster->Leader != nullptr ? si->Cluster->Leader : "";
+  jsStreamInfo_Destroy(si);
+  return leader;
+}
+}  // namespace sluice::connectors::testing

@@ -81,3 +81,8 @@ std::string add_stream(const std::string& url, const std::string& name, const st
 std::string publish(const std::string& url, natsMsg* msg);
 
 }  // namespace sluice::connectors::testing
+
+namespace sluice::connectors::testing {
+// Server name of the stream's leader ("" when it cannot be asked).
+std::string stream_leader(const std::string& urls, const std::string& stream);
+}  // namespace sluice::connectors::testing
