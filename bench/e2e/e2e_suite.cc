@@ -171,7 +171,7 @@ struct EngineSetup {
 std::unique_ptr<Engine> open_engine(const std::string& dir, int worker_cpu, bool stats, LatencySink* sink) {
   EngineOptions o;
   o.worker_cpus = {worker_cpu};
-  o.idle = WorkerIdle::busy_spin;
+  o.idle.kind = IdleKind::busy_spin;
   o.stats_file = stats;
   o.max_batch = 256;
   auto e = Engine::open(dir, o);

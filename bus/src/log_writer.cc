@@ -1,5 +1,7 @@
 #include "sluice/bus/log_writer.h"
 
+#include "sluice/bus/clock.h"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -28,12 +30,6 @@ namespace {
 
 constexpr size_t kMaxStreamName = 1024;
 
-int64_t realtime_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);  // vDSO: no system call
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
 }  // namespace
 
 std::string_view to_string(Durability d) noexcept {
@@ -61,6 +57,7 @@ std::string_view to_string(AppendCode c) noexcept {
     case AppendCode::closed: return "closed";
     case AppendCode::io_error: return "io_error";
     case AppendCode::invalid_argument: return "invalid_argument";
+    case AppendCode::back_pressured: return "back_pressured";
   }
   return "?";
 }
@@ -782,6 +779,11 @@ Status LogWriter::group_flush_locked() {
   return st;
 }
 
+// Between two slices of segment preparation or unmapping: give the CPU to any thread that
+// is waiting for it (a hot thread this one preempted), so background work holds a CPU for
+// one slice (~20-30 us) at a time; on an idle CPU the yield returns at once.
+static void yield_between_slices() { ::sched_yield(); }
+
 void LogWriter::maintenance_loop() {
   std::unique_lock lock(mu_);
   const auto wait = options_.durability == Durability::group
@@ -801,7 +803,7 @@ void LogWriter::maintenance_loop() {
       const uint64_t idx = (prepared_.empty() ? segment_->index() : prepared_.back()->index()) + 1;
       lock.unlock();
       auto made = MappedSegment::create(*ops_, dir_, idx, options_.segment_size, options_.prefault,
-                                        options_.durability != Durability::none);
+                                        options_.durability != Durability::none, &yield_between_slices);
       lock.lock();
       preparing_ = false;
       if (made.ok()) prepared_.push_back(std::make_unique<MappedSegment>(std::move(made.value())));
@@ -817,6 +819,7 @@ void LogWriter::maintenance_loop() {
       // Unmapping is the expensive part (page-table teardown, TLB shootdowns): done here, off
       // the hot path. Under none the sealed segment's pages are left to the kernel's
       // writeback; group and sync flushed it whole at the roll.
+      for (auto& seg : retiring_) seg->release_sliced(&yield_between_slices);
       retiring_.clear();
       lock.lock();
       continue;

@@ -17,7 +17,7 @@
 #include <string>
 
 #include "bank_model.h"
-#include "sluice/projections/metrics_server.h"
+#include "sluice/stats/metrics_server.h"
 #include "sluice/runtime/engine.h"
 #include "runtime/engine_test_util.h"
 

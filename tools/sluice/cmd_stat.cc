@@ -18,21 +18,16 @@
 #include <vector>
 
 #include "commands.h"
-#include "sluice/bus/counters_file.h"
+#include "sluice/bus/clock.h"
+#include "sluice/stats/counters_file.h"
 #include "sluice/bus/log_reader.h"
 #include "sluice/projections/checkpoint.h"
-#include "sluice/projections/metrics_server.h"
+#include "sluice/stats/metrics_server.h"
 #include "sluice/projections/projection_runner.h"
 #include "sluice/serialization/schema_registry.h"
 
 namespace sluice::tools {
 namespace {
-
-int64_t now_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 std::string human_ns(double ns) {
   char b[32];
@@ -53,12 +48,12 @@ std::string human_bytes(uint64_t n) {
 }
 
 bool engine_alive(const counters::EngineStat& s) {
-  return s.pid > 0 && ::kill(static_cast<pid_t>(s.pid), 0) == 0 && now_ns() - s.heartbeat_ns < 3'000'000'000;
+  return s.pid > 0 && ::kill(static_cast<pid_t>(s.pid), 0) == 0 && realtime_ns() - s.heartbeat_ns < 3'000'000'000;
 }
 
 std::string to_json(const counters::EngineStat& s) {
   std::string o = "{\"pid\":" + std::to_string(s.pid) + ",\"running\":" + (engine_alive(s) ? "true" : "false") +
-                  ",\"heartbeat_age_ms\":" + std::to_string((now_ns() - s.heartbeat_ns) / 1'000'000) +
+                  ",\"heartbeat_age_ms\":" + std::to_string((realtime_ns() - s.heartbeat_ns) / 1'000'000) +
                   ",\"head_position\":" + std::to_string(s.head_position) + ",\"projections\":[";
   bool first = true;
   for (const auto& p : s.projections) {
@@ -204,7 +199,7 @@ int serve_prometheus(const std::string& dir, int port) {
     auto f = counters::CountersFile::open_read(path);
     if (!f.ok())
       return "# " + f.status().to_string() + "\n# TYPE sluice_engine_up gauge\nsluice_engine_up 0\n";
-    return prometheus_text(counters::read_stats(*f.value()), now_ns());
+    return prometheus_text(counters::read_stats(*f.value()), realtime_ns());
   });
   if (!server.ok()) {
     error_line("stat", server.status().to_string());

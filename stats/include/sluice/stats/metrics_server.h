@@ -34,7 +34,7 @@
 #include <string>
 #include <thread>
 
-#include "sluice/bus/counters_file.h"
+#include "sluice/stats/counters_file.h"
 #include "sluice/status.h"
 
 namespace sluice {

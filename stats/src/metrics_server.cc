@@ -1,4 +1,4 @@
-#include "sluice/projections/metrics_server.h"
+#include "sluice/stats/metrics_server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
