@@ -1,7 +1,5 @@
 #include "sluice/connectors/jetstream_relay.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
@@ -9,9 +7,11 @@
 #include <unordered_map>
 
 #include "internal/nats_connection.h"
+#include "sluice/bus/clock.h"
 #include "sluice/bus/log_reader.h"
 #include "sluice/connectors/message.h"
 #include "sluice/projections/checkpoint.h"
+#include "sluice/stats/counters_file.h"
 
 namespace sluice::connectors {
 
@@ -20,12 +20,6 @@ using internal::nats_error;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-int64_t realtime_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 void ack_handler(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
 
@@ -74,6 +68,8 @@ struct JetStreamRelay::Impl {
   uint64_t acked = 0;
   uint64_t next = 0;
   RelayStatus st;
+  counters::HistogramWords* hist = nullptr;  // the slot's, or own_hist
+  std::unique_ptr<counters::HistogramWords> own_hist;
   std::atomic<uint64_t> acked_pub{0};  // release: mirror of acked for lock-free readers
   std::atomic<bool> failed{false};     // release: set once, after st.last_error is written
 
@@ -91,7 +87,10 @@ struct JetStreamRelay::Impl {
       if (!have_id || pos < acked || pos >= next) return;
       ring[pos % ring.size()].state = kAcked;
       bool moved = false;
+      const int64_t now = realtime_ns();
       while (acked < next && ring[acked % ring.size()].state == kAcked) {
+        const int64_t ts = ring[acked % ring.size()].timestamp_ns;
+        counters::record(*hist, now > ts ? static_cast<uint64_t>(now - ts) : 0);
         ++acked;
         moved = true;
       }
@@ -425,6 +424,24 @@ void JetStreamRelay::Impl::update_gauges() {
       st.lag_bytes = to > from ? to - from : 0;
     }
   }
+  if (counters::Slot* s = opts.stats_slot) {
+    using counters::put;
+    counters::RelayCounters& c = s->relay;
+    put(c.acknowledged_position, st.acknowledged_position);
+    put(c.published_position, st.published_position);
+    put(c.head_position, st.head_position);
+    put(c.in_flight, st.in_flight);
+    put(c.lag_events, st.lag_events);
+    put(c.lag_bytes, st.lag_bytes);
+    put(c.lag_ns, st.lag_ns);
+    put(c.published, st.published);
+    put(c.acknowledged, st.acknowledged);
+    put(c.duplicates, st.duplicates);
+    put(c.failures, st.failures);
+    put(c.reconnects, st.reconnects);
+    put(c.checkpoint_position, checkpointed);
+    put(c.connected, uint64_t{st.connected});
+  }
 }
 
 uint64_t JetStreamRelay::Impl::poll(std::chrono::milliseconds max_wait) {
@@ -555,6 +572,13 @@ Result<std::unique_ptr<JetStreamRelay>> JetStreamRelay::open(const std::string& 
   impl->checkpointed = impl->acked;
   impl->acked_pub.store(impl->acked, std::memory_order_relaxed);  // not yet shared
   impl->ring.resize(o.max_in_flight);
+  if (o.stats_slot != nullptr) {
+    impl->hist = &o.stats_slot->histogram;
+  } else {
+    impl->own_hist = std::make_unique<counters::HistogramWords>();
+    impl->own_hist->min = UINT64_MAX;
+    impl->hist = impl->own_hist.get();
+  }
   impl->update_gauges();
   return std::unique_ptr<JetStreamRelay>(new JetStreamRelay(std::move(impl)));
 }
@@ -596,7 +620,12 @@ Status JetStreamRelay::close(std::chrono::milliseconds drain) {
     impl_->poll(std::chrono::milliseconds(10));
   }
   if (impl_->conn) impl_->drop_connection("");
-  return impl_->write_checkpoint_now();
+  Status st = impl_->write_checkpoint_now();
+  impl_->update_gauges();
+  if (impl_->opts.stats_slot != nullptr)
+    counters::CountersFile::set_state(*impl_->opts.stats_slot, failed() ? counters::SlotState::failed
+                                                                         : counters::SlotState::stopped);
+  return st;
 }
 
 uint64_t JetStreamRelay::acknowledged_position() const noexcept {
@@ -606,7 +635,9 @@ uint64_t JetStreamRelay::acknowledged_position() const noexcept {
 
 RelayStatus JetStreamRelay::status() const {
   std::lock_guard lk(impl_->mu);
-  return impl_->st;
+  RelayStatus s = impl_->st;
+  s.latency = counters::summarize(*impl_->hist);
+  return s;
 }
 
 const std::string& JetStreamRelay::source_id() const noexcept { return impl_->source; }

@@ -237,3 +237,47 @@ TEST_F(RelayTest, ReportsAnUnreachableServerNamingIt) {
 
 }  // namespace
 }  // namespace sluice::connectors
+
+#include "sluice/stats/counters_file.h"
+
+namespace sluice::connectors {
+namespace {
+
+TEST_F(RelayTest, PublishesLagInFlightAndLatencyInARelaySlotOfTheStatsFile) {
+  auto file = counters::CountersFile::create(counters::relay_stats_path(log_dir_, "jetstream"), {log_dir_, 0, 1});
+  ASSERT_TRUE(file.ok()) << file.status().to_string();
+  auto slot = (*file)->allocate(counters::SlotKind::relay, "jetstream");
+  ASSERT_TRUE(slot.ok());
+  append(1000);
+  auto o = options();
+  o.stats_slot = *slot;
+  auto r = JetStreamRelay::open(log_dir_, o);
+  ASSERT_TRUE(r.ok());
+  {
+    counters::EngineStat before;
+    counters::add_relay_files(log_dir_, &before);
+    ASSERT_EQ(before.relays.size(), 1u);
+    EXPECT_EQ(before.relays[0].lag_events, 1000u) << "nothing acknowledged yet: the whole log is lag";
+  }
+  ASSERT_TRUE((*r)->wait_acknowledged(1000, 30s).ok());
+  (*r)->poll(1ms);
+  counters::EngineStat e;
+  counters::add_relay_files(log_dir_, &e);
+  ASSERT_EQ(e.relays.size(), 1u);
+  const counters::RelayStat& st = e.relays[0];
+  EXPECT_EQ(st.name, "jetstream");
+  EXPECT_EQ(st.acknowledged_position, 1000u);
+  EXPECT_EQ(st.head_position, 1000u);
+  EXPECT_EQ(st.lag_events, 0u);
+  EXPECT_EQ(st.in_flight, 0u);
+  EXPECT_TRUE(st.connected);
+  EXPECT_EQ(st.latency.count, 1000u) << "one append -> acknowledged latency per event";
+  ASSERT_TRUE((*r)->close().ok());
+  counters::EngineStat after;
+  counters::add_relay_files(log_dir_, &after);
+  EXPECT_EQ(after.relays[0].state, counters::SlotState::stopped);
+  EXPECT_EQ(after.relays[0].checkpoint_position, 1000u);
+}
+
+}  // namespace
+}  // namespace sluice::connectors

@@ -15,9 +15,11 @@
 #include <string>
 
 #include "commands.h"
+#include "sluice/bus/clock.h"
 #include "sluice/connectors/jetstream_ingest.h"
 #include "sluice/connectors/jetstream_relay.h"
 #include "sluice/connectors/message.h"
+#include "sluice/stats/counters_file.h"
 
 namespace sluice::tools {
 namespace {
@@ -85,6 +87,14 @@ int run_relay(const RelayArgs& a) {
   o.name = a.name;
   o.max_in_flight = a.max_in_flight;
   o.replicas = a.replicas;
+  // Its own stats file beside the engine's: `sluice stat DIR` shows it (stats/).
+  std::unique_ptr<counters::CountersFile> stats;
+  if (auto f = counters::CountersFile::create(counters::relay_stats_path(a.dir, a.name), {a.dir, 0, 1}); f.ok()) {
+    if (auto slot = (*f)->allocate(counters::SlotKind::relay, a.name); slot.ok()) o.stats_slot = *slot;
+    stats = std::move(*f);
+  } else {
+    error_line("relay", "no stats file (continuing without): " + f.status().message());
+  }
   auto r = connectors::JetStreamRelay::open(a.dir, o);
   if (!r.ok()) {
     error_line("relay", r.status().to_string());
@@ -125,6 +135,7 @@ int run_relay(const RelayArgs& a) {
     if (std::chrono::steady_clock::now() - last >= std::chrono::seconds(1)) {
       report(false);
       last = std::chrono::steady_clock::now();
+      if (stats) counters::put(stats->header().heartbeat_ns, static_cast<uint64_t>(realtime_ns()));
     }
   }
   const bool failed = relay.failed();

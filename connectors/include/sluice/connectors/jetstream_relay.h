@@ -54,6 +54,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sluice/bus/counters.h"
 #include "sluice/status.h"
 
 namespace sluice {
@@ -91,7 +92,10 @@ struct JetStreamRelayOptions {
   // Returns one past the last committed position (e.g. the in-process writer's
   // committed_position()), so an idle poll skips refreshing the reader; nullptr: refresh.
   std::function<uint64_t()> committed_hint;
-  counters::Slot* stats_slot = nullptr;       // lag and in-flight counters (stats file); optional
+  // A slot of kind relay in a stats file (stats/counters_file.h): the relay publishes its
+  // RelayCounters there every poll and records append -> acknowledged latencies in the
+  // slot's histogram. nullptr: none (status() still reports them).
+  counters::Slot* stats_slot = nullptr;
 };
 
 struct RelayStatus {
@@ -112,6 +116,7 @@ struct RelayStatus {
   uint64_t checkpoints = 0;          // checkpoints written
   uint64_t resumed_from_stream = 0;  // times the stream's last id moved the start forward
   std::string last_error;            // "" when none since the last success
+  counters::HistogramSummary latency;  // append -> acknowledged by JetStream (ns)
 };
 
 class JetStreamRelay {
