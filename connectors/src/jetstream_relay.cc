@@ -1,6 +1,7 @@
 #include "sluice/connectors/jetstream_relay.h"
 
 #include <algorithm>
+#include <charconv>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -58,6 +59,7 @@ struct JetStreamRelay::Impl {
   uint32_t idle_us = 0;
   std::vector<std::string> stream_names;     // by stream id - 1 (cache)
   std::vector<std::string> subject_prefixes;  // by stream id - 1: "<prefix>.<token>."
+  std::string subject_buf, id_buf, prev_id_buf;  // relay thread: reused per message
 
   // Shared with the acknowledgement handler, guarded by mu.
   mutable std::mutex mu;
@@ -67,6 +69,8 @@ struct JetStreamRelay::Impl {
   std::vector<Entry> ring;  // positions [acked, next) at index position % ring.size()
   uint64_t acked = 0;
   uint64_t next = 0;
+  bool waiting = false;         // the relay thread waits on cv ...
+  uint64_t wake_in_flight = 0;  // ... until next - acked <= this
   RelayStatus st;
   counters::HistogramWords* hist = nullptr;  // the slot's, or own_hist
   std::unique_ptr<counters::HistogramWords> own_hist;
@@ -97,8 +101,8 @@ struct JetStreamRelay::Impl {
       if (moved) {
         // Release: pairs with the acquire in acknowledged_position().
         acked_pub.store(acked, std::memory_order_release);
-        st.last_error.clear();
-        cv.notify_all();
+        if (!st.last_error.empty()) st.last_error.clear();
+        if (waiting && next - acked <= wake_in_flight) cv.notify_one();
       }
       return;
     }
@@ -123,14 +127,6 @@ struct JetStreamRelay::Impl {
     failed.store(true, std::memory_order_release);
   }
 
-  std::string subject_for(const RecordView& v) {
-    const StreamId id = v.stream_id();
-    if (opts.subject) return opts.subject(stream_name(id), v.event_type());
-    if (subject_prefixes.size() < id) subject_prefixes.resize(id);
-    std::string& p = subject_prefixes[id - 1];
-    if (p.empty()) p = opts.subject_prefix + "." + subject_token(stream_name(id)) + ".";
-    return p + std::to_string(v.event_type());
-  }
   const std::string& stream_name(StreamId id) {
     if (stream_names.size() < id) stream_names.resize(id);
     std::string& n = stream_names[id - 1];
@@ -326,27 +322,67 @@ void JetStreamRelay::Impl::drop_connection(const std::string& why) {
   next_attempt = Clock::now() + backoff;
 }
 
+namespace {
+// "<source>:<position>" into `out` (reused: no allocation once it has grown).
+void put_message_id(std::string* out, const std::string& source, uint64_t position) {
+  out->assign(source);
+  out->push_back(':');
+  char buf[24];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, position);
+  (void)ec;
+  out->append(buf, p);
+}
+// The Sluice-Event text (message.h), NUL-terminated in `buf` (>= 96 bytes).
+void put_event_meta(char* buf, const EventMeta& m) {
+  char* p = buf;
+  char* const end = buf + 95;
+  auto num = [&](auto v) {
+    p = std::to_chars(p, end, v).ptr;
+    *p++ = ' ';
+  };
+  num(m.stream_version);
+  num(m.type);
+  num(m.schema_version);
+  num(static_cast<unsigned>(m.codec));
+  num(m.timestamp_ns);
+  *p++ = m.batch_continues ? '1' : '0';
+  *p = '\0';
+}
+}  // namespace
+
 bool JetStreamRelay::Impl::publish_one(const RecordView& v) {
   const uint64_t pos = v.position();
-  const std::string subject = subject_for(v);
+  if (opts.subject) {
+    subject_buf = opts.subject(stream_name(v.stream_id()), v.event_type());
+  } else {
+    const StreamId id = v.stream_id();
+    if (subject_prefixes.size() < id) subject_prefixes.resize(id);
+    std::string& prefix = subject_prefixes[id - 1];
+    if (prefix.empty()) prefix = opts.subject_prefix + "." + subject_token(stream_name(id)) + ".";
+    subject_buf.assign(prefix);
+    char buf[12];
+    subject_buf.append(buf, std::to_chars(buf, buf + sizeof buf, v.event_type()).ptr);
+  }
   const auto payload = v.payload();
   natsMsg* m = nullptr;
-  natsStatus s = natsMsg_Create(&m, subject.c_str(), nullptr, reinterpret_cast<const char*>(payload.data()),
+  natsStatus s = natsMsg_Create(&m, subject_buf.c_str(), nullptr, reinterpret_cast<const char*>(payload.data()),
                                 static_cast<int>(payload.size()));
-  const std::string id = message_id(source, pos);
-  if (s == NATS_OK) s = natsMsgHeader_Set(m, kHeaderMsgId, id.c_str());
+  put_message_id(&id_buf, source, pos);
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, kHeaderMsgId, id_buf.c_str());
   if (s == NATS_OK) {
     if (first_of_epoch) {
       if (expected_last_seq > 0)
         s = natsMsgHeader_Set(m, "Nats-Expected-Last-Sequence", std::to_string(expected_last_seq).c_str());
     } else {
-      s = natsMsgHeader_Set(m, "Nats-Expected-Last-Msg-Id", message_id(source, pos - 1).c_str());
+      put_message_id(&prev_id_buf, source, pos - 1);
+      s = natsMsgHeader_Set(m, "Nats-Expected-Last-Msg-Id", prev_id_buf.c_str());
     }
   }
   if (s == NATS_OK) s = natsMsgHeader_Set(m, kHeaderStream, stream_name(v.stream_id()).c_str());
-  EventMeta meta{v.stream_version(), v.event_type(), v.schema_version(), v.codec(), v.timestamp_ns(),
-                 (v.header->flags & log_format::kFlagBatchContinues) != 0};
-  if (s == NATS_OK) s = natsMsgHeader_Set(m, kHeaderEvent, format_event_meta(meta).c_str());
+  char meta_text[96];
+  put_event_meta(meta_text, EventMeta{v.stream_version(), v.event_type(), v.schema_version(), v.codec(),
+                                      v.timestamp_ns(), (v.header->flags & log_format::kFlagBatchContinues) != 0});
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, kHeaderEvent, meta_text);
   if (s == NATS_OK && !v.idempotency_key().empty())
     s = natsMsgHeader_Set(m, kHeaderIdempotencyKey, format_id128(v.idempotency_key()).c_str());
   if (s == NATS_OK && !v.correlation_id().empty())
@@ -355,7 +391,7 @@ bool JetStreamRelay::Impl::publish_one(const RecordView& v) {
     s = natsMsgHeader_Set(m, kHeaderCausationId, format_id128(v.causation_id()).c_str());
   if (s != NATS_OK) {
     natsMsg_Destroy(m);
-    drop_connection(nats_error("build message " + id, s));
+    drop_connection(nats_error("build message " + id_buf, s));
     return false;
   }
   {
@@ -374,7 +410,7 @@ bool JetStreamRelay::Impl::publish_one(const RecordView& v) {
   natsMsg_Destroy(m);  // no-op when the library took it
   first_of_epoch = false;
   if (s != NATS_OK) {
-    drop_connection(nats_error("publish " + id + " to " + opts.stream, s));
+    drop_connection(nats_error("publish " + id_buf + " to " + opts.stream, s));
     return false;
   }
   return true;
@@ -493,19 +529,30 @@ uint64_t JetStreamRelay::Impl::poll(std::chrono::milliseconds max_wait) {
       acked_before = acked;
     }
   }
-  // Wait for acknowledgements (window full or something in flight) or for new events.
+  // Wait: with the window full, until it is half empty (one wake-up per half window, not
+  // one per acknowledgement); with nothing new in the log, briefly (idle backoff up to
+  // 1 ms), for an acknowledgement or new events, whichever comes first.
   uint64_t acked_now;
   {
     std::unique_lock lk(mu);
-    if (published == 0) {
-      if (next > acked) {
-        cv.wait_for(lk, max_wait, [&] { return acked != acked_before || epoch_failed; });
+    const bool full = next - acked >= cap;
+    if (full || published == 0) {
+      if (full) {
         idle_us = 0;
+        wake_in_flight = cap / 2;
+      } else {
+        idle_us = std::min<uint32_t>(idle_us == 0 ? 50 : idle_us * 2, 1000);
+        wake_in_flight = next > acked ? next - acked - 1 : 0;
+      }
+      const auto wait = full ? max_wait
+                             : std::min<std::chrono::microseconds>(std::chrono::microseconds(idle_us), max_wait);
+      if (next > acked) {
+        waiting = true;
+        cv.wait_for(lk, wait, [&] { return next - acked <= wake_in_flight || epoch_failed; });
+        waiting = false;
       } else {
         lk.unlock();
-        idle_us = std::min<uint32_t>(idle_us == 0 ? 50 : idle_us * 2, 1000);
-        std::this_thread::sleep_for(
-            std::min<std::chrono::microseconds>(std::chrono::microseconds(idle_us), max_wait));
+        std::this_thread::sleep_for(wait);
         lk.lock();
       }
     } else {
@@ -572,6 +619,7 @@ Result<std::unique_ptr<JetStreamRelay>> JetStreamRelay::open(const std::string& 
   impl->checkpointed = impl->acked;
   impl->acked_pub.store(impl->acked, std::memory_order_relaxed);  // not yet shared
   impl->ring.resize(o.max_in_flight);
+  impl->next_checkpoint = Clock::now() + o.checkpoint_interval;
   if (o.stats_slot != nullptr) {
     impl->hist = &o.stats_slot->histogram;
   } else {

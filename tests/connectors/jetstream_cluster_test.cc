@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "nats_server.h"
+#include "sluice/connectors/testing/nats_server.h"
 #include "sluice/bus/log_writer.h"
 #include "sluice/connectors/jetstream_relay.h"
 #include "sluice/connectors/message.h"

@@ -13,7 +13,7 @@
 #include <random>
 
 #include "bank_model.h"
-#include "nats_server.h"
+#include "sluice/connectors/testing/nats_server.h"
 #include "sluice/bus/log_reader.h"
 #include "sluice/bus/log_writer.h"
 #include "sluice/connectors/jetstream_relay.h"

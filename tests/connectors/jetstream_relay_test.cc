@@ -14,7 +14,7 @@
 #include <random>
 #include <thread>
 
-#include "nats_server.h"
+#include "sluice/connectors/testing/nats_server.h"
 #include "sluice/bus/log_writer.h"
 #include "sluice/connectors/message.h"
 

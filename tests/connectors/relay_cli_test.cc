@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "nats_server.h"
+#include "sluice/connectors/testing/nats_server.h"
 #include "tools/subprocess.h"
 
 namespace sluice::connectors {

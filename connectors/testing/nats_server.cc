@@ -1,4 +1,4 @@
-#include "nats_server.h"
+#include "sluice/connectors/testing/nats_server.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
