@@ -87,7 +87,9 @@ Status KafkaRelay::Impl::create_producer() {
   auto set = [&](const std::string& k, const std::string& v) {
     return rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) == RD_KAFKA_CONF_OK;
   };
-  bool ok = set("bootstrap.servers", opts.brokers) && set("enable.idempotence", "true") && set("acks", "all") &&
+  // librdkafka's own log stays quiet (level 0): errors reach the caller as values
+  // (status().last_error, the Status of open()); config["log_level"] overrides.
+  bool ok = set("log_level", "0") && set("bootstrap.servers", opts.brokers) && set("enable.idempotence", "true") && set("acks", "all") &&
             set("linger.ms", "5") && set("message.timeout.ms", std::to_string(opts.delivery_timeout.count()));
   if (ok && opts.transactional) ok = set("transactional.id", transactional_id);
   for (const auto& [k, v] : opts.config)
@@ -149,6 +151,7 @@ Status KafkaRelay::Impl::read_partition_tails() {
   partition_last.assign(static_cast<size_t>(partitions), -1);
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "log_level", "0", err, sizeof err);
   rd_kafka_conf_set(conf, "bootstrap.servers", opts.brokers.c_str(), err, sizeof err);
   rd_kafka_conf_set(conf, "group.id", ("sluice-relay-tail-" + opts.name).c_str(), err, sizeof err);
   rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);

@@ -1,4 +1,5 @@
 // sluice relay DIR --nats URL[,URL...] [--subject-prefix P] [--stream NAME] ...
+// sluice relay DIR --kafka BROKERS --topic T [--transactional]
 //   Publishes the log in DIR to NATS JetStream (connectors' JetStreamRelay) until
 //   interrupted, or until caught up with --until-caught-up. Progress on stderr every second;
 //   --json prints a JSON status line on stdout instead (every second, and a final one).
@@ -18,6 +19,7 @@
 #include "sluice/bus/clock.h"
 #include "sluice/connectors/jetstream_ingest.h"
 #include "sluice/connectors/jetstream_relay.h"
+#include "sluice/connectors/kafka_relay.h"
 #include "sluice/connectors/message.h"
 #include "sluice/stats/counters_file.h"
 
@@ -66,15 +68,79 @@ nlohmann::json to_json(const connectors::IngestStatus& s) {
 }
 
 struct RelayArgs {
-  std::string dir, nats, stream = "SLUICE", prefix = "sluice", name = "jetstream";
+  std::string dir, nats, stream = "SLUICE", prefix = "sluice", name;
+  std::string kafka, topic;
+  bool transactional = false;
   uint32_t max_in_flight = 1024;
   int replicas = 1;
   bool json = false, until_caught_up = false;
 };
 
+int run_kafka_relay(const RelayArgs& a) {
+  if (a.topic.empty()) {
+    error_line("relay", "--kafka needs --topic");
+    return kExitUsage;
+  }
+  connectors::KafkaRelayOptions o;
+  o.brokers = a.kafka;
+  o.topic = a.topic;
+  o.name = a.name.empty() ? "kafka" : a.name;
+  o.transactional = a.transactional;
+  auto r = connectors::KafkaRelay::open(a.dir, o);
+  if (!r.ok()) {
+    error_line("relay", r.status().message());
+    return r.status().code() == StatusCode::invalid_argument ? kExitUsage : kExitFailed;
+  }
+  auto& relay = **r;
+  install_signals();
+  auto last = std::chrono::steady_clock::now();
+  auto report = [&] {
+    const auto s = relay.status();
+    if (a.json) {
+      nlohmann::json j = {{"acknowledged_position", s.acknowledged_position}, {"head_position", s.head_position},
+                          {"in_flight", s.in_flight}, {"published", s.published}, {"acknowledged", s.acknowledged},
+                          {"skipped_already_in_topic", s.skipped_already_in_topic},
+                          {"producers_created", s.producers_created},
+                          {"transactions_committed", s.transactions_committed}, {"last_error", s.last_error}};
+      std::printf("%s\n", j.dump().c_str());
+      std::fflush(stdout);
+    } else {
+      std::fprintf(stderr, "relay %s: acknowledged %llu/%llu, in flight %llu%s%s\n", o.name.c_str(),
+                   static_cast<unsigned long long>(s.acknowledged_position),
+                   static_cast<unsigned long long>(s.head_position), static_cast<unsigned long long>(s.in_flight),
+                   s.last_error.empty() ? "" : ": ", s.last_error.c_str());
+    }
+  };
+  while (!g_interrupted) {
+    relay.poll(std::chrono::milliseconds(10));
+    const auto s = relay.status();
+    if (a.until_caught_up && s.in_flight == 0 && s.acknowledged_position >= s.head_position) break;
+    if (std::chrono::steady_clock::now() - last >= std::chrono::seconds(1)) {
+      report();
+      last = std::chrono::steady_clock::now();
+    }
+  }
+  Status st = relay.close();
+  report();
+  if (!st.ok()) {
+    error_line("relay", st.to_string());
+    return kExitFailed;
+  }
+  return kExitOk;
+}
+
 int run_relay(const RelayArgs& a) {
   int code = kExitOk;
   if (!check_log_dir("relay", a.dir, &code)) return code;
+  if (!a.kafka.empty() && !a.nats.empty()) {
+    error_line("relay", "give --nats or --kafka, not both");
+    return kExitUsage;
+  }
+  if (!a.kafka.empty()) return run_kafka_relay(a);
+  if (a.nats.empty()) {
+    error_line("relay", "give --nats URL[,URL...] or --kafka BROKERS --topic T");
+    return kExitUsage;
+  }
   auto servers = connectors::parse_nats_urls(a.nats);
   if (!servers.ok()) {
     error_line("relay", servers.status().message());
@@ -84,13 +150,13 @@ int run_relay(const RelayArgs& a) {
   o.servers = *servers;
   o.stream = a.stream;
   o.subject_prefix = a.prefix;
-  o.name = a.name;
+  o.name = a.name.empty() ? "jetstream" : a.name;
   o.max_in_flight = a.max_in_flight;
   o.replicas = a.replicas;
   // Its own stats file beside the engine's: `sluice stat DIR` shows it (stats/).
   std::unique_ptr<counters::CountersFile> stats;
-  if (auto f = counters::CountersFile::create(counters::relay_stats_path(a.dir, a.name), {a.dir, 0, 1}); f.ok()) {
-    if (auto slot = (*f)->allocate(counters::SlotKind::relay, a.name); slot.ok()) o.stats_slot = *slot;
+  if (auto f = counters::CountersFile::create(counters::relay_stats_path(a.dir, o.name), {a.dir, 0, 1}); f.ok()) {
+    if (auto slot = (*f)->allocate(counters::SlotKind::relay, o.name); slot.ok()) o.stats_slot = *slot;
     stats = std::move(*f);
   } else {
     error_line("relay", "no stats file (continuing without): " + f.status().message());
@@ -118,7 +184,7 @@ int run_relay(const RelayArgs& a) {
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - last).count();
     std::fprintf(stderr, "relay %s: acknowledged %llu/%llu, in flight %llu, lag %llu events %.1f ms, %.0f events/s%s%s%s\n",
-                 a.name.c_str(), static_cast<unsigned long long>(s.acknowledged_position),
+                 o.name.c_str(), static_cast<unsigned long long>(s.acknowledged_position),
                  static_cast<unsigned long long>(s.head_position), static_cast<unsigned long long>(s.in_flight),
                  static_cast<unsigned long long>(s.lag_events), s.lag_ns / 1e6,
                  secs > 0 ? (s.acknowledged_position - last_acked) / secs : 0.0, s.connected ? "" : ", disconnected",
@@ -219,10 +285,13 @@ void add_relay(CLI::App& app, int* exit_code) {
   auto a = std::make_shared<RelayArgs>();
   CLI::App* c = app.add_subcommand("relay", "publish the log to NATS JetStream (the log as outbox)");
   c->add_option("dir", a->dir, "log directory")->required();
-  c->add_option("--nats", a->nats, "NATS server URLs, comma-separated (nats://host:port)")->required();
+  c->add_option("--nats", a->nats, "NATS server URLs, comma-separated (nats://host:port)");
+  c->add_option("--kafka", a->kafka, "Kafka bootstrap brokers (host:port,...): relay to Kafka instead");
+  c->add_option("--topic", a->topic, "Kafka topic (with --kafka)");
+  c->add_flag("--transactional", a->transactional, "Kafka: transactions with a stable transactional.id");
   c->add_option("--stream", a->stream, "JetStream stream name (created if missing; default SLUICE)");
   c->add_option("--subject-prefix", a->prefix, "subjects are <prefix>.<stream>.<type> (default sluice)");
-  c->add_option("--name", a->name, "relay name: its checkpoint is checkpoints/relay.<name>.ckpt");
+  c->add_option("--name", a->name, "relay name: its checkpoint is checkpoints/relay.<name>.ckpt (jetstream, kafka)");
   c->add_option("--max-in-flight", a->max_in_flight, "unacknowledged publishes (default 1024)")
       ->check(CLI::Range(1, 65536));
   c->add_option("--replicas", a->replicas, "replicas of the stream when the relay creates it")->check(CLI::Range(1, 5));
