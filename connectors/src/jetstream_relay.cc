@@ -323,15 +323,6 @@ void JetStreamRelay::Impl::drop_connection(const std::string& why) {
 }
 
 namespace {
-// "<source>:<position>" into `out` (reused: no allocation once it has grown).
-void put_message_id(std::string* out, const std::string& source, uint64_t position) {
-  out->assign(source);
-  out->push_back(':');
-  char buf[24];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, position);
-  (void)ec;
-  out->append(buf, p);
-}
 // The Sluice-Event text (message.h), NUL-terminated in `buf` (>= 96 bytes).
 void put_event_meta(char* buf, const EventMeta& m) {
   char* p = buf;
@@ -367,14 +358,14 @@ bool JetStreamRelay::Impl::publish_one(const RecordView& v) {
   natsMsg* m = nullptr;
   natsStatus s = natsMsg_Create(&m, subject_buf.c_str(), nullptr, reinterpret_cast<const char*>(payload.data()),
                                 static_cast<int>(payload.size()));
-  put_message_id(&id_buf, source, pos);
+  assign_message_id(&id_buf, source, pos);
   if (s == NATS_OK) s = natsMsgHeader_Set(m, kHeaderMsgId, id_buf.c_str());
   if (s == NATS_OK) {
     if (first_of_epoch) {
       if (expected_last_seq > 0)
         s = natsMsgHeader_Set(m, "Nats-Expected-Last-Sequence", std::to_string(expected_last_seq).c_str());
     } else {
-      put_message_id(&prev_id_buf, source, pos - 1);
+      assign_message_id(&prev_id_buf, source, pos - 1);
       s = natsMsgHeader_Set(m, "Nats-Expected-Last-Msg-Id", prev_id_buf.c_str());
     }
   }

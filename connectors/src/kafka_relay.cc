@@ -16,14 +16,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 constexpr const char* kHeaderKafkaId = "Sluice-Msg-Id";
-uint64_t fnv1a(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
 void dr_callback(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque);
 }  // namespace
 
@@ -272,7 +264,7 @@ uint64_t KafkaRelay::Impl::poll(std::chrono::milliseconds max_wait) {
       continue;
     }
     const std::string_view stream = reader->stream_name(v.stream_id());
-    const auto partition = static_cast<int32_t>(fnv1a(stream) % static_cast<uint64_t>(partitions));
+    const auto partition = static_cast<int32_t>(fnv1a_64(stream) % static_cast<uint64_t>(partitions));
     if (!opts.transactional && partition_last[static_cast<size_t>(partition)] >= static_cast<int64_t>(next)) {
       ring[next % cap] = kDone;  // already in its partition (before a recreation)
       ++next;

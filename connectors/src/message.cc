@@ -76,16 +76,27 @@ Status validate_source_id(std::string_view id) {
   return Status::OK();
 }
 
+void assign_message_id(std::string* out, std::string_view source, uint64_t position) {
+  out->assign(source);
+  out->push_back(':');
+  char buf[24];
+  out->append(buf, std::to_chars(buf, buf + sizeof buf, position).ptr);
+}
+
 std::string message_id(std::string_view source, uint64_t position) {
   std::string s;
   s.reserve(source.size() + 21);
-  s.append(source);
-  s.push_back(':');
-  char buf[24];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, position);
-  (void)ec;
-  s.append(buf, p);
+  assign_message_id(&s, source, position);
   return s;
+}
+
+uint64_t fnv1a_64(std::string_view bytes) noexcept {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
 }
 
 bool parse_message_id(std::string_view id, std::string_view* source, uint64_t* position) noexcept {
@@ -102,12 +113,7 @@ bool parse_message_id(std::string_view id, std::string_view* source, uint64_t* p
 }
 
 Id128 idempotency_key_for(std::string_view source, uint64_t position) noexcept {
-  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a 64
-  for (unsigned char c : source) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return Id128{h, position};
+  return Id128{fnv1a_64(source), position};
 }
 
 std::string format_id128(Id128 id) {
@@ -153,9 +159,7 @@ std::string default_subject(std::string_view prefix, std::string_view stream, ui
   s.append(subject_token(stream));
   s.push_back('.');
   char buf[12];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, type);
-  (void)ec;
-  s.append(buf, p);
+  s.append(buf, std::to_chars(buf, buf + sizeof buf, type).ptr);
   return s;
 }
 

@@ -51,6 +51,10 @@ bool parse_event_meta(std::string_view text, EventMeta* out) noexcept;
 Status validate_source_id(std::string_view id);
 // "<source>:<position>"
 std::string message_id(std::string_view source, uint64_t position);
+// The same into `out`, replacing its contents (no allocation once `out` has grown).
+void assign_message_id(std::string* out, std::string_view source, uint64_t position);
+// FNV-1a, 64 bits: the idempotency key's hi word, the Kafka relay's partition choice.
+uint64_t fnv1a_64(std::string_view bytes) noexcept;
 // False unless `id` is "<valid source id>:<decimal position>".
 bool parse_message_id(std::string_view id, std::string_view* source, uint64_t* position) noexcept;
 // The idempotency key a follower stores for the event <source>:<position>: hi = FNV-1a 64 of
