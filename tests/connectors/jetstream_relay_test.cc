@@ -239,6 +239,7 @@ TEST_F(RelayTest, ReportsAnUnreachableServerNamingIt) {
 }  // namespace sluice::connectors
 
 #include "sluice/stats/counters_file.h"
+#include "sluice/stats/metrics_server.h"
 
 namespace sluice::connectors {
 namespace {
@@ -272,6 +273,11 @@ TEST_F(RelayTest, PublishesLagInFlightAndLatencyInARelaySlotOfTheStatsFile) {
   EXPECT_EQ(st.in_flight, 0u);
   EXPECT_TRUE(st.connected);
   EXPECT_EQ(st.latency.count, 1000u) << "one append -> acknowledged latency per event";
+  const std::string page = prometheus_text(e, 0);
+  for (const char* line : {"sluice_relay_lag_events{relay=\"jetstream\"} 0", "sluice_relay_in_flight{relay=\"jetstream\"} 0",
+                           "sluice_relay_acknowledged_position{relay=\"jetstream\"} 1000",
+                           "sluice_relay_latency_seconds_count{relay=\"jetstream\"} 1000"})
+    EXPECT_NE(page.find(line), std::string::npos) << line << "\n" << page;
   ASSERT_TRUE((*r)->close().ok());
   counters::EngineStat after;
   counters::add_relay_files(log_dir_, &after);
