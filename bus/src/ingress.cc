@@ -42,19 +42,18 @@ IngressProducer::IngressProducer(Ingress& ingress, uint32_t capacity)
       token_(std::make_unique<Token>(ingress.q_->queue)),
       mask_(capacity - 1),
       counts_(capacity),
-      results_(capacity),
+      entries_(new Entry[capacity]),
       defined_(capacity) {}
 
 IngressProducer::~IngressProducer() = default;
 
 SubmitCode IngressProducer::enqueue(IngressRequest& r, Ticket* ticket) noexcept {
-  if (next_ - completed_cache_ > mask_) {  // looks full: read the writer's progress
-    // Acquire: pairs with the writer's release in drain(); results below it are written.
-    completed_cache_ = completed_.load(std::memory_order_acquire);
-    if (next_ - completed_cache_ > mask_) {
-      ingress_.back_pressured_.fetch_add(1, std::memory_order_relaxed);  // statistics only
-      return SubmitCode::back_pressured;
-    }
+  // The entry is free once it holds the result of the ticket one ring ago (or never held
+  // one). Acquire: pairs with the writer's release in complete(); nothing is read through it
+  // here, but the entry's next result must not be overtaken by the old one's write.
+  if (next_ > mask_ && entries_[next_ & mask_].done.load(std::memory_order_acquire) != next_ - mask_) {
+    ingress_.back_pressured_.fetch_add(1, std::memory_order_relaxed);  // statistics only
+    return SubmitCode::back_pressured;
   }
   // seq_cst store, then seq_cst load of closed_: close() does the mirror image (see
   // submitting_ in the header), so either we see closed_ or close() sees us and waits.
@@ -89,10 +88,31 @@ SubmitCode IngressProducer::try_submit(StreamId stream, ExpectedVersion expected
 }
 
 bool IngressProducer::try_result(Ticket ticket, AppendResult* out) const noexcept {
-  // Acquire: pairs with the writer's release in drain(); results_[ticket] is then written.
-  if (completed_.load(std::memory_order_acquire) <= ticket) return false;
-  *out = results_[ticket & mask_];
+  const Entry& e = entries_[ticket & mask_];
+  // Acquire: pairs with the writer's release in complete(); e.result is then written.
+  const uint64_t d = e.done.load(std::memory_order_acquire);
+  if (d <= ticket) return false;
+  if (d == ticket + 1) {
+    *out = e.result;
+    return true;
+  }
+  // A later ticket's result is in the entry: this one finished and its result was reused
+  // (the caller submitted max_in_flight more before reading it). Not an append failure.
+  *out = AppendResult{AppendCode::invalid_argument, 0, 0};
   return true;
+}
+
+void IngressProducer::complete(Ticket t, const AppendResult& r) noexcept {
+  Entry& e = entries_[t & mask_];
+  e.result = r;
+  // Release: publishes e.result to the submitter's acquire in try_result()/enqueue().
+  e.done.store(t + 1, std::memory_order_release);
+}
+
+uint64_t IngressProducer::in_flight() noexcept {
+  AppendResult r;
+  while (oldest_ < next_ && try_result(oldest_, &r)) ++oldest_;
+  return next_ - oldest_;
 }
 
 bool IngressProducer::acknowledged(Ticket t, const AppendResult& r) const noexcept {
@@ -120,13 +140,18 @@ bool completed_fn(const void* ctx) noexcept {
 
 }  // namespace
 
-AppendResult IngressProducer::wait(Ticket ticket) noexcept {
+AppendResult IngressProducer::wait_completed(Ticket ticket) noexcept {
   AppendResult r;
   if (!try_result(ticket, &r)) {
     WaitCtx ctx{this, ticket};
     IdleStrategy idle(IdleOptions{}, &signal_, &completed_fn, &ctx);
     while (!try_result(ticket, &r)) idle.idle();
   }
+  return r;
+}
+
+AppendResult IngressProducer::wait(Ticket ticket) noexcept {
+  AppendResult r = wait_completed(ticket);
   if (acknowledged(ticket, r)) return r;
   // Group commit: the flusher acknowledges within its interval; spin briefly, then block on
   // the writer's acknowledgement (a condition variable the flusher signals).
@@ -159,7 +184,7 @@ Result<StreamId> IngressProducer::define_stream(std::string_view name) {
                   "define stream '" + std::string(name) + "': the ingress " +
                       (c == SubmitCode::closed ? "is closed" : "is full (back-pressure)"));
   const AppendResult res = wait(t);
-  if (!res.ok()) return define_error_;  // written by the writer before completed_ (acquired in wait)
+  if (!res.ok()) return define_error_;  // written by the writer before the entry's done (acquired in wait)
   return defined_[t & mask_];
 }
 
@@ -218,21 +243,17 @@ size_t Ingress::drain(LogWriter& writer, size_t max) noexcept {
       if (!r.define_stream.empty()) {
         auto s = writer.stream(r.define_stream);  // cold: may allocate
         if (s.ok()) {
-          p.defined_[slot] = s.value();
-          p.results_[slot] = AppendResult{AppendCode::ok, 0, 0};
+          p.defined_[slot] = s.value();  // published by complete()'s release
+          p.complete(r.ticket, AppendResult{AppendCode::ok, 0, 0});
         } else {
-          p.define_error_ = s.status();
-          p.results_[slot] = AppendResult{AppendCode::invalid_argument, 0, 0};
+          p.define_error_ = s.status();  // published by complete()'s release
+          p.complete(r.ticket, AppendResult{AppendCode::invalid_argument, 0, 0});
         }
       } else {
-        p.results_[slot] = writer.append(r.stream, r.expected, r.events);
+        p.complete(r.ticket, writer.append(r.stream, r.expected, r.events));
       }
-      // One release per run of a producer's requests (the queue hands them out in runs).
-      if (i + 1 == n || batch[i + 1].producer != r.producer) {
-        // Release: publishes results_[..ticket] to the submitter's acquire of completed_.
-        p.completed_.store(r.ticket + 1, std::memory_order_release);
-        p.signal_.notify();
-      }
+      // One wake check per run of a producer's requests (the queue hands them out in runs).
+      if (i + 1 == n || batch[i + 1].producer != r.producer) p.signal_.notify();
     }
     total += n;
   }

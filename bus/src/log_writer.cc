@@ -150,6 +150,7 @@ Status LogWriter::open_impl() {
   retired_.reserve(kRetiredCapacity);
   prepared_.reserve(kMaxPreparedSegments);
   retiring_.reserve(kRetiredCapacity);
+  pacer_ = std::make_unique<log_internal::SlicePacer>();
   maintenance_ = std::thread([this] { maintenance_loop(); });
   return place_maintenance_thread();
 }
@@ -779,10 +780,9 @@ Status LogWriter::group_flush_locked() {
   return st;
 }
 
-// Between two slices of segment preparation or unmapping: give the CPU to any thread that
-// is waiting for it (a hot thread this one preempted), so background work holds a CPU for
-// one slice (~20-30 us) at a time; on an idle CPU the yield returns at once.
-static void yield_between_slices() { ::sched_yield(); }
+uint64_t LogWriter::longest_background_slice_ns() const noexcept {
+  return pacer_ ? pacer_->longest_slice_ns() : 0;
+}
 
 void LogWriter::maintenance_loop() {
   std::unique_lock lock(mu_);
@@ -803,7 +803,7 @@ void LogWriter::maintenance_loop() {
       const uint64_t idx = (prepared_.empty() ? segment_->index() : prepared_.back()->index()) + 1;
       lock.unlock();
       auto made = MappedSegment::create(*ops_, dir_, idx, options_.segment_size, options_.prefault,
-                                        options_.durability != Durability::none, &yield_between_slices);
+                                        options_.durability != Durability::none, pacer_.get());
       lock.lock();
       preparing_ = false;
       if (made.ok()) prepared_.push_back(std::make_unique<MappedSegment>(std::move(made.value())));
@@ -819,7 +819,7 @@ void LogWriter::maintenance_loop() {
       // Unmapping is the expensive part (page-table teardown, TLB shootdowns): done here, off
       // the hot path. Under none the sealed segment's pages are left to the kernel's
       // writeback; group and sync flushed it whole at the roll.
-      for (auto& seg : retiring_) seg->release_sliced(&yield_between_slices);
+      for (auto& seg : retiring_) seg->release_sliced(pacer_.get());
       retiring_.clear();
       lock.lock();
       continue;

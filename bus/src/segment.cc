@@ -1,6 +1,7 @@
 #include "internal/segment.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -10,6 +11,8 @@
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+
+#include "sluice/bus/clock.h"
 #include <cstring>
 #include <vector>
 
@@ -79,13 +82,24 @@ void MappedSegment::reset() noexcept {
   mapped_ = 0;
 }
 
-void MappedSegment::release_sliced(void (*pace)()) noexcept {
+void SlicePacer::begin() noexcept { start_ = steady_ns(); }
+
+void SlicePacer::between() noexcept {
+  const int64_t now = steady_ns();
+  const auto took = static_cast<uint64_t>(now - start_);
+  if (took > longest_.load(std::memory_order_relaxed)) longest_.store(took, std::memory_order_relaxed);
+  ::sched_yield();  // a hot thread this one preempted gets its CPU back now
+  start_ = steady_ns();
+}
+
+void MappedSegment::release_sliced(SlicePacer* pace) noexcept {
   if (base_ != nullptr && pace != nullptr) {
+    pace->begin();
     // Unmap from the end, so that base_/mapped_ always describe what is still mapped.
     while (mapped_ > kPrepareSlice * 8) {
       mapped_ -= kPrepareSlice * 8;  // 1 MiB of page-table teardown per step
       ops_->munmap(base_ + mapped_, kPrepareSlice * 8);
-      pace();
+      pace->between();
     }
   }
   reset();
@@ -159,7 +173,7 @@ Result<MappedSegment> MappedSegment::open_write(FileOps& ops, const std::string&
 
 Result<MappedSegment> MappedSegment::create(FileOps& ops, const std::string& dir, uint64_t index,
                                             uint64_t segment_size, bool prefault,
-                                            bool durable, void (*pace)()) {
+                                            bool durable, SlicePacer* pace) {
   MappedSegment s;
   s.ops_ = &ops;
   s.index_ = index;
@@ -174,6 +188,7 @@ Result<MappedSegment> MappedSegment::create(FileOps& ops, const std::string& dir
     ops.unlink(s.path_.c_str());  // best effort: never leave a half-made segment behind
     return st;
   };
+  if (pace) pace->begin();
   if (ops.fallocate(s.fd_, 0, static_cast<off_t>(segment_size)) != 0) return fail("fallocate");
   if (durable) {
     // Make the allocation durable before any record in the file is acknowledged.
@@ -191,7 +206,7 @@ Result<MappedSegment> MappedSegment::create(FileOps& ops, const std::string& dir
       const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), segment_size - off));
       if (ops.pwrite(s.fd_, zeros.data(), n, static_cast<off_t>(off)) != static_cast<ssize_t>(n))
         return fail("write zeros to");
-      if (pace) pace();
+      if (pace) pace->between();
     }
   }
   void* p = ops.mmap(segment_size, PROT_READ | PROT_WRITE, MAP_SHARED, s.fd_, 0);
@@ -208,7 +223,7 @@ Result<MappedSegment> MappedSegment::create(FileOps& ops, const std::string& dir
     for (uint64_t off = 0; off < segment_size; off += kPrepareSlice) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(kPrepareSlice, segment_size - off));
       ::madvise(s.base_ + off, n, durable ? MADV_POPULATE_READ : MADV_POPULATE_WRITE);
-      if (pace) pace();
+      if (pace) pace->between();
     }
 #endif
   }

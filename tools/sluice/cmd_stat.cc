@@ -51,12 +51,14 @@ bool engine_alive(const counters::EngineStat& s) {
   return s.pid > 0 && ::kill(static_cast<pid_t>(s.pid), 0) == 0 && realtime_ns() - s.heartbeat_ns < 3'000'000'000;
 }
 
+std::string json_string(std::string_view v);
+
 // ,"relays":[...] (connectors' relays: in the engine's file or their own relay.<name>.stats).
 std::string relays_json(const std::vector<counters::RelayStat>& relays) {
   std::string o = ",\"relays\":[";
   for (size_t i = 0; i < relays.size(); ++i) {
     const auto& r = relays[i];
-    o += std::string(i ? "," : "") + "{\"name\":\"" + r.name + "\",\"state\":\"" +
+    o += std::string(i ? "," : "") + "{\"name\":" + json_string(r.name) + ",\"state\":\"" +
          std::string(counters::to_string(r.state)) + "\",\"connected\":" + (r.connected ? "true" : "false");
     auto num = [&](const char* k, uint64_t v) { o += std::string(",\"") + k + "\":" + std::to_string(v); };
     num("acknowledged_position", r.acknowledged_position);
@@ -96,7 +98,7 @@ std::string to_json(const counters::EngineStat& s) {
   for (const auto& p : s.projections) {
     if (!first) o += ",";
     first = false;
-    o += "{\"name\":\"" + p.name + "\",\"state\":\"" + std::string(counters::to_string(p.state)) + "\"";
+    o += "{\"name\":" + json_string(p.name) + ",\"state\":\"" + std::string(counters::to_string(p.state)) + "\"";
     auto num = [&](const char* k, uint64_t v) { o += std::string(",\"") + k + "\":" + std::to_string(v); };
     num("applied_position", p.applied_position);
     num("events_behind", p.events_behind);
@@ -117,7 +119,22 @@ std::string to_json(const counters::EngineStat& s) {
          ",\"p90\":" + std::to_string(p.latency.p90) + ",\"p99\":" + std::to_string(p.latency.p99) +
          ",\"p99.9\":" + std::to_string(p.latency.p999) + ",\"max\":" + std::to_string(p.latency.max) + "}}";
   }
-  return o + "]" + relays_json(s.relays) + "}";
+  o += "],\"consumers\":[";
+  first = true;
+  for (const auto& c : s.consumers) {
+    if (!first) o += ",";
+    first = false;
+    o += "{\"name\":" + json_string(c.name) + ",\"events\":" + std::to_string(c.events) +
+         ",\"overruns\":" + std::to_string(c.overruns) + ",\"caught_up\":" + std::to_string(c.caught_up) +
+         ",\"rejoins\":" + std::to_string(c.rejoins) + ",\"position\":" + std::to_string(c.position) +
+         ",\"cpu\":" + std::to_string(c.cpu) + "}";
+  }
+  o += "]";
+  if (s.ingress.present)
+    o += ",\"ingress\":{\"requests\":" + std::to_string(s.ingress.requests) +
+         ",\"back_pressured\":" + std::to_string(s.ingress.back_pressured) +
+         ",\"queued\":" + std::to_string(s.ingress.queued) + "}";
+  return o + relays_json(s.relays) + "}";
 }
 
 void print_table(const counters::EngineStat& s, const std::string& dir) {
@@ -136,6 +153,15 @@ void print_table(const counters::EngineStat& s, const std::string& dir) {
                 human_ns(static_cast<double>(p.latency.p50)).c_str(), human_ns(static_cast<double>(p.latency.p99)).c_str(),
                 human_ns(static_cast<double>(p.latency.p999)).c_str(), p.dead_letters, note.c_str());
   }
+  if (!s.consumers.empty()) {
+    std::printf("%-32s %12s %10s %12s %8s %4s\n", "ring consumer", "events", "overruns", "caught up", "rejoins", "cpu");
+    for (const auto& c : s.consumers)
+      std::printf("%-32s %12" PRIu64 " %10" PRIu64 " %12" PRIu64 " %8" PRIu64 " %4" PRId64 "\n", c.name.c_str(), c.events,
+                  c.overruns, c.caught_up, c.rejoins, c.cpu);
+  }
+  if (s.ingress.present)
+    std::printf("ingress: %" PRIu64 " submissions, %" PRIu64 " back-pressured, %" PRIu64 " queued\n", s.ingress.requests,
+                s.ingress.back_pressured, s.ingress.queued);
   print_relays(s.relays);
   std::fflush(stdout);
 }

@@ -16,8 +16,11 @@
 //
 //   Completion without a per-request object: a request is a ticket (the producer's running
 //   count). The writer writes each result into the producer's results ring at ticket % size
-//   and then release-stores `completed` = ticket + 1 once per run of that producer's
-//   requests in a drained batch; the submitter acquires `completed` to read its results. So
+//   and release-stores that entry's `done` word = ticket + 1 after it (result and flag share
+//   the entry, so the submitter's check and read cost one cache-line transfer); the
+//   submitter acquires `done` to read its result. An entry is free for ticket t when it holds
+//   the result of t - size (Vyukov's bounded-queue sequence trick), so the ring is also the
+//   in-flight bound. So
 //   one thread keeps up to `max_in_flight` appends in flight (the pipelined form) and waits
 //   for any of them later; the waiting form is try_submit() + wait(). A result is final when
 //   it is committed (or refused); it is *acknowledged* when the log's durability policy has
@@ -46,8 +49,8 @@
 //
 // Invariants
 //   - Requests of one producer are appended in submission (ticket) order.
-//   - Every dequeued request is completed exactly once; completed never passes a ticket
-//     whose result is not written.
+//   - Every dequeued request is completed exactly once; an entry's `done` never names a
+//     ticket whose result is not written.
 //   - A producer never has more than max_in_flight requests unfinished.
 #pragma once
 
@@ -107,41 +110,50 @@ class IngressProducer {
   // once. The events (and their payloads) must stay alive until the ticket completes.
   [[nodiscard]] SubmitCode try_submit(StreamId stream, ExpectedVersion expected,
                                       std::span<const EventData> events, Ticket* ticket) noexcept;
-  // The writer has handled `ticket` (committed or refused): *out is its result.
+  // The writer has handled `ticket` (committed or refused): *out is its result. A result is
+  // kept until max_in_flight later tickets are submitted (then: invalid_argument).
   [[nodiscard]] bool try_result(Ticket ticket, AppendResult* out) const noexcept;
   // Handled and, if it succeeded, acknowledged under the log's durability policy.
   [[nodiscard]] bool try_acknowledged(Ticket ticket, AppendResult* out) const noexcept;
   // Waits (spin, yield, park) until try_acknowledged(); returns the result.
   AppendResult wait(Ticket ticket) noexcept;
+  // Waits until try_result() only: committed (or refused), maybe not yet acknowledged.
+  AppendResult wait_completed(Ticket ticket) noexcept;
   // The waiting form: submit + wait. back_pressured/closed come back as AppendCode.
   AppendResult submit(StreamId stream, ExpectedVersion expected, std::span<const EventData> events) noexcept;
   // Finds or defines the stream `name` on the writer thread (cold; waits). Error: closed,
   // back-pressure, or the writer's reason (bad name).
   Result<StreamId> define_stream(std::string_view name);
-  // Requests submitted and not yet completed (an estimate from the submitting thread).
-  uint64_t in_flight() const noexcept { return next_ - completed_.load(std::memory_order_acquire); }
+  // Requests submitted and not yet completed (from the submitting thread).
+  uint64_t in_flight() noexcept;
 
  private:
   friend class Ingress;
   struct Token;
+  // One results-ring entry: 32 bytes, two to a cache line.
+  struct Entry {
+    AppendResult result;  // written by the writer before `done`
+    // done: ticket + 1 of the result held. Release store by the writer after `result`;
+    // acquire load by the submitter before reading it.
+    std::atomic<uint64_t> done{0};
+  };
+  static_assert(sizeof(AppendResult) <= 24);
   IngressProducer(Ingress& ingress, uint32_t capacity);
   [[nodiscard]] SubmitCode enqueue(IngressRequest& r, Ticket* ticket) noexcept;
   bool acknowledged(Ticket t, const AppendResult& r) const noexcept;
+  void complete(Ticket t, const AppendResult& r) noexcept;  // writer thread
 
   Ingress& ingress_;
   std::unique_ptr<Token> token_;
   const uint64_t mask_;
   // ---- submitting thread only ----
   uint64_t next_ = 0;             // the next ticket
-  uint64_t completed_cache_ = 0;  // last value read from completed_
+  uint64_t oldest_ = 0;           // no ticket below it is unfinished (in_flight())
   std::vector<uint32_t> counts_;  // events per ticket (for the acknowledgement check)
-  // ---- writer thread writes, submitting thread reads after acquiring completed_ ----
-  std::vector<AppendResult> results_;
+  // ---- writer thread writes, submitting thread reads after acquiring an entry's done ----
+  std::unique_ptr<Entry[]> entries_;
   std::vector<StreamId> defined_;  // define_stream results
   Status define_error_;            // the last define_stream failure
-  // completed_: tickets below it have their result written. Release store by the writer
-  // after writing results_[t]; acquire load by the submitter before reading them.
-  alignas(64) std::atomic<uint64_t> completed_{0};
   // submitting_: 1 while the owner is between its closed_ check and the end of its
   // enqueue. seq_cst store by the owner before loading Ingress::closed_; close() stores
   // closed_ (seq_cst) and then waits for 0 (Dekker: one of them sees the other).

@@ -162,6 +162,8 @@ class Submitter {
   [[nodiscard]] bool try_acknowledged(Ticket t, AppendResult* out) const noexcept { return p_->try_acknowledged(t, out); }
   // Waits until try_acknowledged() (spin, yield, park).
   AppendResult wait(Ticket t) noexcept { return p_->wait(t); }
+  // Waits until try_result() (committed or refused; under group maybe not yet acknowledged).
+  AppendResult wait_completed(Ticket t) noexcept { return p_->wait_completed(t); }
   // Waiting form: back_pressured / closed come back as the AppendCode of the same name.
   AppendResult submit(StreamId stream, ExpectedVersion expected, std::span<const EventData> events) noexcept {
     return p_->submit(stream, expected, events);
