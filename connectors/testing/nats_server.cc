@@ -254,6 +254,17 @@ std::string publish(const std::string& url, natsMsg* msg) {
 }  // namespace sluice::connectors::testing
 
 namespace sluice::connectors::testing {
+uint64_t stream_message_count(const std::string& urls, const std::string& stream) {
+  Conn c;
+  if (!open_conn(urls, &c).empty()) return 0;
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (js_GetStreamInfo(&si, c.js, stream.c_str(), nullptr, &jerr) != NATS_OK) return 0;
+  const uint64_t n = si->State.Msgs;
+  jsStreamInfo_Destroy(si);
+  return n;
+}
+
 std::string stream_leader(const std::string& urls, const std::string& stream) {
   Conn c;
   if (!open_conn(urls, &c).empty()) return "";

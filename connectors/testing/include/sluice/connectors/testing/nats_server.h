@@ -83,6 +83,8 @@ std::string publish(const std::string& url, natsMsg* msg);
 }  // namespace sluice::connectors::testing
 
 namespace sluice::connectors::testing {
+// Messages in the stream (stream info; 0 when it cannot be asked).
+uint64_t stream_message_count(const std::string& urls, const std::string& stream);
 // Server name of the stream's leader ("" when it cannot be asked).
 std::string stream_leader(const std::string& urls, const std::string& stream);
 }  // namespace sluice::connectors::testing
