@@ -71,5 +71,25 @@ TEST_F(RelayCli, RelayThenIngestUntilCaughtUpWithJsonStatus) {
 
 }
 
+#if defined(FOLLOWER_SAMPLE) && defined(BANK_LEDGER_SAMPLE)
+// The samples end to end: bank_ledger writes the leader's log, `sluice relay` publishes it,
+// `follower` ingests it and compares its three read-model digests with the leader's (exit 0
+// only when all are equal).
+TEST_F(RelayCli, FollowerSampleDigestsEqualTheBankLedgerLeaders) {
+  SLUICE_REQUIRE_NATS_SERVER();
+  testing::NatsServer server(dir_ + "/nats");
+  ASSERT_TRUE(server.start());
+  const std::string leader = dir_ + "/leader";
+  auto b = sluice::testing::run({BANK_LEDGER_SAMPLE, "--dir", leader, "--events", "1000", "--producers", "1"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  auto r = cli({"relay", leader, "--nats", server.url(), "--until-caught-up"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto f = sluice::testing::run({FOLLOWER_SAMPLE, "--dir", dir_ + "/follower", "--nats", server.url(), "--leader", leader});
+  EXPECT_EQ(f.exit_code, 0) << f.out << f.err;
+  EXPECT_EQ(std::count(f.out.begin(), f.out.end(), '\n'), 4) << f.out;
+  EXPECT_EQ(f.out.find("DIFFERENT"), std::string::npos) << f.out;
+}
+#endif
+
 }  // namespace
 }  // namespace sluice::connectors
