@@ -11,6 +11,7 @@ packages=(
   libconcurrentqueue-dev libboost-dev libmimalloc-dev
   libflatbuffers-dev flatbuffers-compiler flatbuffers-compiler-dev
   nlohmann-json3-dev libsimdjson-dev
+  libnats-dev nats-server librdkafka-dev
 )
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq

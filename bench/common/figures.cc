@@ -7,6 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -156,6 +160,38 @@ bool pin_this_thread(int cpu) {
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
   return ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set) == 0;
+}
+
+}  // namespace sluice::bench
+
+namespace sluice::bench {
+
+double atomic_rtt_p50(int cpu_a, int cpu_b, uint64_t rounds) {
+  using Clock = std::chrono::steady_clock;
+  struct alignas(64) Line {
+    std::atomic<uint64_t> v{0};
+  };
+  Line ping, pong;
+  std::thread echo([&] {
+    pin_this_thread(cpu_b);
+    for (uint64_t i = 1; i <= rounds; ++i) {
+      while (ping.v.load(std::memory_order_acquire) != i) {  // pairs with the release below
+      }
+      pong.v.store(i, std::memory_order_release);  // pairs with the main thread's acquire
+    }
+  });
+  pin_this_thread(cpu_a);
+  std::vector<double> rtt;
+  rtt.reserve(rounds);
+  for (uint64_t i = 1; i <= rounds; ++i) {
+    const auto t0 = Clock::now();
+    ping.v.store(i, std::memory_order_release);  // pairs with the echo thread's acquire
+    while (pong.v.load(std::memory_order_acquire) != i) {
+    }
+    rtt.push_back(static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
+  }
+  echo.join();
+  return percentile(rtt, 50);
 }
 
 }  // namespace sluice::bench

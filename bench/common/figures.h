@@ -64,4 +64,9 @@ inline double seconds_since(std::chrono::steady_clock::time_point t0) {
 // Pins the calling thread to `cpu` (no-op for cpu < 0). Returns false if it failed.
 bool pin_this_thread(int cpu);
 
+// Bare std::atomic cache-line ping-pong: the calling thread (pinned to cpu_a, and left
+// pinned) and an echo thread on cpu_b; p50 of one round trip (ns). The baseline every
+// latency figure is reported beside.
+double atomic_rtt_p50(int cpu_a, int cpu_b, uint64_t rounds);
+
 }  // namespace sluice::bench

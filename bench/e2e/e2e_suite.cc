@@ -162,34 +162,6 @@ std::string fresh(const ScratchDir& scratch, const std::string& name) {
   std::exit(1);
 }
 
-// Bare atomic ping-pong between two pinned threads: p50 of one round trip (ns).
-double atomic_rtt_p50(int cpu_a, int cpu_b, uint64_t rounds) {
-  struct alignas(64) Line {
-    std::atomic<uint64_t> v{0};
-  };
-  Line ping, pong;
-  std::thread echo([&] {
-    pin_this_thread(cpu_b);
-    for (uint64_t i = 1; i <= rounds; ++i) {
-      while (ping.v.load(std::memory_order_acquire) != i) {  // pairs with the release below
-      }
-      pong.v.store(i, std::memory_order_release);  // pairs with the main thread's acquire
-    }
-  });
-  pin_this_thread(cpu_a);
-  std::vector<double> rtt;
-  rtt.reserve(rounds);
-  for (uint64_t i = 1; i <= rounds; ++i) {
-    const int64_t t0 = mono_ns();
-    ping.v.store(i, std::memory_order_release);  // pairs with the echo thread's acquire
-    while (pong.v.load(std::memory_order_acquire) != i) {
-    }
-    rtt.push_back(static_cast<double>(mono_ns() - t0));
-  }
-  echo.join();
-  return percentile(rtt, 50);
-}
-
 struct E2E {
   double p50 = 0, p99 = 0, p999 = 0, max = 0;
   double achieved_rate = 0;

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 
 #include "sluice/bus/clock.h"
 
@@ -174,6 +175,29 @@ EngineStat read_stats(const CountersFile& f) {
       e.ingress.queued = get(s.ingress.queued);
       continue;
     }
+    if (s.header.kind == static_cast<uint32_t>(SlotKind::relay)) {
+      RelayStat r;
+      r.name = name;
+      r.state = st;
+      const RelayCounters& c = s.relay;
+      r.connected = get(c.connected) != 0;
+      r.acknowledged_position = get(c.acknowledged_position);
+      r.published_position = get(c.published_position);
+      r.head_position = get(c.head_position);
+      r.in_flight = get(c.in_flight);
+      r.lag_events = get(c.lag_events);
+      r.lag_bytes = get(c.lag_bytes);
+      r.lag_ns = get(c.lag_ns);
+      r.published = get(c.published);
+      r.acknowledged = get(c.acknowledged);
+      r.duplicates = get(c.duplicates);
+      r.failures = get(c.failures);
+      r.reconnects = get(c.reconnects);
+      r.checkpoint_position = get(c.checkpoint_position);
+      r.latency = summarize(s.histogram);
+      e.relays.push_back(std::move(r));
+      continue;
+    }
     if (s.header.kind != static_cast<uint32_t>(SlotKind::projection)) continue;
     ProjectionStat p;
     p.name = name;
@@ -200,6 +224,31 @@ EngineStat read_stats(const CountersFile& f) {
     e.projections.push_back(std::move(p));
   }
   return e;
+}
+
+}  // namespace sluice::counters
+
+namespace sluice::counters {
+
+std::string relay_stats_path(const std::string& log_dir, std::string_view relay_name) {
+  return log_dir + "/relay." + std::string(relay_name) + ".stats";
+}
+
+void add_relay_files(const std::string& log_dir, EngineStat* e) {
+  std::error_code ec;
+  std::vector<std::string> paths;
+  for (const auto& entry : std::filesystem::directory_iterator(log_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > 12 && name.rfind("relay.", 0) == 0 && name.substr(name.size() - 6) == ".stats")
+      paths.push_back(entry.path().string());
+  }
+  std::sort(paths.begin(), paths.end());
+  for (const auto& p : paths) {
+    auto f = CountersFile::open_read(p);
+    if (!f.ok()) continue;
+    EngineStat r = read_stats(**f);
+    for (auto& relay : r.relays) e->relays.push_back(std::move(relay));
+  }
 }
 
 }  // namespace sluice::counters

@@ -121,6 +121,46 @@ std::string prometheus_text(const counters::EngineStat& s, int64_t now_ns) {
   each("sluice_projection_alert_active", "gauge", "1 while a lag alert is raised",
        [](const ProjectionStat& p) { return p.alert_active ? 1 : 0; });
 
+  auto each_relay = [&](std::string_view name, std::string_view type, std::string_view help, auto value) {
+    if (s.relays.empty()) return;
+    x.family(name, type, help);
+    for (const counters::RelayStat& r : s.relays)
+      x.sample(name, "relay=\"" + label_value(r.name) + "\"", static_cast<double>(value(r)));
+  };
+  using counters::RelayStat;
+  each_relay("sluice_relay_connected", "gauge", "1 while the relay is connected to its broker",
+             [](const RelayStat& r) { return r.connected ? 1 : 0; });
+  each_relay("sluice_relay_acknowledged_position", "gauge", "Every event below it is acknowledged by the broker",
+             [](const RelayStat& r) { return r.acknowledged_position; });
+  each_relay("sluice_relay_lag_events", "gauge", "Events between the acknowledged position and the log's end",
+             [](const RelayStat& r) { return r.lag_events; });
+  each_relay("sluice_relay_lag_bytes", "gauge", "Log bytes between the acknowledged position and the log's end",
+             [](const RelayStat& r) { return r.lag_bytes; });
+  each_relay("sluice_relay_lag_seconds", "gauge", "Age of the oldest event not yet acknowledged",
+             [](const RelayStat& r) { return static_cast<double>(r.lag_ns) * kNs; });
+  each_relay("sluice_relay_in_flight", "gauge", "Published, not yet acknowledged",
+             [](const RelayStat& r) { return r.in_flight; });
+  each_relay("sluice_relay_published_total", "counter", "Messages sent (resends included)",
+             [](const RelayStat& r) { return r.published; });
+  each_relay("sluice_relay_duplicates_total", "counter", "Acknowledgements flagged duplicate (counted as success)",
+             [](const RelayStat& r) { return r.duplicates; });
+  each_relay("sluice_relay_failures_total", "counter", "Refused or timed-out publishes",
+             [](const RelayStat& r) { return r.failures; });
+  each_relay("sluice_relay_reconnects_total", "counter", "Connections made after the first",
+             [](const RelayStat& r) { return r.reconnects; });
+  if (!s.relays.empty()) {
+    x.family("sluice_relay_latency_seconds", "summary", "Append to acknowledged-by-the-broker latency");
+    for (const RelayStat& r : s.relays) {
+      const std::string l = "relay=\"" + label_value(r.name) + "\"";
+      const std::pair<const char*, uint64_t> qs[] = {
+          {"0.5", r.latency.p50}, {"0.9", r.latency.p90}, {"0.99", r.latency.p99}, {"0.999", r.latency.p999}};
+      for (const auto& [q, v] : qs)
+        x.sample("sluice_relay_latency_seconds", l + ",quantile=\"" + q + "\"", static_cast<double>(v) * kNs);
+      x.sample("sluice_relay_latency_seconds_sum", l, r.latency.mean * static_cast<double>(r.latency.count) * kNs);
+      x.sample("sluice_relay_latency_seconds_count", l, static_cast<double>(r.latency.count));
+    }
+  }
+
   x.family("sluice_projection_state", "gauge", "1 for the projection's current state");
   constexpr counters::SlotState kStates[] = {counters::SlotState::running, counters::SlotState::stopped,
                                              counters::SlotState::failed, counters::SlotState::rebuilding,

@@ -53,6 +53,43 @@ bool engine_alive(const counters::EngineStat& s) {
 
 std::string json_string(std::string_view v);
 
+// ,"relays":[...] (connectors' relays: in the engine's file or their own relay.<name>.stats).
+std::string relays_json(const std::vector<counters::RelayStat>& relays) {
+  std::string o = ",\"relays\":[";
+  for (size_t i = 0; i < relays.size(); ++i) {
+    const auto& r = relays[i];
+    o += std::string(i ? "," : "") + "{\"name\":" + json_string(r.name) + ",\"state\":\"" +
+         std::string(counters::to_string(r.state)) + "\",\"connected\":" + (r.connected ? "true" : "false");
+    auto num = [&](const char* k, uint64_t v) { o += std::string(",\"") + k + "\":" + std::to_string(v); };
+    num("acknowledged_position", r.acknowledged_position);
+    num("head_position", r.head_position);
+    num("in_flight", r.in_flight);
+    num("lag_events", r.lag_events);
+    num("lag_bytes", r.lag_bytes);
+    num("lag_ns", static_cast<uint64_t>(r.lag_ns));
+    num("published", r.published);
+    num("duplicates", r.duplicates);
+    num("failures", r.failures);
+    num("reconnects", r.reconnects);
+    num("checkpoint_position", r.checkpoint_position);
+    o += ",\"latency_ns\":{\"count\":" + std::to_string(r.latency.count) + ",\"p50\":" + std::to_string(r.latency.p50) +
+         ",\"p99\":" + std::to_string(r.latency.p99) + ",\"max\":" + std::to_string(r.latency.max) + "}}";
+  }
+  return o + "]";
+}
+
+void print_relays(const std::vector<counters::RelayStat>& relays) {
+  if (relays.empty()) return;
+  std::printf("%-16s %-11s %12s %10s %9s %9s %9s %9s %9s %s\n", "relay", "state", "acked", "behind", "bytes", "time",
+              "in flight", "p50", "p99", "");
+  for (const auto& r : relays)
+    std::printf("%-16s %-11s %12" PRIu64 " %10" PRIu64 " %9s %9s %9" PRIu64 " %9s %9s %s\n", r.name.c_str(),
+                std::string(counters::to_string(r.state)).c_str(), r.acknowledged_position, r.lag_events,
+                human_bytes(r.lag_bytes).c_str(), human_ns(static_cast<double>(r.lag_ns)).c_str(), r.in_flight,
+                human_ns(static_cast<double>(r.latency.p50)).c_str(), human_ns(static_cast<double>(r.latency.p99)).c_str(),
+                r.connected ? "" : "disconnected");
+}
+
 std::string to_json(const counters::EngineStat& s) {
   std::string o = "{\"pid\":" + std::to_string(s.pid) + ",\"running\":" + (engine_alive(s) ? "true" : "false") +
                   ",\"heartbeat_age_ms\":" + std::to_string((realtime_ns() - s.heartbeat_ns) / 1'000'000) +
@@ -97,7 +134,7 @@ std::string to_json(const counters::EngineStat& s) {
     o += ",\"ingress\":{\"requests\":" + std::to_string(s.ingress.requests) +
          ",\"back_pressured\":" + std::to_string(s.ingress.back_pressured) +
          ",\"queued\":" + std::to_string(s.ingress.queued) + "}";
-  return o + "}";
+  return o + relays_json(s.relays) + "}";
 }
 
 void print_table(const counters::EngineStat& s, const std::string& dir) {
@@ -125,6 +162,7 @@ void print_table(const counters::EngineStat& s, const std::string& dir) {
   if (s.ingress.present)
     std::printf("ingress: %" PRIu64 " submissions, %" PRIu64 " back-pressured, %" PRIu64 " queued\n", s.ingress.requests,
                 s.ingress.back_pressured, s.ingress.queued);
+  print_relays(s.relays);
   std::fflush(stdout);
 }
 
@@ -220,12 +258,14 @@ int serve_prometheus(const std::string& dir, int port) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before the server thread starts: it inherits the mask
   const std::string path = dir + "/" + counters::kFileName;
-  auto server = MetricsServer::start(static_cast<uint16_t>(port), [path] {
+  auto server = MetricsServer::start(static_cast<uint16_t>(port), [path, dir] {
     // Reopened per scrape: a restarted engine replaces the file.
     auto f = counters::CountersFile::open_read(path);
     if (!f.ok())
       return "# " + f.status().to_string() + "\n# TYPE sluice_engine_up gauge\nsluice_engine_up 0\n";
-    return prometheus_text(counters::read_stats(*f.value()), realtime_ns());
+    auto stats = counters::read_stats(*f.value());
+    counters::add_relay_files(dir, &stats);
+    return prometheus_text(stats, realtime_ns());
   });
   if (!server.ok()) {
     error_line("stat", server.status().to_string());
@@ -273,13 +313,25 @@ void add_stat(CLI::App& app, int* exit_code) {
       return;
     }
     auto f = counters::CountersFile::open_read(o->dir + "/" + counters::kFileName);
+    auto with_relays = [&](counters::EngineStat e) {
+      counters::add_relay_files(o->dir, &e);
+      return e;
+    };
     if (!f.ok()) {
-      error_line("stat", f.status().to_string());
-      *exit_code = kExitFailed;
+      // No engine: a relay run on its own (`sluice relay`) may still have its file.
+      counters::EngineStat relays_only;
+      counters::add_relay_files(o->dir, &relays_only);
+      if (relays_only.relays.empty()) {
+        error_line("stat", f.status().to_string());
+        *exit_code = kExitFailed;
+        return;
+      }
+      if (o->json) std::printf("{\"running\":false%s}\n", relays_json(relays_only.relays).c_str());
+      else print_relays(relays_only.relays);
       return;
     }
     if (o->json) {
-      std::printf("%s\n", to_json(counters::read_stats(*f.value())).c_str());
+      std::printf("%s\n", to_json(with_relays(counters::read_stats(*f.value()))).c_str());
       return;
     }
     for (int i = 0; o->count <= 0 || i < o->count; ++i) {
@@ -290,7 +342,7 @@ void add_stat(CLI::App& app, int* exit_code) {
         auto again = counters::CountersFile::open_read(o->dir + "/" + counters::kFileName);
         if (again.ok()) f = std::move(again);
       }
-      print_table(counters::read_stats(*f.value()), o->dir);
+      print_table(with_relays(counters::read_stats(*f.value())), o->dir);
     }
   });
 }

@@ -21,6 +21,8 @@ void add_dump(CLI::App& app, int* exit_code);
 void add_bench(CLI::App& app, int* exit_code);
 void add_stat(CLI::App& app, int* exit_code);
 void add_rebuild(CLI::App& app, int* exit_code);
+void add_relay(CLI::App& app, int* exit_code);   // cmd_relay.cc (connectors)
+void add_ingest(CLI::App& app, int* exit_code);  // cmd_relay.cc (connectors)
 
 // "sluice <cmd>: <message>" on stderr, one line.
 void error_line(const char* cmd, const std::string& message);

@@ -39,6 +39,8 @@ int main(int argc, char** argv) {
   add_bench(app, &exit_code);
   add_stat(app, &exit_code);
   add_rebuild(app, &exit_code);
+  add_relay(app, &exit_code);
+  add_ingest(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

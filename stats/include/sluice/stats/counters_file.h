@@ -97,6 +97,8 @@ enum class SlotKind : uint32_t {
   projection = 1,  // ProjectionCounters, AlertWords, the append→applied histogram
   consumer = 2,    // ConsumerCounters: one worker's ring consumer (the monitor copies them)
   ingress = 3,     // IngressCounters: the engine's submission queue (the monitor copies them)
+  relay = 4,       // RelayCounters: a connector relay (log -> JetStream / Kafka), the
+                   // append -> acknowledged histogram (connectors/)
 };
 
 struct SlotHeader {
@@ -166,12 +168,37 @@ struct IngressCounters {
 };
 static_assert(sizeof(IngressCounters) == 256);
 
+// Kind relay: a connector relay (connectors/). Written by the relay's thread; the histogram
+// (append -> acknowledged by the broker) by whichever thread holds the relay's window lock
+// (one at a time: the lock orders the writes).
+struct RelayCounters {
+  uint64_t acknowledged_position;  // 0: every event below it is acknowledged by the broker
+  uint64_t published_position;     // 8: next event to publish
+  uint64_t head_position;          // 16: end of the log as the relay last read it
+  uint64_t in_flight;              // 24: published, not yet acknowledged
+  uint64_t lag_events;             // 32: head - acknowledged
+  uint64_t lag_bytes;              // 40: log bytes between them (estimate)
+  int64_t lag_ns;                  // 48: age of the oldest unacknowledged event
+  uint64_t published;              // 56: messages sent (resends included)
+  uint64_t acknowledged;           // 64: acknowledgements (duplicates included)
+  uint64_t duplicates;             // 72: acknowledgements flagged duplicate
+  uint64_t failures;               // 80: refused or timed-out publishes
+  uint64_t reconnects;             // 88
+  uint64_t checkpoint_position;    // 96: position of the last checkpoint written
+  uint64_t connected;              // 104: 1 while connected
+  uint8_t reserved[256 - 112];
+};
+static_assert(sizeof(RelayCounters) == 256);
+static_assert(offsetof(RelayCounters, lag_events) == 32);
+static_assert(offsetof(RelayCounters, connected) == 104);
+
 struct Slot {
   SlotHeader header;             // 0
   union {                        // 256: by header.kind
     ProjectionCounters counters;
     ConsumerCounters consumer;
     IngressCounters ingress;
+    RelayCounters relay;
   };
   AlertWords alerts;             // 512
   uint8_t pad[4096 - 768];       // 768
@@ -261,6 +288,17 @@ struct IngressStat {
   bool present = false;  // the engine runs in ingress mode
   uint64_t requests = 0, back_pressured = 0, queued = 0;
 };
+struct RelayStat {
+  std::string name;
+  SlotState state = SlotState::free;
+  bool connected = false;
+  uint64_t acknowledged_position = 0, published_position = 0, head_position = 0, in_flight = 0;
+  uint64_t lag_events = 0, lag_bytes = 0;
+  int64_t lag_ns = 0;
+  uint64_t published = 0, acknowledged = 0, duplicates = 0, failures = 0, reconnects = 0;
+  uint64_t checkpoint_position = 0;
+  HistogramSummary latency;  // append -> acknowledged
+};
 struct EngineStat {
   int64_t pid = 0;
   std::string log_dir;
@@ -269,8 +307,16 @@ struct EngineStat {
   std::vector<ProjectionStat> projections;
   std::vector<ConsumerStat> consumers;
   IngressStat ingress;
+  std::vector<RelayStat> relays;
 };
 // One reading of every used slot (an estimate: see the file comment).
 EngineStat read_stats(const CountersFile& f);
+
+// A relay run in its own process (`sluice relay`) keeps its slot in its own file,
+// <log dir>/relay.<name>.stats, beside the engine's sluice.stats.
+std::string relay_stats_path(const std::string& log_dir, std::string_view relay_name);
+// Adds the relay slots of every <log dir>/relay.*.stats file to `e` (unreadable files are
+// skipped: a relay may be replacing its file).
+void add_relay_files(const std::string& log_dir, EngineStat* e);
 
 }  // namespace sluice::counters
