@@ -1,0 +1,298 @@
+// The non-template half of Repository<S>: append ports, the shared reader, snapshot files
+// and counters. See repository.h.
+#include "sluice/runtime/repository.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include "sluice/bus/crc32c.h"
+#include "sluice/runtime/engine.h"
+
+namespace sluice {
+
+std::string_view to_string(CommandCode c) noexcept {
+  switch (c) {
+    case CommandCode::ok: return "ok";
+    case CommandCode::duplicate: return "duplicate";
+    case CommandCode::rejected: return "rejected";
+    case CommandCode::conflict: return "conflict";
+    case CommandCode::back_pressured: return "back_pressured";
+    case CommandCode::closed: return "closed";
+    case CommandCode::io_error: return "io_error";
+    case CommandCode::invalid_argument: return "invalid_argument";
+    case CommandCode::unknown_command: return "unknown_command";
+    case CommandCode::handler_failed: return "handler_failed";
+    case CommandCode::key_collision: return "key_collision";
+    case CommandCode::key_out_of_window: return "key_out_of_window";
+    case CommandCode::key_in_flight: return "key_in_flight";
+    case CommandCode::load_failed: return "load_failed";
+  }
+  return "unknown";
+}
+
+namespace {
+
+class EnginePort final : public AppendPort {
+ public:
+  explicit EnginePort(Engine& e) : e_(e) {}
+  Result<StreamId> stream(std::string_view name) override { return e_.submit_stream(name); }
+  AppendResult append(StreamId stream, ExpectedVersion expected, std::span<const EventData> events) noexcept override {
+    return e_.submit(stream, expected, events);
+  }
+  uint64_t acknowledged_position() const noexcept override { return e_.acknowledged_position(); }
+  const std::string& dir() const noexcept override { return e_.dir(); }
+
+ private:
+  Engine& e_;
+};
+
+class WriterPort final : public AppendPort {
+ public:
+  explicit WriterPort(LogWriter& w) : w_(w) {}
+  Result<StreamId> stream(std::string_view name) override {
+    std::lock_guard lock(mu_);
+    return w_.stream(name);
+  }
+  AppendResult append(StreamId stream, ExpectedVersion expected, std::span<const EventData> events) noexcept override {
+    std::lock_guard lock(mu_);
+    return w_.append(stream, expected, events);
+  }
+  uint64_t acknowledged_position() const noexcept override { return w_.acknowledged_position(); }
+  const std::string& dir() const noexcept override { return w_.dir(); }
+  std::string last_error() const override {
+    std::lock_guard lock(mu_);
+    return w_.last_error().to_string();
+  }
+
+ private:
+  LogWriter& w_;
+  mutable std::mutex mu_;  // one appender at a time: LogWriter has a single owner
+};
+
+// ---- snapshot file format (docs/aggregates.md) ----------------------------------------------
+//
+//   offset size  field
+//   0      4     magic "SLSN"
+//   4      2     format version (1)
+//   6      2     reserved, 0
+//   8      8     fingerprint of the aggregate type (AggregateType::fingerprint())
+//   16     8     stream id
+//   24     8     version: events of the stream applied
+//   32     8     position of the event at `version`
+//   40     4     state bytes that follow
+//   44     4     masked CRC32C of bytes [0, 44) and the state bytes
+//   48     ...   state (SnapshotWriter bytes, or the trivially copyable state)
+// Little-endian (the host order; Sluice runs on little-endian machines only).
+constexpr uint32_t kSnapshotMagic = 0x4e534c53;  // "SLSN"
+constexpr uint16_t kSnapshotFormat = 1;
+struct SnapshotHeader {
+  uint32_t magic;
+  uint16_t format;
+  uint16_t reserved;
+  uint64_t fingerprint;
+  uint64_t stream;
+  uint64_t version;
+  uint64_t position;
+  uint32_t state_bytes;
+  uint32_t crc;
+};
+static_assert(sizeof(SnapshotHeader) == 48 && offsetof(SnapshotHeader, crc) == 44);
+
+uint32_t snapshot_crc(const SnapshotHeader& h, const char* state, size_t n) noexcept {
+  uint32_t c = crc32c::extend(0, &h, offsetof(SnapshotHeader, crc));
+  return crc32c::mask(crc32c::extend(c, state, n));
+}
+
+std::string sanitize(std::string_view name) {
+  std::string out;
+  for (char c : name) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_') ? c : '_';
+  return out.empty() ? std::string("aggregate") : out;
+}
+
+}  // namespace
+
+std::unique_ptr<AppendPort> make_engine_port(Engine& engine) { return std::make_unique<EnginePort>(engine); }
+std::unique_ptr<AppendPort> make_writer_port(LogWriter& writer) { return std::make_unique<WriterPort>(writer); }
+
+RepositoryCore::RepositoryCore(AppendPort& port, std::unique_ptr<AppendPort> owned, std::string type_name,
+                               uint64_t fingerprint, const RepositoryOptions& options)
+    : port_(&port), owned_(std::move(owned)), type_name_(std::move(type_name)), fingerprint_(fingerprint), o_(options) {}
+
+RepositoryCore::~RepositoryCore() = default;
+
+Result<std::unique_ptr<RepositoryCore>> RepositoryCore::open(AppendPort& port, std::unique_ptr<AppendPort> owned,
+                                                             std::string type_name, uint64_t fingerprint,
+                                                             const RepositoryOptions& options) {
+  std::unique_ptr<RepositoryCore> c(
+      new RepositoryCore(port, std::move(owned), std::move(type_name), fingerprint, options));
+  auto reader = LogReader::open(port.dir());
+  if (!reader.ok()) return Status(reader.status().code(), "repository of " + c->type_name_ + ": " + reader.status().message());
+  c->reader_ = std::move(reader.value());
+  c->snapshot_dir_ = (options.snapshot_dir.empty() ? port.dir() + "/snapshots" : options.snapshot_dir) + "/" +
+                     sanitize(c->type_name_);
+  std::error_code ec;
+  std::filesystem::create_directories(c->snapshot_dir_, ec);
+  if (ec) return Status(StatusCode::io_error, "snapshot directory " + c->snapshot_dir_ + ": " + ec.message());
+  if (options.idempotency.enabled) {
+    if (options.idempotency.shared) {
+      c->keys_ = options.idempotency.shared;
+    } else {
+      c->keys_ = std::make_shared<IdempotencyIndex>(options.idempotency.max_keys, options.idempotency.window);
+      auto n = c->keys_->rebuild(*c->reader_, c->now_ms());
+      if (!n.ok()) return n.status();
+    }
+  }
+  return c;
+}
+
+Result<StreamId> RepositoryCore::stream(std::string_view name) {
+  {
+    std::lock_guard lock(names_mu_);
+    for (const auto& [n, id] : names_)
+      if (n == name) return id;
+  }
+  auto id = port_->stream(name);
+  if (!id.ok()) return id;
+  std::lock_guard lock(names_mu_);
+  if (names_.size() < 4096) names_.emplace_back(std::string(name), id.value());
+  return id;
+}
+
+int64_t RepositoryCore::now_ms() const noexcept {
+  const int64_t ns = o_.clock_ns != nullptr
+                         ? o_.clock_ns()
+                         : std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  return ns / 1'000'000;
+}
+
+std::string RepositoryCore::snapshot_path(StreamId stream) const {
+  return snapshot_dir_ + "/" + std::to_string(stream) + ".snap";
+}
+
+Status RepositoryCore::write_snapshot(StreamId stream, uint64_t version, uint64_t position, const std::string& state) {
+  SnapshotHeader h{};
+  h.magic = kSnapshotMagic;
+  h.format = kSnapshotFormat;
+  h.fingerprint = fingerprint_;
+  h.stream = stream;
+  h.version = version;
+  h.position = position;
+  h.state_bytes = static_cast<uint32_t>(state.size());
+  h.crc = snapshot_crc(h, state.data(), state.size());
+  // Write a temporary file, then rename it over the old snapshot: a reader sees the old or
+  // the new file, never a mix. No fsync: a snapshot lost in a power cut only costs a replay,
+  // and a torn one fails its CRC.
+  const std::string path = snapshot_path(stream), tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status(StatusCode::io_error, tmp + ": " + std::strerror(errno));
+  std::string buf(reinterpret_cast<const char*>(&h), sizeof h);
+  buf += state;
+  size_t done = 0;
+  while (done < buf.size()) {
+    const ssize_t n = ::write(fd, buf.data() + done, buf.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      return Status(StatusCode::io_error, tmp + ": write: " + std::strerror(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status(StatusCode::io_error, path + ": rename: " + std::strerror(errno));
+  return Status();
+}
+
+Status RepositoryCore::read_snapshot(StreamId stream, uint64_t* version, uint64_t* position, std::string* state) const {
+  const std::string path = snapshot_path(stream);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status(StatusCode::not_found, path);
+    return Status(StatusCode::io_error, path + ": " + std::strerror(errno));
+  }
+  std::string buf;
+  char chunk[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return Status(StatusCode::io_error, path + ": read: " + std::strerror(err));
+    }
+    if (n == 0) break;
+    buf.append(chunk, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  SnapshotHeader h{};
+  if (buf.size() < sizeof h) return Status(StatusCode::corruption, path + ": shorter than its header");
+  std::memcpy(&h, buf.data(), sizeof h);
+  if (h.magic != kSnapshotMagic) return Status(StatusCode::corruption, path + ": not a snapshot (bad magic)");
+  if (h.format != kSnapshotFormat)
+    return Status(StatusCode::corruption, path + ": snapshot format " + std::to_string(h.format) + ", this build reads " +
+                                              std::to_string(kSnapshotFormat));
+  if (h.fingerprint != fingerprint_)
+    return Status(StatusCode::corruption, path + ": fingerprint " + std::to_string(h.fingerprint) + " is not " +
+                                              type_name_ + "'s " + std::to_string(fingerprint_));
+  if (h.stream != stream) return Status(StatusCode::corruption, path + ": holds stream " + std::to_string(h.stream));
+  if (buf.size() != sizeof h + h.state_bytes)
+    return Status(StatusCode::corruption, path + ": " + std::to_string(buf.size()) + " bytes, header says " +
+                                              std::to_string(sizeof h + h.state_bytes));
+  if (snapshot_crc(h, buf.data() + sizeof h, h.state_bytes) != h.crc)
+    return Status(StatusCode::corruption, path + ": CRC mismatch");
+  *version = h.version;
+  *position = h.position;
+  state->assign(buf.data() + sizeof h, h.state_bytes);
+  return Status();
+}
+
+void RepositoryCore::snapshot_ignored(std::string why) {
+  counters.snapshots_ignored.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(warn_mu_);
+  last_warning_ = std::move(why);
+}
+
+bool RepositoryCore::enter() noexcept {
+  if (o_.max_in_flight == 0) return true;
+  // Relaxed: an admission count; it orders nothing else.
+  if (in_flight_.fetch_add(1, std::memory_order_relaxed) >= o_.max_in_flight) {
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void RepositoryCore::leave() noexcept {
+  if (o_.max_in_flight != 0) in_flight_.fetch_sub(1, std::memory_order_relaxed);  // relaxed: see enter()
+}
+
+RepositoryStats RepositoryCore::stats() const {
+  RepositoryStats s;
+  auto g = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  s.commands = g(counters.commands);
+  s.accepted = g(counters.accepted);
+  s.rejected = g(counters.rejected);
+  s.duplicates = g(counters.duplicates);
+  s.conflicts = g(counters.conflicts);
+  s.conflict_failures = g(counters.conflict_failures);
+  s.cache_hits = g(counters.cache_hits);
+  s.cache_misses = g(counters.cache_misses);
+  s.events_replayed = g(counters.events_replayed);
+  s.snapshots_written = g(counters.snapshots_written);
+  s.snapshots_loaded = g(counters.snapshots_loaded);
+  s.snapshots_ignored = g(counters.snapshots_ignored);
+  s.keys_out_of_window = g(counters.keys_out_of_window);
+  s.key_collisions = g(counters.key_collisions);
+  std::lock_guard lock(warn_mu_);
+  s.last_warning = last_warning_;
+  return s;
+}
+
+}  // namespace sluice
