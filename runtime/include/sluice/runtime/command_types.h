@@ -57,6 +57,11 @@ struct IdempotencyKey {
 struct CommandOptions {
   Id128 idempotency_key;  // {0,0}: none; see IdempotencyKey
   Id128 correlation_id;   // written into every event of the command (optional)
+  static CommandOptions keyed(Id128 key) noexcept {
+    CommandOptions o;
+    o.idempotency_key = key;
+    return o;
+  }
 };
 
 struct RetryPolicy {
