@@ -115,6 +115,15 @@ void IdempotencyIndex::abandon(const Id128& key) {
   if (table_[i].state == 1) erase_at(i);  // its ring entry is skipped when it reaches the head
 }
 
+Result<std::shared_ptr<IdempotencyIndex>> IdempotencyIndex::from_log(const std::string& dir,
+                                                                    const IdempotencyOptions& options, int64_t now_ms) {
+  auto reader = LogReader::open(dir);
+  if (!reader.ok()) return reader.status();
+  auto index = std::make_shared<IdempotencyIndex>(options.max_keys, options.window);
+  if (auto n = index->rebuild(*reader.value(), now_ms); !n.ok()) return n.status();
+  return index;
+}
+
 Result<uint64_t> IdempotencyIndex::rebuild(const LogReader& reader, int64_t now_ms) {
   std::lock_guard lock(mu_);
   const int64_t from_ns = (now_ms - window_ms_) * 1'000'000;

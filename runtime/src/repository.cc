@@ -189,7 +189,10 @@ Status RepositoryCore::write_snapshot(StreamId stream, uint64_t version, uint64_
   // Write a temporary file, then rename it over the old snapshot: a reader sees the old or
   // the new file, never a mix. No fsync: a snapshot lost in a power cut only costs a replay,
   // and a torn one fails its CRC.
-  const std::string path = snapshot_path(stream), tmp = path + ".tmp";
+  static std::atomic<uint64_t> tmp_counter{0};  // relaxed: only makes temporary names unique
+  const std::string path = snapshot_path(stream),
+                    tmp = path + ".tmp" + std::to_string(::getpid()) + "-" +
+                          std::to_string(tmp_counter.fetch_add(1, std::memory_order_relaxed));
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Status(StatusCode::io_error, tmp + ": " + std::strerror(errno));
   std::string buf(reinterpret_cast<const char*>(&h), sizeof h);

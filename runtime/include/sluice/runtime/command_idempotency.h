@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "sluice/bus/log_types.h"
@@ -47,6 +48,10 @@ class IdempotencyIndex {
   enum class Check : uint8_t { fresh, duplicate, collision, out_of_window, in_flight };
 
   IdempotencyIndex(uint32_t max_keys, std::chrono::milliseconds window);
+  // An index for `options`, rebuilt from the log in `dir` (to share between repositories of
+  // one process: IdempotencyOptions::shared). now_ms: the wall clock.
+  static Result<std::shared_ptr<IdempotencyIndex>> from_log(const std::string& dir, const IdempotencyOptions& options,
+                                                            int64_t now_ms);
 
   // Looks `key` up at wall time now_ms. fresh: reserved for the caller (commit or abandon it).
   // duplicate: *found is the first result. collision: the key is known with another content

@@ -24,8 +24,9 @@
 //   heap allocation when the events' codec decodes without allocating (raw, FlatBuffers).
 //   Idempotency: IdempotencyIndex (command_idempotency.h); the key is checked under the
 //   slot lock before the handler runs and recorded after the append.
-//   Snapshots: SnapshotPolicy of the AggregateType; written only once the snapshotted
-//   version's last event is acknowledged (durability policy), to
+//   Snapshots: SnapshotPolicy of the AggregateType; when due, a copy of the state is kept
+//   and written once its version's last event is acknowledged (durability policy; checked
+//   after each command of that aggregate), to
 //   <snapshot_dir>/<type>/<stream id>.snap (write + rename; format in docs/aggregates.md).
 //   A snapshot that is corrupt, of another format, fingerprint or log is ignored (counted in
 //   stats().snapshots_ignored, reason in last_warning), the stream replayed in full and the
@@ -226,8 +227,10 @@ class Repository {
     StreamId stream = 0;       // 0: empty
     bool valid = false;
     bool snapshot_due = false;
+    bool has_pending = false;  // `pending` waits for its acknowledgement
     uint64_t snapshot_version = 0;
     Loaded<S> agg;
+    Loaded<S> pending;
   };
 
   Repository(std::unique_ptr<RepositoryCore> core, AggregateType<S> type, uint32_t slots)
@@ -318,6 +321,7 @@ class Repository {
     }
     core_->counters.cache_misses.fetch_add(1, std::memory_order_relaxed);
     slot.valid = false;
+    slot.has_pending = false;
     slot.stream = id;
     bool rejected = false;
     Status st = core_->with_reader(
@@ -341,16 +345,25 @@ class Repository {
     });
   }
 
+  // After a command: when the policy says so, keeps a copy of the state at the current
+  // version; writes the kept copy once its last event is acknowledged (a later command of
+  // the aggregate checks again). Slot locked.
   void maybe_snapshot(Slot& slot) {
     if constexpr (aggregate_detail::kSnapshottable<S>) {
       const SnapshotPolicy& p = type_.snapshot_policy();
       if (p.every_events != 0 && slot.agg.version >= slot.snapshot_version + p.every_events) slot.snapshot_due = true;
-      if (!slot.snapshot_due || slot.agg.version == 0) return;
-      // Only at an acknowledged version: every event up to the slot's position is durable.
-      if (core_->port().acknowledged_position() <= slot.agg.position) return;  // retried on a later command
-      if (core_->write_snapshot(slot.stream, slot.agg.version, slot.agg.position, encode_state(slot.agg.state)).ok()) {
-        slot.snapshot_version = slot.agg.version;
+      if (slot.snapshot_due && !slot.has_pending && slot.agg.version != 0) {
+        slot.pending = slot.agg;
+        slot.has_pending = true;
         slot.snapshot_due = false;
+      }
+      if (!slot.has_pending) return;
+      // Every position below acknowledged_position() is durable under the policy.
+      if (core_->port().acknowledged_position() <= slot.pending.position) return;
+      slot.has_pending = false;
+      if (core_->write_snapshot(slot.stream, slot.pending.version, slot.pending.position, encode_state(slot.pending.state))
+              .ok()) {
+        slot.snapshot_version = slot.pending.version;
         core_->counters.snapshots_written.fetch_add(1, std::memory_order_relaxed);
       }
     }
