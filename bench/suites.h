@@ -16,6 +16,7 @@ int run_log_suite(const SuiteArgs& args);
 int run_bus_suite(const SuiteArgs& args);
 int run_codec_suite(const SuiteArgs& args);
 int run_e2e_suite(const SuiteArgs& args);
+int run_aggregate_suite(const SuiteArgs& args);
 
 // All suites, in the order `sluice bench --help` lists them.
 inline constexpr Suite kSuites[] = {
@@ -23,6 +24,7 @@ inline constexpr Suite kSuites[] = {
     {"bus", "bus: 1:1, ping-pong, fan-out, pipeline, diamond, 3:1, sharded 1:N vs Boost spsc / moodycamel / atomics", run_bus_suite},
     {"codec", "serialization: encode/decode per codec (raw, FlatBuffers, JSON), field access, upcasting", run_codec_suite},
     {"e2e", "append -> applied latency through 3 projections (CO-corrected), rebuild vs scan, stats on/off", run_e2e_suite},
+    {"aggregate", "commands vs raw appends (plain, idempotent), aggregate load with/without snapshot, 2 threads disjoint/shared", run_aggregate_suite},
 };
 
 }  // namespace sluice::bench

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <ctime>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -164,12 +165,11 @@ Result<StreamId> RepositoryCore::stream(std::string_view name) {
 }
 
 int64_t RepositoryCore::now_ms() const noexcept {
-  const int64_t ns = o_.clock_ns != nullptr
-                         ? o_.clock_ns()
-                         : std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
-  return ns / 1'000'000;
+  if (o_.clock_ns != nullptr) return o_.clock_ns() / 1'000'000;
+  // The coarse clock (a few ms of resolution, no syscall): the window is minutes to days.
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
 }
 
 std::string RepositoryCore::snapshot_path(StreamId stream) const {
@@ -220,10 +220,14 @@ Status RepositoryCore::read_snapshot(StreamId stream, uint64_t* version, uint64_
     if (errno == ENOENT) return Status(StatusCode::not_found, path);
     return Status(StatusCode::io_error, path + ": " + std::strerror(errno));
   }
-  std::string buf;
-  char chunk[4096];
+  // One read() into a buffer that is reused by the thread: a complete small snapshot comes
+  // back whole (its header says how long it is), so open + read + close is the usual cost.
+  static thread_local std::string buf;
+  if (buf.size() < 64 * 1024) buf.resize(64 * 1024);
+  size_t got = 0;
   for (;;) {
-    const ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (got == buf.size()) buf.resize(buf.size() * 2);
+    const ssize_t n = ::read(fd, buf.data() + got, buf.size() - got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       const int err = errno;
@@ -231,11 +235,16 @@ Status RepositoryCore::read_snapshot(StreamId stream, uint64_t* version, uint64_
       return Status(StatusCode::io_error, path + ": read: " + std::strerror(err));
     }
     if (n == 0) break;
-    buf.append(chunk, static_cast<size_t>(n));
+    got += static_cast<size_t>(n);
+    if (got >= sizeof(SnapshotHeader)) {
+      SnapshotHeader peek{};
+      std::memcpy(&peek, buf.data(), sizeof peek);
+      if (got == sizeof peek + peek.state_bytes) break;  // all of it (a longer file reads on)
+    }
   }
   ::close(fd);
   SnapshotHeader h{};
-  if (buf.size() < sizeof h) return Status(StatusCode::corruption, path + ": shorter than its header");
+  if (got < sizeof h) return Status(StatusCode::corruption, path + ": shorter than its header");
   std::memcpy(&h, buf.data(), sizeof h);
   if (h.magic != kSnapshotMagic) return Status(StatusCode::corruption, path + ": not a snapshot (bad magic)");
   if (h.format != kSnapshotFormat)
@@ -245,8 +254,8 @@ Status RepositoryCore::read_snapshot(StreamId stream, uint64_t* version, uint64_
     return Status(StatusCode::corruption, path + ": fingerprint " + std::to_string(h.fingerprint) + " is not " +
                                               type_name_ + "'s " + std::to_string(fingerprint_));
   if (h.stream != stream) return Status(StatusCode::corruption, path + ": holds stream " + std::to_string(h.stream));
-  if (buf.size() != sizeof h + h.state_bytes)
-    return Status(StatusCode::corruption, path + ": " + std::to_string(buf.size()) + " bytes, header says " +
+  if (got != sizeof h + h.state_bytes)
+    return Status(StatusCode::corruption, path + ": " + std::to_string(got) + " bytes, header says " +
                                               std::to_string(sizeof h + h.state_bytes));
   if (snapshot_crc(h, buf.data() + sizeof h, h.state_bytes) != h.crc)
     return Status(StatusCode::corruption, path + ": CRC mismatch");

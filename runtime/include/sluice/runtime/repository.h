@@ -259,7 +259,7 @@ class Repository {
     const uint64_t target = at.target_version(r, id);
     if constexpr (aggregate_detail::kSnapshottable<S>) {
       uint64_t version = 0, position = 0;
-      std::string bytes;
+      static thread_local std::string bytes;  // reused: a load allocates no buffer once warm
       Status st = core_->read_snapshot(id, &version, &position, &bytes);
       if (st.ok()) {
         auto positions = r.stream_positions(id);
