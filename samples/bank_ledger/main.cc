@@ -16,7 +16,8 @@
 //
 //   bank_ledger [--dir DIR] [--codec raw|flatbuffers|json] [--producers N] [--accounts N]
 //               [--events N] [--snapshot-every N] [--no-overdraft] [--metrics-port PORT]
-//   bank_ledger --audit ACCOUNT [--dir DIR]    replay one account, offline, step by step
+//   bank_ledger --audit ACCOUNT|all [--dir DIR]   replay one account (or every account in log
+//                                                  order), offline, step by step
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -48,14 +49,15 @@ struct Args {
   bool overdraft = true;          // one withdrawal no account can cover, at the end
   sluice::serialization::CodecId codec = sluice::serialization::CodecId::raw;
   int metrics_port = -1;  // Prometheus endpoint on 127.0.0.1 (-1: off)
-  int64_t audit = -1;     // --audit ACCOUNT
+  int64_t audit = -1;     // --audit ACCOUNT, or kAuditAll
 };
+constexpr int64_t kAuditAll = -2;
 
 [[noreturn]] void usage() {
   std::fprintf(stderr,
                "usage: bank_ledger [--dir DIR] [--codec raw|flatbuffers|json] [--producers N] [--accounts N] [--events N]\n"
                "                   [--snapshot-every N] [--no-overdraft] [--metrics-port PORT]\n"
-               "       bank_ledger --audit ACCOUNT [--dir DIR]\n");
+               "       bank_ledger --audit ACCOUNT|all [--dir DIR]\n");
   std::exit(2);
 }
 
@@ -77,7 +79,11 @@ Args parse(int argc, char** argv) {
     else if (k == "--snapshot-every") a.snapshot_every = std::strtoull(next(), nullptr, 10);
     else if (k == "--no-overdraft") a.overdraft = false;
     else if (k == "--metrics-port") a.metrics_port = std::atoi(next());
-    else if (k == "--audit") a.audit = std::atoll(next());
+    else if (k == "--audit") {
+      const std::string v = next();
+      a.audit = v == "all" ? kAuditAll : std::atoll(v.c_str());
+      if (a.audit < 0 && a.audit != kAuditAll) usage();
+    }
     else if (k == "--codec") {
       const std::string c = next();
       if (!sluice::serialization::parse_codec(c, &a.codec) || a.codec == sluice::serialization::CodecId::none) {
@@ -141,6 +147,24 @@ int audit(const Args& a) {
     std::fprintf(stderr, "bank_ledger: %s\n", st.to_string().c_str());
     return 2;
   }
+  if (a.audit == kAuditAll) {  // every account, side by side in log order
+    auto v = sluice::find_violation_in_log(
+        type, *reader.value(), [](std::string_view n) { return n.rfind("account-", 0) == 0; }, invariant);
+    if (!v.ok()) {
+      std::fprintf(stderr, "bank_ledger: %s\n", v.status().to_string().c_str());
+      return 1;
+    }
+    if (!v.value()) {
+      std::printf("audit all accounts: invariant \"balance >= 0\" holds after every event of the log (%" PRIu64 " positions)\n",
+                  reader.value()->end_position());
+      return 0;
+    }
+    const auto& [id, x] = *v.value();
+    std::printf("audit all accounts: first failure in %s after version %" PRIu64 " (position %" PRIu64 "): %s\n",
+                std::string(reader.value()->stream_name(id)).c_str(), x.version, x.position, x.reason.c_str());
+    std::printf("  event  %s %s\n", x.event_type.c_str(), x.event_json.c_str());
+    return 3;
+  }
   const std::string name = bank::stream_name(static_cast<uint64_t>(a.audit));
   auto id = reader.value()->find_stream(name);
   if (!id) {
@@ -172,7 +196,7 @@ int audit(const Args& a) {
 
 int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
-  if (a.audit >= 0) return audit(a);
+  if (a.audit != -1) return audit(a);
   sluice::EngineOptions o;
   o.writer = sluice::WriterMode::ingress;  // clients on several threads
   o.worker_cpus = {-1};                    // one worker runs all three projections

@@ -313,5 +313,37 @@ TEST(AggregateDebug, InvariantFinderNamesTheFirstBadEvent) {
   EXPECT_FALSE(none.has_value());
 }
 
+// The whole log: accounts replayed side by side in log order; the first bad event in the log
+// wins, whichever account it is in; streams the filter refuses are not replayed.
+TEST(AggregateDebug, InvariantFinderOverTheWholeLogFindsTheFirstInLogOrder) {
+  BankEngine b;
+  b.open(fresh_engine_dir("debug", "whole-log"));
+  auto repo = b.repo();
+  std::vector<StreamId> ids;
+  for (uint64_t a = 0; a < 4; ++a) {
+    ids.push_back(repo->stream("account-" + std::to_string(a)).value());
+    ASSERT_TRUE(repo->execute(ids[a], Deposit{a, 100, 1}).ok());
+  }
+  const StreamId other = repo->stream("audit-log").value();  // not an account
+  serialization::EncodeBuffer buf;
+  const auto withdrawn = b.engine->registry().binding<bank::Withdrawn>();
+  ASSERT_TRUE(b.engine->submit(other, ExpectedVersion::any(), withdrawn.encode(bank::Withdrawn{9, 999, 1}, buf).value()).ok());
+  const AppendResult first_bad =
+      b.engine->submit(ids[2], ExpectedVersion::any(), withdrawn.encode(bank::Withdrawn{2, 150, 1}, buf).value());
+  ASSERT_TRUE(first_bad.ok());
+  ASSERT_TRUE(b.engine->submit(ids[1], ExpectedVersion::any(), withdrawn.encode(bank::Withdrawn{1, 500, 1}, buf).value()).ok());
+  auto reader = LogReader::open(b.dir).value();
+  auto v = find_violation_in_log(
+               repo->type(), *reader, [](std::string_view name) { return name.rfind("account-", 0) == 0; },
+               [](const BankAccount& s) { return s.balance < 0 ? std::string("negative") : std::string(); })
+               .value();
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->first, ids[2]);
+  EXPECT_EQ(v->second.position, first_bad.position);
+  EXPECT_EQ(v->second.version, 2u);
+  EXPECT_EQ(v->second.before.balance, 100);
+  EXPECT_EQ(v->second.after.balance, -50);
+}
+
 }  // namespace
 }  // namespace sluice

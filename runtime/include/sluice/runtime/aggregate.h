@@ -385,6 +385,37 @@ struct Violation {
   S after{};
 };
 
+namespace aggregate_detail {
+
+// Applies `v` to `state`; when `invariant` then fails, fills *out (state before and after,
+// the event decoded) and returns true.
+template <class S, class Invariant>
+Result<bool> step(const AggregateType<S>& type, const LogReader& reader, const RecordView& v, S& state,
+                  Invariant& invariant, Violation<S>* out) {
+  S before = state;
+  if (Status st = type.apply_record(state, v); !st.ok())
+    return Status(st.code(), "stream " + std::string(reader.stream_name(v.stream_id())) + " version " +
+                                 std::to_string(v.stream_version()) + ": " + st.message());
+  std::string why = invariant(static_cast<const S&>(state));
+  if (why.empty()) return false;
+  out->version = v.stream_version();
+  out->position = v.position();
+  out->timestamp_ns = v.timestamp_ns();
+  out->reason = std::move(why);
+  out->before = std::move(before);
+  out->after = state;
+  if (const auto* reg = type.registry()) {
+    out->event_type = std::string(reg->type_name(v.event_type()));
+    auto doc = reg->to_document(v.event_type(), v.schema_version(), static_cast<serialization::CodecId>(v.codec()),
+                                v.payload());
+    if (doc.ok()) out->event_json = serialization::to_json_text(doc.value());
+  }
+  if (out->event_type.empty()) out->event_type = "type " + std::to_string(v.event_type());
+  return true;
+}
+
+}  // namespace aggregate_detail
+
 // invariant(state) returns "" when it holds, else why not. Returns nullopt when it holds
 // after every event (and for the initial state, which is not checked).
 template <class S, class Invariant>
@@ -393,33 +424,44 @@ Result<std::optional<Violation<S>>> find_violation(const AggregateType<S>& type,
   S state{};
   auto positions = reader.stream_positions(stream);
   RecordView v;
+  Violation<S> out;
   for (uint64_t ver = 1; ver <= positions.size(); ++ver) {
     if (!reader.read(positions[ver - 1], &v))
       return Status(StatusCode::not_found, "stream " + std::string(reader.stream_name(stream)) + " version " +
                                                std::to_string(ver) + " not readable");
-    S before = state;
-    if (Status st = type.apply_record(state, v); !st.ok())
-      return Status(st.code(), "stream " + std::string(reader.stream_name(stream)) + " version " +
-                                   std::to_string(ver) + ": " + st.message());
-    std::string why = invariant(static_cast<const S&>(state));
-    if (why.empty()) continue;
-    Violation<S> out;
-    out.version = ver;
-    out.position = v.position();
-    out.timestamp_ns = v.timestamp_ns();
-    out.reason = std::move(why);
-    out.before = std::move(before);
-    out.after = state;
-    if (const auto* reg = type.registry()) {
-      out.event_type = std::string(reg->type_name(v.event_type()));
-      auto doc = reg->to_document(v.event_type(), v.schema_version(),
-                                  static_cast<serialization::CodecId>(v.codec()), v.payload());
-      if (doc.ok()) out.event_json = serialization::to_json_text(doc.value());
-    }
-    if (out.event_type.empty()) out.event_type = "type " + std::to_string(v.event_type());
-    return std::optional<Violation<S>>(std::move(out));
+    auto failed = aggregate_detail::step(type, reader, v, state, invariant, &out);
+    if (!failed.ok()) return failed.status();
+    if (failed.value()) return std::optional<Violation<S>>(std::move(out));
   }
   return std::optional<Violation<S>>();
+}
+
+// The whole log in position order: every stream whose name `is_instance(name)` accepts is
+// an aggregate of this type, replayed side by side; the first event (in log order) after
+// which the invariant fails on its aggregate. Memory: one S per stream seen.
+template <class S, class IsInstance, class Invariant>
+Result<std::optional<std::pair<StreamId, Violation<S>>>> find_violation_in_log(const AggregateType<S>& type,
+                                                                              const LogReader& reader,
+                                                                              IsInstance&& is_instance,
+                                                                              Invariant&& invariant) {
+  std::vector<int8_t> mine;  // by stream id: -1 unknown, 0 no, 1 yes
+  std::vector<S> states;     // by stream id
+  RecordView v;
+  Violation<S> out;
+  for (auto c = reader.cursor(reader.begin_position()); c.next(&v);) {
+    if (!v.is_event()) continue;
+    const StreamId id = v.stream_id();
+    if (id >= mine.size()) {
+      mine.resize(id + 1, -1);
+      states.resize(id + 1);
+    }
+    if (mine[id] < 0) mine[id] = is_instance(reader.stream_name(id)) ? 1 : 0;
+    if (mine[id] == 0) continue;
+    auto failed = aggregate_detail::step(type, reader, v, states[id], invariant, &out);
+    if (!failed.ok()) return failed.status();
+    if (failed.value()) return std::optional<std::pair<StreamId, Violation<S>>>(std::make_pair(id, std::move(out)));
+  }
+  return std::optional<std::pair<StreamId, Violation<S>>>();
 }
 
 }  // namespace sluice
