@@ -28,7 +28,8 @@
 //   - decide() reads the state and emits; it must not change the state (the repository
 //     applies the committed events afterwards) and should not have side effects: it may run
 //     again after a conflict. It may throw: the command fails with handler_failed and
-//     nothing is written.
+//     nothing is written. It must not execute commands itself (the emitted events live in
+//     a per-thread scratch until the append).
 //   - The fingerprint names the state layout and apply logic: change it whenever either
 //     changes, so that older snapshots are ignored instead of loaded as wrong state.
 //
