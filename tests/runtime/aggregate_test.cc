@@ -193,16 +193,17 @@ TEST(Aggregate, ConflictAfterRetriesIsReportedWhenTheStreamKeepsMoving) {
   RepositoryOptions o;
   o.retry.max_attempts = 2;
   auto a = b.repo({}, o);
-  auto other = b.repo();
   const StreamId id = a->stream("account-6").value();
   ASSERT_TRUE(a->execute(id, Deposit{6, 1, 1}).ok());
-  // A handler that lets another writer move the stream each time it runs: every append of a
-  // conflicts.
+  // A handler during which another writer moves the stream each time it runs: every append
+  // of the command conflicts.
   auto type = bank::account_type();
   int runs = 0;
+  const auto deposited = b.engine->registry().binding<bank::Deposited>();
   type.handle<Explode>([&](const BankAccount&, const Explode& c, Emitter& out) -> Decision {
     ++runs;
-    EXPECT_TRUE(other->execute(id, Deposit{6, 1, 1}).ok());
+    serialization::EncodeBuffer buf;
+    EXPECT_TRUE(b.engine->submit(id, ExpectedVersion::any(), deposited.encode(bank::Deposited{6, 1, 1}, buf).value()).ok());
     out.emit(bank::Deposited{6, c.amount, 1});
     return Decision::accept();
   });
