@@ -174,6 +174,50 @@ TEST(AggregateSnapshot, SnapshotOfAnotherLogIsIgnored) {
   EXPECT_EQ(fresh->stats().snapshots_ignored, 1u);
 }
 
+// A state that is not trivially copyable snapshots through its save()/load().
+struct History {
+  std::vector<int64_t> amounts;
+  void save(SnapshotWriter& w) const {
+    w.u64(amounts.size());
+    for (int64_t a : amounts) w.i64(a);
+  }
+  bool load(SnapshotReader& r) {
+    uint64_t n = 0;
+    if (!r.u64(&n) || n > r.remaining() / 8) return false;
+    amounts.resize(n);
+    for (int64_t& a : amounts)
+      if (!r.i64(&a)) return false;
+    return true;
+  }
+};
+
+TEST(AggregateSnapshot, StateWithSaveAndLoadRoundTrips) {
+  BankEngine b;
+  b.open(fresh_engine_dir("snapshot", "save-load"));
+  SnapshotPolicy p;
+  p.every_events = 4;
+  auto type = [&] {
+    AggregateType<History> t("bank.History", 7);
+    t.apply<bank::Deposited>([](History& h, const bank::Deposited& e) { h.amounts.push_back(e.amount); });
+    t.apply<bank::Withdrawn>([](History& h, const bank::Withdrawn& e) { h.amounts.push_back(-e.amount); });
+    t.handle<Deposit>([](const History&, const Deposit& c, Emitter& out) {
+      out.emit(bank::Deposited{c.account, c.amount, c.day});
+      return Decision::accept();
+    });
+    t.snapshots(p);
+    return t;
+  };
+  auto repo = Repository<History>::open(*b.engine, type()).value();
+  const StreamId id = repo->stream("history-1").value();
+  for (int64_t i = 1; i <= 10; ++i) ASSERT_TRUE(repo->execute(id, Deposit{1, i, 1}).ok());
+  EXPECT_EQ(repo->stats().snapshots_written, 2u);
+  auto fresh = Repository<History>::open(*b.engine, type()).value();
+  auto l = fresh->load(id).value();
+  EXPECT_TRUE(l.from_snapshot);
+  EXPECT_EQ(l.replayed, 2u);
+  EXPECT_EQ(l.state.amounts, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+}
+
 // A port that says nothing is acknowledged until told: no snapshot before that.
 class HeldAcknowledgement final : public AppendPort {
  public:
