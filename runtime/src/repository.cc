@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <map>
 
 #include "sluice/bus/crc32c.h"
 #include "sluice/runtime/engine.h"
@@ -143,9 +144,21 @@ Result<std::unique_ptr<RepositoryCore>> RepositoryCore::open(AppendPort& port, s
     if (options.idempotency.shared) {
       c->keys_ = options.idempotency.shared;
     } else {
-      c->keys_ = std::make_shared<IdempotencyIndex>(options.idempotency.max_keys, options.idempotency.window);
-      auto n = c->keys_->rebuild(*c->reader_, c->now_ms());
-      if (!n.ok()) return n.status();
+      // One index per log in a process: repositories on one log (several aggregate types,
+      // several front ends) see each other's keys. The first opener's options size it.
+      static std::mutex mu;
+      static std::map<std::string, std::weak_ptr<IdempotencyIndex>> by_log;
+      std::error_code canon_ec;
+      const std::string key = std::filesystem::weakly_canonical(port.dir(), canon_ec).string();
+      std::lock_guard lock(mu);
+      for (auto it = by_log.begin(); it != by_log.end();) it = it->second.expired() ? by_log.erase(it) : std::next(it);
+      c->keys_ = by_log[key].lock();
+      if (!c->keys_) {
+        c->keys_ = std::make_shared<IdempotencyIndex>(options.idempotency.max_keys, options.idempotency.window);
+        auto n = c->keys_->rebuild(*c->reader_, c->now_ms());
+        if (!n.ok()) return n.status();
+        by_log[key] = c->keys_;
+      }
     }
   }
   return c;

@@ -223,15 +223,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bank_ledger: %s\n", st.to_string().c_str());
     return 1;
   }
-  // Two command buses on one engine (two front ends, each with its own cache of accounts),
-  // sharing one idempotency index rebuilt from the log: a retry is recognised wherever it lands.
+  // Two command buses on one engine (two front ends, each with its own cache of accounts).
+  // They share the log's idempotency index (rebuilt from the log when the first opens): a
+  // retry is recognised wherever it lands.
   sluice::RepositoryOptions ro;
-  auto keys = sluice::IdempotencyIndex::from_log(a.dir, ro.idempotency, now_ms());
-  if (!keys.ok()) {
-    std::fprintf(stderr, "bank_ledger: %s\n", keys.status().to_string().c_str());
-    return 1;
-  }
-  ro.idempotency.shared = keys.value();
   sluice::SnapshotPolicy snapshots;
   snapshots.every_events = a.snapshot_every;
   std::unique_ptr<Repo> fronts[2];

@@ -56,6 +56,21 @@ TEST(Idempotency, RepeatedKeyReturnsTheFirstResultAndWritesNothing) {
   EXPECT_FALSE(v.causation_id().empty());
 }
 
+TEST(Idempotency, RetryThroughAnotherRepositoryOfTheLogIsADuplicate) {
+  BankEngine b;
+  b.open(fresh_engine_dir("idem", "two-repos"));
+  auto a = b.repo();
+  auto c = b.repo();  // another front end on the same log: shares the log's index
+  const StreamId id = a->stream("account-1").value();
+  const Id128 key = IdempotencyKey::make(now_ms(), 1);
+  auto first = a->execute(id, Deposit{1, 10, 1}, CommandOptions::keyed(key));
+  ASSERT_EQ(first.code, CommandCode::ok);
+  auto again = c->execute(id, Deposit{1, 10, 1}, CommandOptions::keyed(key));
+  EXPECT_EQ(again.code, CommandCode::duplicate);
+  EXPECT_EQ(again.position, first.position);
+  EXPECT_EQ(c->load(id).value().state.balance, 10);
+}
+
 TEST(Idempotency, SameKeyWithOtherContentOrAggregateIsACollision) {
   BankEngine b;
   b.open(fresh_engine_dir("idem", "collision"));

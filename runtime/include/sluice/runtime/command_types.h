@@ -74,8 +74,9 @@ struct IdempotencyOptions {
   bool enabled = true;
   uint32_t max_keys = 65536;                      // keys remembered (memory: ~80 B x 2 each)
   std::chrono::milliseconds window = std::chrono::hours(24);  // keys older than this are out of window
-  // Share one index between repositories of a process (their commands then dedupe against
-  // each other); nullptr: the repository makes its own.
+  // nullptr (the default): repositories of one process on one log share one index (made by
+  // the first of them with its max_keys and window, rebuilt from the log), so a retry is
+  // recognised whichever repository it reaches. Or an index of the caller's.
   std::shared_ptr<IdempotencyIndex> shared;
 };
 
