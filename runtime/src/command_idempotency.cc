@@ -81,7 +81,12 @@ void IdempotencyIndex::insert(const Entry& e, int64_t now_ms) {
 
 IdempotencyIndex::Check IdempotencyIndex::begin(const Id128& key, const Id128& content, StreamId stream,
                                                 int64_t now_ms, Entry* found) {
+  // The two slots this call touches (the key's, and the oldest key's that a full window
+  // evicts) are far apart in a table larger than the caches: fetch both first, so that their
+  // misses overlap. (table_'s storage never moves: its address may be read unlocked.)
+  __builtin_prefetch(&table_[hash_key(key) & mask_]);
   std::lock_guard lock(mu_);
+  if (ring_size_ == max_keys_) __builtin_prefetch(&table_[hash_key(ring_[ring_head_]) & mask_]);
   evict(now_ms);
   const size_t i = find_slot(key);
   if (table_[i].state != 0) {
