@@ -199,7 +199,7 @@ Loads loads(const std::string& dir, uint64_t events, int reps) {
 // Two client threads; per-command service time (closed loop: each sends its next command
 // when the previous one returned).
 struct TwoThreads {
-  double commands_per_s = 0, p50_ns = 0, p99_ns = 0, conflict_rate = 0;
+  double commands_per_s = 0, p50_ns = 0, p99_ns = 0, conflict_rate = 0, gave_up_rate = 0;
 };
 TwoThreads two_threads(const std::string& dir, bool shared, uint64_t per_thread, const std::vector<int>& cpus) {
   auto e = open_engine(dir);
@@ -207,6 +207,7 @@ TwoThreads two_threads(const std::string& dir, bool shared, uint64_t per_thread,
   StreamId ids[2] = {repos[0]->stream("account-1").value(), repos[0]->stream(shared ? "account-1" : "account-2").value()};
   std::vector<double> lat[2];
   std::atomic<int> ready{0};  // both threads start together; seq_cst: a start barrier
+  std::atomic<uint64_t> gave_up{0};  // relaxed: a count read after join()
   auto run = [&](int t) {
     pin_this_thread(cpus.size() > static_cast<size_t>(t) ? cpus[t] : -1);
     Repo& repo = *repos[shared ? t : 0];
@@ -217,7 +218,8 @@ TwoThreads two_threads(const std::string& dir, bool shared, uint64_t per_thread,
       const auto t0 = Clock::now();
       const CommandResult r = repo.execute(ids[t], bank::Deposit{1, 10, 1});
       lat[t].push_back(static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
-      if (r.code != CommandCode::ok) die("command", Status(StatusCode::io_error, r.message));
+      if (r.code == CommandCode::conflict) gave_up.fetch_add(1, std::memory_order_relaxed);  // lost 16 races in a row
+      else if (r.code != CommandCode::ok) die("command", Status(StatusCode::io_error, r.message));
     }
   };
   const auto t0 = Clock::now();
@@ -233,6 +235,7 @@ TwoThreads two_threads(const std::string& dir, bool shared, uint64_t per_thread,
   out.p99_ns = percentile(all, 99);
   uint64_t conflicts = repos[0]->stats().conflicts + (repos[1] ? repos[1]->stats().conflicts : 0);
   out.conflict_rate = static_cast<double>(conflicts) / static_cast<double>(2 * per_thread);
+  out.gave_up_rate = static_cast<double>(gave_up.load()) / static_cast<double>(2 * per_thread);
   if (Status st = e->stop(std::chrono::seconds(60)); !st.ok()) die("stop", st);
   return out;
 }
@@ -284,6 +287,7 @@ int run_aggregate_suite(const SuiteArgs& args) {
     fig.add(p + "p50_ns", t.p50_ns, "ns", "service time per command (closed loop)");
     fig.add(p + "p99_ns", t.p99_ns, "ns");
     fig.add(p + "conflict_rate", t.conflict_rate, "ratio", "conflicting appends (retried) per command");
+    fig.add(p + "conflict_failure_rate", t.gave_up_rate, "ratio", "commands answered `conflict` after 16 attempts");
   }
   fig.config("load_average_at_end", loadavg());
   fig.print_table();
