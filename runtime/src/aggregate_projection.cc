@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "sluice/bus/log_reader.h"
+#include "sluice/projections/rebuild.h"
 
 namespace sluice {
 
@@ -12,7 +13,7 @@ Result<std::shared_ptr<const Projection>> projection_model_as_of(const std::stri
                                                                  uint64_t position, const ProjectionFactory& factory) {
   auto reader = LogReader::open(log_dir);
   if (!reader.ok()) return reader.status();
-  const LogReader& r = *reader.value();
+  LogReader& r = *reader.value();
   ProjectionOptions o;
   o.checkpoint_every = 0;  // a temporary model: never checkpointed
   o.checkpoint_interval = std::chrono::milliseconds(0);
@@ -21,12 +22,8 @@ Result<std::shared_ptr<const Projection>> projection_model_as_of(const std::stri
   ctx.registry = registry;
   ProjectionRunner runner("as-of", factory, o, ctx);
   if (Status st = runner.open(r.end_position(), /*use_checkpoint=*/false); !st.ok()) return st;
-  const uint64_t target = std::min(position, r.end_position());
-  RecordView v;
-  for (uint64_t p = r.begin_position(); p < target; ++p) {
-    if (!r.read(p, &v)) return Status(StatusCode::not_found, log_dir + ": position " + std::to_string(p) + " is not in the log");
-    runner.on_record(v, p + 1 == target);
-  }
+  // The projections' one replay loop (the same batches and apply path as a rebuild).
+  if (auto reached = replay_into(r, runner, std::min(position, r.end_position())); !reached.ok()) return reached.status();
   if (runner.failed()) return runner.failure();
   return runner.model();
 }

@@ -19,7 +19,8 @@ enum class CommandCode : uint8_t {
   duplicate,          // the idempotency key was seen: the first execution's result, nothing ran
   rejected,           // the handler refused: reject_code and message are the handler's
   conflict,           // the stream kept moving: still conflicting after the retry policy
-  back_pressured,     // too many commands in flight (RepositoryOptions::max_in_flight)
+  back_pressured,     // too many commands in flight (RepositoryOptions::max_in_flight), or the
+                      // engine's ingress refused the append (full): nothing written, retry later
   closed,             // the engine or writer does not accept appends (stopped, failed)
   io_error,           // the append failed on I/O; the writer has stopped
   invalid_argument,   // the append was refused (unknown stream, batch too large)

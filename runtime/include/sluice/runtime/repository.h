@@ -374,6 +374,7 @@ class Repository {
       case AppendCode::ok: return CommandCode::ok;
       case AppendCode::conflict: return CommandCode::conflict;
       case AppendCode::closed: return CommandCode::closed;
+      case AppendCode::back_pressured: return CommandCode::back_pressured;
       case AppendCode::io_error: return CommandCode::io_error;
       case AppendCode::too_large:
       case AppendCode::invalid_argument: return CommandCode::invalid_argument;
