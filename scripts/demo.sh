@@ -21,14 +21,14 @@ $sluice dump "$demo" --limit 3
 echo "== sluice dump --stream stream-2 --from 100000 --limit 2"
 $sluice dump "$demo" --stream stream-2 --from 100000 --limit 2
 
-# The bank ledger: 3 client threads send commands (deposit, withdraw, transfer; idempotent
+# The bank ledger: 16 client threads send commands (deposit, withdraw, transfer; idempotent
 # retries) for shared accounts to the BankAccount aggregate through two command buses (real
 # version conflicts, retried); 3 projections (balances, accounts over a threshold, per-day
 # totals) with live lag; `sluice stat` reads the same counters from outside.
 bank=${SLUICE_BANK_DIR:-/tmp/sluice-bank}
 rm -rf "$bank"
-echo "== bank_ledger: 300000 requests as commands from 3 clients on shared accounts, 3 projections (live lag below), audit at the end"
-./build/samples/bank_ledger/bank_ledger --dir "$bank" --events 300000 &
+echo "== bank_ledger: 60000 requests as commands from 16 clients on shared accounts, 3 projections (live lag below), audit at the end"
+./build/samples/bank_ledger/bank_ledger --dir "$bank" --events 60000 &
 pid=$!
 sleep 1.5
 echo "== sluice stat $bank (from another process, while it runs)"

@@ -41,16 +41,60 @@ namespace {
 
 class EnginePort final : public AppendPort {
  public:
-  explicit EnginePort(Engine& e) : e_(e) {}
+  EnginePort(Engine& e, std::chrono::milliseconds ack_timeout) : e_(e), ack_timeout_(ack_timeout) {}
   Result<StreamId> stream(std::string_view name) override { return e_.submit_stream(name); }
   AppendResult append(StreamId stream, ExpectedVersion expected, std::span<const EventData> events) noexcept override {
-    return e_.submit(stream, expected, events);
+    Submitter s = take();
+    if (!s) return AppendResult{AppendCode::back_pressured, 0, 0};  // no producer left in the ingress
+    Ticket t = 0;
+    AppendResult r;
+    switch (s.try_submit(stream, expected, events, &t)) {
+      case SubmitCode::ok: r = s.wait_completed(t); break;  // committed (or refused)
+      case SubmitCode::back_pressured: r.code = AppendCode::back_pressured; break;
+      case SubmitCode::closed: r.code = AppendCode::closed; break;
+    }
+    give_back(std::move(s));
+    return r;
   }
   uint64_t acknowledged_position() const noexcept override { return e_.acknowledged_position(); }
+  Status wait_acknowledged(uint64_t position) override {
+    if (e_.acknowledged_position() > position) return Status();
+    return e_.writer().wait_acknowledged(position, ack_timeout_);
+  }
   const std::string& dir() const noexcept override { return e_.dir(); }
 
  private:
+  // A Submitter is for one thread at a time: each append borrows one from the pool (the pool
+  // grows to the number of threads appending at once, within the ingress's producer limit).
+  Submitter take() noexcept {
+    {
+      std::lock_guard lock(mu_);
+      if (!free_.empty()) {
+        Submitter s = std::move(free_.back());
+        free_.pop_back();
+        return s;
+      }
+    }
+    try {
+      auto s = e_.submitter();
+      return s.ok() ? std::move(s.value()) : Submitter();
+    } catch (...) {
+      return Submitter();
+    }
+  }
+  void give_back(Submitter s) noexcept {
+    std::lock_guard lock(mu_);
+    if (free_.size() < free_.capacity()) free_.push_back(std::move(s));  // else destroyed (returned to the ingress)
+  }
+
   Engine& e_;
+  const std::chrono::milliseconds ack_timeout_;
+  std::mutex mu_;
+  std::vector<Submitter> free_ = [] {
+    std::vector<Submitter> v;
+    v.reserve(64);  // the ingress's default producer limit: push_back never allocates
+    return v;
+  }();
 };
 
 class WriterPort final : public AppendPort {
@@ -65,6 +109,10 @@ class WriterPort final : public AppendPort {
     return w_.append(stream, expected, events);
   }
   uint64_t acknowledged_position() const noexcept override { return w_.acknowledged_position(); }
+  Status wait_acknowledged(uint64_t position) override {
+    if (w_.acknowledged_position() > position) return Status();
+    return w_.wait_acknowledged(position, std::chrono::milliseconds(10'000));
+  }
   const std::string& dir() const noexcept override { return w_.dir(); }
   std::string last_error() const override {
     std::lock_guard lock(mu_);
@@ -118,7 +166,9 @@ std::string sanitize(std::string_view name) {
 
 }  // namespace
 
-std::unique_ptr<AppendPort> make_engine_port(Engine& engine) { return std::make_unique<EnginePort>(engine); }
+std::unique_ptr<AppendPort> make_engine_port(Engine& engine, std::chrono::milliseconds ack_timeout) {
+  return std::make_unique<EnginePort>(engine, ack_timeout);
+}
 std::unique_ptr<AppendPort> make_writer_port(LogWriter& writer) { return std::make_unique<WriterPort>(writer); }
 
 RepositoryCore::RepositoryCore(AppendPort& port, std::unique_ptr<AppendPort> owned, std::string type_name,

@@ -227,6 +227,7 @@ class HeldAcknowledgement final : public AppendPort {
     return inner_->append(s, x, ev);
   }
   uint64_t acknowledged_position() const noexcept override { return held_ ? 0 : inner_->acknowledged_position(); }
+  Status wait_acknowledged(uint64_t position) override { return inner_->wait_acknowledged(position); }  // the answer
   const std::string& dir() const noexcept override { return inner_->dir(); }
   bool held_ = true;
 

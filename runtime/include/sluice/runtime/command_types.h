@@ -88,6 +88,10 @@ struct RepositoryOptions {
   IdempotencyOptions idempotency;
   std::string snapshot_dir;     // "": <log dir>/snapshots; a folder per aggregate type
   uint32_t max_in_flight = 0;   // 0: no limit; else execute() beyond it -> back_pressured
+  // true: execute() answers ok once the events are acknowledged under the log's durability
+  // (group: after the group flush); false: once committed (visible, maybe not yet durable).
+  bool wait_for_acknowledgement = true;
+  std::chrono::milliseconds acknowledgement_timeout{10'000};
   int64_t (*clock_ns)() = nullptr;  // idempotency window clock; nullptr: CLOCK_REALTIME
 };
 

@@ -16,8 +16,10 @@
 //   concurrently (two streams sharing a slot take turns; a miss evicts the other). The
 //   state in a slot changes only by applying committed events, decoded from the bytes that
 //   were appended, so the cached state always equals a replay of the stream.
-//   Appending: through an AppendPort — the engine's ingress (Engine::submit, any thread) or
-//   a LogWriter under a mutex (one process, no engine). Loading and catching up: one
+//   Appending: through an AppendPort — the engine's ingress (a pool of Submitters, any
+//   thread) or a LogWriter under a mutex (one process, no engine). The slot is held until
+//   the append is committed and the cache updated; the caller's answer then waits for the
+//   acknowledgement (durability) without holding it. Loading and catching up: one
 //   LogReader of the repository, refreshed under its own mutex (cold path).
 //   Hot path once warm (cache hit, no conflict): slot lock, handler, encode into a
 //   thread-local scratch that stops growing, one append, decode + apply, slot unlock — no
@@ -68,14 +70,21 @@ class AppendPort {
  public:
   virtual ~AppendPort() = default;
   virtual Result<StreamId> stream(std::string_view name) = 0;
+  // Returns once the events are committed (visible to readers) or refused; under group or
+  // sync durability maybe not yet acknowledged (wait_acknowledged()).
   virtual AppendResult append(StreamId stream, ExpectedVersion expected, std::span<const EventData> events) noexcept = 0;
   virtual uint64_t acknowledged_position() const noexcept = 0;
+  // Blocks until `position` is acknowledged under the log's durability (error: the writer
+  // failed, or the timeout passed).
+  virtual Status wait_acknowledged(uint64_t position) = 0;
   virtual const std::string& dir() const noexcept = 0;
   // Details of the last failed append, where the port knows them.
   virtual std::string last_error() const { return {}; }
 };
-// Engine::submit / submit_stream: the engine must run with WriterMode::ingress.
-std::unique_ptr<AppendPort> make_engine_port(Engine& engine);
+// The engine's ingress (a pool of Submitters: commit, then acknowledgement): the engine
+// must run with WriterMode::ingress; the port must go before the engine.
+std::unique_ptr<AppendPort> make_engine_port(Engine& engine,
+                                             std::chrono::milliseconds ack_timeout = std::chrono::seconds(10));
 // A LogWriter shared under a mutex (no engine; one process).
 std::unique_ptr<AppendPort> make_writer_port(LogWriter& writer);
 
@@ -410,7 +419,7 @@ CommandResult Repository<S>::execute(StreamId id, const C& command, const Comman
   } leave{core_.get()};
 
   Slot& slot = slot_for(id);
-  std::lock_guard lock(slot.mu);
+  std::unique_lock lock(slot.mu);
 
   IdempotencyIndex* keys = core_->options().idempotency.enabled ? core_->keys() : nullptr;
   const bool keyed = keys != nullptr && !options.idempotency_key.empty();
@@ -515,6 +524,17 @@ CommandResult Repository<S>::execute(StreamId id, const C& command, const Comman
       }
       n.accepted.fetch_add(1, std::memory_order_relaxed);
       if (slot.valid) maybe_snapshot(slot);
+      // The answer waits for the acknowledgement (durability), outside the aggregate's
+      // lock: the next command of this aggregate may decide on the committed state
+      // meanwhile (the log is ordered: its acknowledgement implies this one's).
+      lock.unlock();
+      if (core_->options().wait_for_acknowledgement) {
+        if (Status st = core_->port().wait_acknowledged(r.position + count - 1); !st.ok()) {
+          r.code = st.code() == StatusCode::timeout ? CommandCode::io_error : CommandCode::closed;
+          r.message = "aggregate " + type_.name() + ": committed at position " + std::to_string(r.position) +
+                      " but not acknowledged: " + st.to_string();
+        }
+      }
       return r;
     }
     if (a.code != AppendCode::conflict)
@@ -543,7 +563,7 @@ CommandResult Repository<S>::execute(StreamId id, const C& command, const Comman
 template <class S>
 Result<std::unique_ptr<Repository<S>>> Repository<S>::open(Engine& engine, AggregateType<S> type,
                                                            const RepositoryOptions& options) {
-  auto port = make_engine_port(engine);
+  auto port = make_engine_port(engine, options.acknowledgement_timeout);
   AppendPort& p = *port;
   return open_impl(p, std::move(port), engine.registry(), std::move(type), options);
 }
