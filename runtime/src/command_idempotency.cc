@@ -20,7 +20,10 @@ IdempotencyIndex::IdempotencyIndex(uint32_t max_keys, std::chrono::milliseconds 
   while (cap < static_cast<size_t>(max_keys_) * 2) cap <<= 1;
   table_.resize(cap);
   mask_ = cap - 1;
-  ring_.resize(max_keys_);
+  size_t ring = 1;
+  while (ring < max_keys_) ring <<= 1;
+  ring_.resize(ring);  // a power of two: positions wrap with a mask
+  ring_mask_ = ring - 1;
 }
 
 size_t IdempotencyIndex::find_slot(const Id128& key) const noexcept {
@@ -59,7 +62,7 @@ void IdempotencyIndex::evict(int64_t now_ms) noexcept {
       horizon_ms_ = std::max(horizon_ms_, IdempotencyKey::time_ms(k));
       erase_at(i);
     }
-    ring_head_ = (ring_head_ + 1) % max_keys_;
+    ring_head_ = (ring_head_ + 1) & ring_mask_;
     --ring_size_;
   }
 }
@@ -69,13 +72,13 @@ void IdempotencyIndex::insert(const Entry& e, int64_t now_ms) {
   if (ring_size_ == max_keys_) {  // only in-flight entries left at the head: drop the oldest anyway
     const size_t i = find_slot(ring_[ring_head_]);
     if (table_[i].state != 0) erase_at(i);
-    ring_head_ = (ring_head_ + 1) % max_keys_;
+    ring_head_ = (ring_head_ + 1) & ring_mask_;
     --ring_size_;
   }
   const size_t i = find_slot(e.key);
   if (table_[i].state == 0) ++live_;
   table_[i] = e;
-  ring_[(ring_head_ + ring_size_) % max_keys_] = e.key;
+  ring_[(ring_head_ + ring_size_) & ring_mask_] = e.key;
   ++ring_size_;
 }
 
@@ -88,7 +91,7 @@ IdempotencyIndex::Check IdempotencyIndex::begin(const Id128& key, const Id128& c
   std::lock_guard lock(mu_);
   if (ring_size_ == max_keys_) __builtin_prefetch(&table_[hash_key(ring_[ring_head_]) & mask_]);
   evict(now_ms);
-  const size_t i = find_slot(key);
+  size_t i = find_slot(key);
   if (table_[i].state != 0) {
     *found = table_[i];
     if (table_[i].state == 1) return Check::in_flight;
@@ -97,12 +100,23 @@ IdempotencyIndex::Check IdempotencyIndex::begin(const Id128& key, const Id128& c
   }
   const int64_t t = IdempotencyKey::time_ms(key);
   if (t < now_ms - window_ms_ || t <= horizon_ms_) return Check::out_of_window;
-  Entry e;
+  if (ring_size_ == max_keys_) {  // only in-flight entries at the head: drop the oldest anyway
+    const size_t h = find_slot(ring_[ring_head_]);
+    if (table_[h].state != 0) erase_at(h);
+    ring_head_ = (ring_head_ + 1) & ring_mask_;
+    --ring_size_;
+    i = find_slot(key);  // the erase may have moved the probe run
+  }
+  Entry& e = table_[i];  // evict() ran above: the slot found is where the key goes
   e.key = key;
   e.content = content;
   e.stream = stream;
+  e.position = e.version = 0;
+  e.events = 0;
   e.state = 1;
-  insert(e, now_ms);
+  ++live_;
+  ring_[(ring_head_ + ring_size_) & ring_mask_] = key;
+  ++ring_size_;
   return Check::fresh;
 }
 

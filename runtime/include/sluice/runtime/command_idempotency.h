@@ -78,7 +78,8 @@ class IdempotencyIndex {
   const int64_t window_ms_;
   std::vector<Entry> table_;
   size_t mask_;
-  std::vector<Id128> ring_;  // insertion order
+  std::vector<Id128> ring_;  // insertion order (a power of two >= max_keys, max_keys used)
+  size_t ring_mask_ = 0;
   size_t ring_head_ = 0, ring_size_ = 0;
   size_t live_ = 0;
   int64_t horizon_ms_ = INT64_MIN;  // newest evicted key time

@@ -164,10 +164,23 @@ concept SavesSnapshot = requires(const S& s, S& m, SnapshotWriter& w, SnapshotRe
 template <class S>
 inline constexpr bool kSnapshottable = SavesSnapshot<S> || std::is_trivially_copyable_v<S>;
 
-inline uint64_t fnv1a(const void* p, size_t n, uint64_t h = 1469598103934665603ull) noexcept {
+// A 64-bit hash of n bytes, 8 at a time (a fingerprint, not a cryptographic digest).
+inline uint64_t hash_bytes(const void* p, size_t n, uint64_t h = 1469598103934665603ull) noexcept {
   auto* b = static_cast<const unsigned char*>(p);
-  for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
-  return h;
+  auto mix = [](uint64_t x) {
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+  };
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, b + i, 8);
+    h = mix(h ^ w);
+  }
+  uint64_t tail = 0;
+  std::memcpy(&tail, b + i, n - i);
+  return mix(h ^ tail ^ (static_cast<uint64_t>(n) << 56));
 }
 
 // The content fingerprint of a command: its type, and its bytes when they are its value
@@ -176,13 +189,13 @@ template <class C>
 Id128 command_fingerprint(const C& c) noexcept {
   static const uint64_t type_hash = [] {
     const char* n = typeid(C).name();
-    return fnv1a(n, std::strlen(n));
+    return hash_bytes(n, std::strlen(n));
   }();
   uint64_t content = 0;
   if constexpr (requires { { c.fingerprint() } -> std::convertible_to<uint64_t>; })
     content = c.fingerprint();
   else if constexpr (std::has_unique_object_representations_v<C>)
-    content = fnv1a(&c, sizeof(C));
+    content = hash_bytes(&c, sizeof(C));
   return Id128{type_hash, content | 1};  // never {.., 0}: an all-zero id means "absent"
 }
 
