@@ -33,6 +33,8 @@ function(sluice_library)
            $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
     PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_link_libraries(${t} PUBLIC ${A_DEPS} PRIVATE ${A_PRIVATE_DEPS})
+  # Exported with the targets: a consumer of the installed package gets C++20 too.
+  target_compile_features(${t} PUBLIC cxx_std_20)
   sluice_target_defaults(${t})
   install(TARGETS ${t} EXPORT SluiceTargets
     ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}

@@ -14,174 +14,14 @@
 #include "sluice/projections/worker_heap.h"
 #include "sluice/stats/head_counters.h"
 #include "sluice/stats/metrics_server.h"
+#include "worker_agent.h"
 
 namespace sluice {
 namespace {
 
 std::atomic<uint64_t> g_engine_serial{0};  // relaxed: a unique number per engine, nothing published
 
-// Feeds every ProjectionRunner of one worker from the worker's one RecordConsumer: each
-// record is applied to each runner in turn (a runner already past it ignores it: one that
-// restored a newer checkpoint), and at the end of the batch the latency clock is read once
-// for all of them and each commits. So the last projection applies an event right after the
-// first did (no commit, counters or clock in between), and the worker pays one ring
-// consumer (one sequence, one stamp check per slot) and one clock read per batch, whatever
-// the number of projections.
-class RunnerFanOut final : public RecordHandler {
- public:
-  explicit RunnerFanOut(const std::vector<ProjectionRunner*>& runners) noexcept : runners_(runners) {}
-  void on_record(const RecordView& v, bool end_of_batch) noexcept override {
-    for (ProjectionRunner* r : runners_) r->apply_record(v);
-    if (!end_of_batch) return;
-    int64_t now = 0;
-    for (ProjectionRunner* r : runners_)  // every runner of an engine has the same clock
-      if (r->needs_clock()) {
-        now = r->now_ns();
-        break;
-      }
-    for (ProjectionRunner* r : runners_) r->end_batch(now);
-  }
-
- private:
-  const std::vector<ProjectionRunner*>& runners_;  // the worker's; fixed once it starts
-};
-
-// A blue/green hand-over from rebuild() to a worker.
-struct RebuildHandover {
-  ProjectionRunner* live = nullptr;
-  ProjectionRunner* shadow = nullptr;
-  bool swapped = false;   // written by the worker before `done`
-  uint64_t position = 0;  // live position at the swap
-  uint64_t digest = 0;    // digest of the swapped-in model at that position
-  uint32_t tries = 0;     // worker rounds spent waiting for the reader to show the records
-  // done: 0 pending, 1 swapped. Release by the worker after the swap; acquire in rebuild().
-  std::atomic<int> done{0};
-};
-
 }  // namespace
-
-// The bus on the live path: one ring, fed by one publisher on the writer's thread.
-struct Engine::Bus {
-  Bus(const std::string& dir, size_t capacity, int64_t start) : ring(capacity, start), publisher(dir, ring) {}
-  RecordRing ring;
-  LogPublisher publisher;
-};
-
-// One worker: an Agent polled by its AgentRunner (pinning, idle strategy and drain are the
-// runner's). It owns the worker's ring consumer, applies blue/green hand-overs between polls,
-// and keeps the worker's read models in its own mimalloc heap.
-class Engine::WorkerAgent final : public Agent {
- public:
-  WorkerAgent(int index, const LogWriter& writer) : index_(index), writer_(writer) {}
-
-  // start(): after the runners are assigned (cold).
-  Status open(RecordRing& ring, const std::string& dir, uint32_t max_batch) {
-    name_ = "worker-" + std::to_string(index_);
-    if (!runners.empty()) {
-      name_ += " (";
-      for (size_t i = 0; i < runners.size(); ++i) name_ += (i ? ", " : "") + runners[i]->name();
-      name_ += ")";
-    }
-    if (runners.empty()) return Status::OK();
-    // The consumer starts right after the lowest runner position: at the ring's start, or
-    // behind it (a checkpoint older than the log's end), catching up from the log first.
-    uint64_t lowest = UINT64_MAX;
-    for (ProjectionRunner* r : runners) lowest = std::min(lowest, r->next_position());
-    ProcessorOptions po;
-    po.name = "worker-" + std::to_string(index_);
-    po.overrun = OverrunPolicy::catch_up;  // the writer never waits for a read model
-    po.max_batch = max_batch;
-    po.start_after = static_cast<int64_t>(lowest) - 1;
-    fan_out_ = std::make_unique<RunnerFanOut>(runners);
-    consumer_ = std::make_unique<RecordConsumer>(ring, dir, *fan_out_, po);
-    dir_ = dir;
-    return consumer_->status();
-  }
-
-  void on_start() noexcept override { heap_.emplace(); }  // read models allocate from this thread's heap
-  void on_close() noexcept override { heap_.reset(); }
-  int do_work() noexcept override {
-    if (RebuildHandover* h = handover.load(std::memory_order_acquire)) {  // pairs with rebuild()'s release
-      if (try_handover(*h)) {
-        handover.store(nullptr, std::memory_order_relaxed);  // only this thread reads it non-null again
-        h->done.store(1, std::memory_order_release);         // pairs with rebuild()'s acquire
-      }
-    }
-    return consumer_ ? consumer_->do_work() : 0;
-  }
-  const char* role_name() const noexcept override { return name_.c_str(); }
-  // Every projection of the worker has applied everything committed (or has stopped).
-  bool drained() const noexcept override {
-    const uint64_t end = writer_.committed_position();
-    for (ProjectionRunner* r : runners)
-      if (!r->stopped() && r->next_position() < end) return false;
-    return true;
-  }
-  // Relaxed: a hint before parking; do_work() re-reads the hand-over with acquire.
-  bool has_work() const noexcept override {
-    return handover.load(std::memory_order_relaxed) != nullptr || (consumer_ && consumer_->has_work());
-  }
-  WakeSignal* wake_signal() noexcept override { return consumer_ ? consumer_->wake_signal() : nullptr; }
-
-  const RecordConsumer* consumer() const noexcept { return consumer_.get(); }
-
-  std::vector<ProjectionRunner*> runners;
-  counters::Slot* slot = nullptr;  // kind consumer (stats on, runners present)
-  // handover: a pending blue/green swap. Release store by rebuild() publishes the shadow;
-  // the worker's acquire load in do_work() pairs with it.
-  std::atomic<RebuildHandover*> handover{nullptr};
-
- private:
-  // Brings the shadow to the live runner's position from the log (the one replay routine),
-  // then swaps it in. False: the log reader does not show those records yet (a commit racing
-  // its refresh): try again on the next poll; the live runner moves on meanwhile.
-  bool try_handover(RebuildHandover& h) noexcept {
-    constexpr uint32_t kMaxTries = 10'000;
-    const uint64_t target = h.live->next_position();
-    if (h.shadow->next_position() < target && !h.shadow->failed()) {
-      try {
-        if (!reader_) {
-          auto r = LogReader::open(dir_);
-          if (r.ok()) reader_ = std::move(r.value());
-        }
-        if (reader_) (void)replay_into(*reader_, *h.shadow, target);  // a transient failure is retried
-      } catch (...) {  // cold path (allocation failure): treated as not-yet
-      }
-      if (h.shadow->next_position() < target && !h.shadow->failed() && ++h.tries < kMaxTries) return false;
-    }
-    h.swapped = h.shadow->next_position() == target && !h.shadow->failed();
-    if (h.swapped) h.live->adopt(*h.shadow);
-    h.position = h.live->next_position();
-    h.digest = h.live->digest();
-    return true;
-  }
-
-  const int index_;
-  const LogWriter& writer_;
-  std::string name_;
-  std::string dir_;
-  std::unique_ptr<RunnerFanOut> fan_out_;
-  std::unique_ptr<RecordConsumer> consumer_;
-  std::unique_ptr<LogReader> reader_;  // opened on the first blue/green hand-over
-  std::optional<WorkerHeap::Scope> heap_;
-};
-
-// ---- Submitter ------------------------------------------------------------------------------
-
-Submitter& Submitter::operator=(Submitter&& o) noexcept {
-  if (this != &o) {
-    if (in_) in_->release_producer(p_);
-    in_ = o.in_;
-    p_ = o.p_;
-    o.in_ = nullptr;
-    o.p_ = nullptr;
-  }
-  return *this;
-}
-
-Submitter::~Submitter() {
-  if (in_) in_->release_producer(p_);
-}
 
 // ---- Engine ---------------------------------------------------------------------------------
 
@@ -346,152 +186,10 @@ Status Engine::start() {
 
 uint16_t Engine::metrics_port() const noexcept { return metrics_ ? metrics_->port() : 0; }
 
-bool Engine::write_pending_checkpoints(bool final_pass) {
-  bool any = false;
-  for (auto& r : runners_) {
-    CheckpointData d;
-    if (!r->take_pending(&d)) continue;
-    any = true;
-    // Never past the durable end of the log: wait (a little, then retry next round) until
-    // the writer has acknowledged everything the checkpoint covers.
-    if (writer_->acknowledged_position() < d.position) {
-      if (!final_pass) {
-        (void)writer_->wait_acknowledged(d.position - 1, std::chrono::milliseconds(50));
-      }
-      if (writer_->acknowledged_position() < d.position) {
-        r->pending_done(d, false);  // dropped: the next one will cover it
-        continue;
-      }
-    }
-    d.written_ns = realtime_ns();
-    Status st = write_checkpoint(dir_, r->name(), d);
-    r->pending_done(d, st.ok());
-  }
-  return any;
-}
-
-void Engine::checkpoint_loop() noexcept {
-  // Acquire: pairs with the release in stop().
-  while (!stop_services_.load(std::memory_order_acquire)) {
-    if (!write_pending_checkpoints(false)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-}
-
-// The ring consumers' and the ingress's counters into the stats file: they keep their own
-// atomics (relaxed, single writer), and the monitor copies them, so the hot threads pay
-// nothing for it.
-void Engine::publish_bus_counters() noexcept {
-  for (auto& w : workers_) {
-    counters::Slot* s = w->slot;
-    const RecordConsumer* c = w->consumer();
-    if (s == nullptr || c == nullptr) continue;
-    const ProcessorStats ps = c->stats();
-    counters::put(s->consumer.events, ps.events);
-    counters::put(s->consumer.overruns, ps.overruns);
-    counters::put(s->consumer.caught_up, ps.caught_up);
-    counters::put(s->consumer.rejoins, ps.rejoins);
-    counters::put(s->consumer.position, static_cast<uint64_t>(c->sequence().get() + 1));
-  }
-  if (ingress_slot_ != nullptr && ingress_) {
-    counters::put(ingress_slot_->ingress.requests, ingress_->requests());
-    counters::put(ingress_slot_->ingress.back_pressured, ingress_->back_pressured());
-    counters::put(ingress_slot_->ingress.queued, static_cast<uint64_t>(ingress_->size_estimate()));
-  }
-}
-
-void Engine::monitor_loop() noexcept {
-  std::vector<bool> active(runners_.size(), false);
-  while (!stop_services_.load(std::memory_order_acquire)) {  // pairs with stop()'s release
-    if (stats_) {
-      counters::put(stats_->header().heartbeat_ns, static_cast<uint64_t>(realtime_ns()));
-      publish_bus_counters();
-    }
-    const uint64_t head = writer_->committed_position();
-    for (size_t i = 0; i < runners_.size(); ++i) {
-      ProjectionRunner& r = *runners_[i];
-      const LagThresholds& t = r.options().alert;
-      if (t.max_events_behind == 0 && t.max_time_behind.count() == 0) continue;
-      LagAlert a;
-      a.projection = r.name();
-      const uint64_t applied = r.applied_position();
-      a.events_behind = head > applied ? head - applied : 0;
-      if (counters::Slot* s = r.slot(); s && a.events_behind > 0) {
-        const int64_t head_ts = counters::get(stats_->header().head_timestamp_ns);
-        const int64_t ats = counters::get(s->counters.applied_timestamp_ns);
-        a.time_behind_ns = head_ts > ats ? head_ts - ats : 0;
-      }
-      const bool over = (t.max_events_behind > 0 && a.events_behind > t.max_events_behind) ||
-                        (t.max_time_behind.count() > 0 && a.time_behind_ns > t.max_time_behind.count());
-      if (over == active[i]) continue;
-      active[i] = over;
-      a.active = over;
-      if (counters::Slot* s = r.slot()) {
-        counters::put(s->alerts.alert_active, uint64_t{over});
-        if (over) counters::bump(s->alerts.alerts_raised);
-      }
-      if (o_.on_alert) {
-        try {
-          o_.on_alert(a);
-        } catch (...) {  // a throwing callback must not end the monitor
-        }
-      }
-    }
-    std::this_thread::sleep_for(o_.monitor_interval);
-  }
-}
-
 Result<StreamId> Engine::stream(std::string_view name) { return writer_->stream(name); }
 
 AppendResult Engine::append(StreamId stream, ExpectedVersion expected, std::span<const EventData> events) noexcept {
   return writer_->append(stream, expected, events);
-}
-
-Result<Submitter> Engine::submitter() {
-  if (!ingress_) return Status(StatusCode::invalid_argument, "engine " + dir_ + ": submit needs WriterMode::ingress and start()");
-  auto p = ingress_->acquire_producer();
-  if (!p.ok()) return Status(p.status().code(), "engine " + dir_ + ": " + p.status().message());
-  return Submitter(ingress_.get(), p.value());
-}
-
-// The calling thread's producer for this engine: a small per-thread cache keyed by the
-// engine's serial number (never reused), so no entry can name a destroyed engine's producer
-// as this one's. A miss takes a producer from the pool (cold: allocates once per thread).
-IngressProducer* Engine::thread_producer() noexcept {
-  struct Entry {
-    uint64_t serial = 0;
-    IngressProducer* producer = nullptr;
-  };
-  constexpr size_t kEntries = 4;
-  thread_local Entry cache[kEntries];
-  thread_local size_t victim = 0;
-  for (Entry& e : cache)
-    if (e.serial == serial_) return e.producer;
-  if (!ingress_) return nullptr;
-  try {
-    auto p = ingress_->acquire_producer();
-    if (!p.ok()) return nullptr;
-    Entry& e = cache[victim++ % kEntries];
-    e.serial = serial_;
-    e.producer = p.value();
-    return e.producer;
-  } catch (...) {  // out of memory on the cold path: refused below
-    return nullptr;
-  }
-}
-
-Result<StreamId> Engine::submit_stream(std::string_view name) {
-  if (!ingress_) return Status(StatusCode::invalid_argument, "engine " + dir_ + ": submit needs WriterMode::ingress and start()");
-  IngressProducer* p = thread_producer();
-  if (p == nullptr)
-    return Status(StatusCode::busy, "engine " + dir_ + ": every ingress producer is taken (EngineOptions::ingress.max_producers)");
-  return p->define_stream(name);
-}
-
-AppendResult Engine::submit(StreamId stream, ExpectedVersion expected, std::span<const EventData> events) noexcept {
-  if (!ingress_) return AppendResult{AppendCode::closed, 0, 0};
-  IngressProducer* p = thread_producer();
-  if (p == nullptr) return AppendResult{AppendCode::back_pressured, 0, 0};
-  return p->submit(stream, expected, events);
 }
 
 Result<RebuildResult> Engine::rebuild(std::string_view name, std::function<void(const RebuildProgress&)> on_progress) {
@@ -533,7 +231,7 @@ Result<RebuildResult> Engine::rebuild(std::string_view name, std::function<void(
     progress.report(reached.value(), target);
   }
   if (live->failed()) return live->failure();
-  RebuildHandover h;
+  runtime_internal::RebuildHandover h;
   h.live = live;
   h.shadow = &shadow;
   // Release: publishes the shadow (built on this thread) to the worker's acquire load.

@@ -209,9 +209,9 @@ class LogWriter {
   LogWriterStats stats_;
   Status last_error_;
   bool closed_ = false;
-#ifndef NDEBUG
-  std::atomic<std::thread::id> owner_{};  // debug guard: one thread appends
-#endif
+  // Debug guard: one thread appends (checked only without NDEBUG; the member is always
+  // there, so the class has one layout whatever NDEBUG a user compiles with).
+  std::atomic<std::thread::id> owner_{};
 
   // Published by the writer thread.
   // committed_: positions below it are committed. Release store in append(), acquire loads

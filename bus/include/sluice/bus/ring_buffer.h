@@ -148,9 +148,8 @@ class SingleProducerSequencer {
   const int64_t capacity_;
   int64_t claimed_;        // producer thread only
   int64_t cached_gating_;  // producer thread only
-#ifndef NDEBUG
+  // Checked only without NDEBUG; always present, so that the layout does not depend on it.
   std::atomic<std::thread::id> owner_{};
-#endif
   Sequence cursor_;
 };
 
