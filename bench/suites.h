@@ -17,6 +17,7 @@ int run_bus_suite(const SuiteArgs& args);
 int run_codec_suite(const SuiteArgs& args);
 int run_e2e_suite(const SuiteArgs& args);
 int run_relay_suite(const SuiteArgs& args);  // bench/relay (connectors)
+int run_aggregate_suite(const SuiteArgs& args);
 
 // All suites, in the order `sluice bench --help` lists them.
 inline constexpr Suite kSuites[] = {
@@ -25,6 +26,7 @@ inline constexpr Suite kSuites[] = {
     {"codec", "serialization: encode/decode per codec (raw, FlatBuffers, JSON), field access, upcasting", run_codec_suite},
     {"e2e", "append -> applied latency through 3 projections (CO-corrected), rebuild vs scan, stats on/off", run_e2e_suite},
     {"relay", "JetStream relay vs raw nats.c async publish (same messages, same in-flight bound), relay lag", run_relay_suite},
+    {"aggregate", "commands vs raw appends (plain, idempotent), aggregate load with/without snapshot, 2 threads disjoint/shared", run_aggregate_suite},
 };
 
 }  // namespace sluice::bench
