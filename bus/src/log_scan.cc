@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 
 #include "internal/segment_scanner.h"
 
@@ -28,7 +29,41 @@ Status corrupt(const std::string& path, uint64_t offset, const std::string& what
                 "segment " + path + " offset " + std::to_string(offset) + ": " + what);
 }
 
+std::string watermark_text(const Watermark& w) {
+  return "the durable watermark in " + std::string(lf::kMetaFileName) + " (segment " +
+         std::to_string(w.segment) + " offset " + std::to_string(w.offset) + ", position " +
+         std::to_string(w.position) + ")";
+}
+
+// Bytes of segment idx known durable: its whole length below the watermark's segment.
+uint64_t durable_end(const Watermark& w, uint64_t idx) {
+  if (!w.known || idx > w.segment) return 0;
+  return idx < w.segment ? UINT64_MAX : w.offset;
+}
+
 }  // namespace
+
+Watermark read_watermark(const std::string& dir) {
+  Watermark w;
+  std::ifstream meta(dir + "/" + lf::kMetaFileName);
+  bool seg = false, off = false, pos = false;
+  for (std::string line; std::getline(meta, line);) {
+    const size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    const std::string key = line.substr(0, eq);
+    uint64_t v = 0;
+    try {
+      v = std::stoull(line.substr(eq + 1));
+    } catch (...) {
+      continue;
+    }
+    if (key == lf::kMetaDurableSegment) w.segment = v, seg = true;
+    else if (key == lf::kMetaDurableOffset) w.offset = v, off = true;
+    else if (key == lf::kMetaDurablePosition) w.position = v, pos = true;
+  }
+  w.known = seg && off && pos;
+  return w;
+}
 
 Result<LogScan> scan_log(FileOps& ops, const std::string& dir, const RecordCallback& on_record,
                          bool keep_maps) {
@@ -36,10 +71,38 @@ Result<LogScan> scan_log(FileOps& ops, const std::string& dir, const RecordCallb
   if (!listed.ok()) return listed.status();
   const std::vector<uint64_t>& indices = listed.value();
   LogScan out;
+  out.watermark = read_watermark(dir);
+  const Watermark& wm = out.watermark;
   // Trailing segments whose header was never written were prepared but not yet used.
   size_t active = indices.size();
   while (active > 0 && !read_activated(segment_path(dir, indices[active - 1]))) --active;
-  for (size_t i = active; i < indices.size(); ++i) out.unactivated.push_back(indices[i]);
+  // A header torn while being activated: the last segment, its header bad, nothing after it,
+  // and the watermark not past its header. A power cut during the header's flush does that;
+  // the writer writes no record into a segment before its header is durable.
+  if (active > 0) {
+    const uint64_t idx = indices[active - 1];
+    const std::string path = segment_path(dir, idx);
+    auto m = MappedSegment::open_read(ops, path, idx);
+    if (m.ok() && !m.value().check_header().ok() && first_nonzero_byte(path, lf::kSegmentHeaderSize) == -1 &&
+        durable_end(wm, idx) <= lf::kSegmentHeaderSize) {
+      out.torn_headers.push_back(idx);
+      --active;
+    }
+  }
+  for (size_t i = active; i < indices.size(); ++i) {
+    const std::string path = segment_path(dir, indices[i]);
+    const bool torn = !out.torn_headers.empty() && out.torn_headers.front() == indices[i];
+    const int64_t junk = first_nonzero_byte(path, torn ? lf::kSegmentHeaderSize : 0);
+    if (junk >= 0)
+      return corrupt(path, static_cast<uint64_t>(junk),
+                     "the segment's header is zero (prepared, never activated), but it holds data; "
+                     "no writer writes a record into a segment before its header is durable");
+    if (junk == -2) return Status(StatusCode::io_error, "cannot read " + path);
+    if (durable_end(wm, indices[i]) > lf::kSegmentHeaderSize)
+      return corrupt(path, 0, "the header is zero, but " + watermark_text(wm) +
+                                  " says this segment holds records");
+    out.unactivated.push_back(indices[i]);
+  }
 
   for (size_t i = 0; i < active; ++i) {
     const uint64_t idx = indices[i];
@@ -70,6 +133,10 @@ Result<LogScan> scan_log(FileOps& ops, const std::string& dir, const RecordCallb
     s.created_ns = h->created_ns;
     struct stat st {};
     if (ops.fstat(seg.fd(), &st) == 0) s.file_size = static_cast<uint64_t>(st.st_size);
+    if (s.file_size > s.segment_size)
+      return corrupt(path, s.segment_size,
+                     "the file is " + std::to_string(s.file_size) +
+                         " bytes, longer than the segment size in its header");
 
     const bool last = (i + 1 == active);
     auto report = [&](const RecordView& v) {
@@ -82,8 +149,7 @@ Result<LogScan> scan_log(FileOps& ops, const std::string& dir, const RecordCallb
       after = find_valid_after(seg.data(), seg.mapped_size(), idx, sc.stop_offset);
       if (!after.found_valid) break;
       // A live writer may have committed records since the scan stopped: then the record at
-      // the stop point is valid now, and the scan goes on from where it left off. Only a
-      // valid record after one that is still bad is corruption.
+      // the stop point is valid now, and the scan goes on from where it left off.
       uint32_t len = 0;
       if (decode_record(seg.data() + sc.stop_offset, seg.mapped_size() - sc.stop_offset, idx, &len) !=
           Decode::ok)
@@ -99,43 +165,83 @@ Result<LogScan> scan_log(FileOps& ops, const std::string& dir, const RecordCallb
     out.next_position = sc.next_position;
 
     if (sc.stop == ScanStop::inconsistent) return corrupt(path, sc.stop_offset, sc.reason);
-    if (sc.stop != ScanStop::sealed) {
-      if (!last) {
+    if (sc.stop == ScanStop::sealed) {
+      // A writer makes (and flushes the directory entry of) the next segment before it
+      // seals one: a sealed last segment means the next one was lost.
+      if (last && out.unactivated.empty())
+        return Status(StatusCode::corruption,
+                      "segment " + segment_path(dir, idx + 1) + " is missing: segment " + path +
+                          " is sealed, and the writer makes the next segment before sealing one");
+      out.segments.push_back(std::move(s));
+      if (keep_maps) out.maps.push_back(std::move(seg));
+      continue;
+    }
+    // Damage (or the end of what was written) at sc.end_offset. Below the watermark it is
+    // corruption: those bytes were flushed and a power cut cannot have changed them.
+    const std::string what = sc.stop == ScanStop::invalid      ? sc.reason
+                             : sc.stop == ScanStop::incomplete ? "incomplete batch"
+                                                               : "zero-filled record";
+    if (sc.end_offset < durable_end(wm, idx))
+      return corrupt(path, sc.stop == ScanStop::end ? sc.end_offset : sc.stop_offset,
+                     what + " before " + watermark_text(wm));
+    if (!last) {
+      // Not sealed, and later segments exist. Under group and sync the next segment's header
+      // says this one was flushed whole first: corruption. Under none nothing was flushed:
+      // a power cut may have lost any of it, and the log's consistent prefix ends here.
+      const bool next_says_durable = [&] {
+        auto n = MappedSegment::open_read(ops, segment_path(dir, indices[i + 1]), indices[i + 1]);
+        return n.ok() && n.value().activated() && n.value().check_header().ok() &&
+               (n.value().header()->flags & lf::kSegmentPrevDurable) != 0;
+      }();
+      if (next_says_durable)
         return corrupt(path, sc.stop_offset,
                        std::string(to_string(sc.stop)) +
                            (sc.reason.empty() ? "" : " (" + sc.reason + ")") +
                            " in a segment that is followed by segment " +
-                           std::to_string(indices[i + 1]));
-      }
-      if (after.found_valid) {
-        std::string what = sc.stop == ScanStop::invalid ? sc.reason
-                           : sc.stop == ScanStop::incomplete ? "incomplete batch"
-                                                             : "zero-filled record";
-        return corrupt(path, sc.stop_offset,
-                       what + ", but a valid record follows at offset " +
-                           std::to_string(after.valid_offset));
-      }
-      // Everything from the truncation point is dirty: the records of an incomplete batch
-      // before the stop point too. Left behind, they would follow the next, shorter append as
-      // "a valid record after an invalid one" and make the log look corrupt.
-      uint64_t dirty_end = std::max<uint64_t>({after.dirty_end, sc.end_offset, sc.stop_offset});
-      const bool short_file = s.file_size < s.segment_size;
-      if (sc.stop != ScanStop::end || dirty_end > sc.end_offset || short_file) {
-        out.tail_damaged = true;
-        out.tail_segment = idx;
-        out.tail_offset = sc.end_offset;
-        out.tail_dirty_end = dirty_end;
-        out.tail_reason = sc.stop == ScanStop::invalid      ? "torn record: " + sc.reason
-                          : sc.stop == ScanStop::incomplete ? "incomplete batch at offset " +
-                                                                  std::to_string(sc.end_offset)
-                          : short_file ? "file truncated to " + std::to_string(s.file_size) +
-                                             " of " + std::to_string(s.segment_size) + " bytes"
-                                       : "garbage after the last record at offset " +
-                                             std::to_string(sc.end_offset);
-      }
+                           std::to_string(indices[i + 1]) + ", whose header says it was flushed whole");
+      for (size_t j = i + 1; j < active; ++j) out.beyond.push_back(indices[j]);
+      for (uint64_t u : out.unactivated) out.beyond.push_back(u);
+      out.unactivated.clear();
+      out.torn_headers.clear();
+      after = find_valid_after(seg.data(), seg.mapped_size(), idx, sc.stop_offset);
+    }
+    // Everything from the truncation point is dirty: the records of an incomplete batch
+    // before the stop point too. Left behind, they would follow the next, shorter append.
+    uint64_t dirty_end = std::max<uint64_t>({after.dirty_end, sc.end_offset, sc.stop_offset});
+    const bool short_file = s.file_size < s.segment_size;
+    if (sc.stop != ScanStop::end || dirty_end > sc.end_offset || short_file || !out.beyond.empty()) {
+      out.tail_damaged = true;
+      out.tail_segment = idx;
+      out.tail_offset = sc.end_offset;
+      out.tail_dirty_end = dirty_end;
+      out.tail_reason = sc.stop == ScanStop::invalid      ? "torn record: " + sc.reason
+                        : sc.stop == ScanStop::incomplete ? "incomplete batch at offset " +
+                                                                std::to_string(sc.end_offset)
+                        : short_file ? "file truncated to " + std::to_string(s.file_size) +
+                                           " of " + std::to_string(s.segment_size) + " bytes"
+                        : dirty_end > sc.end_offset ? "garbage after the last record at offset " +
+                                                          std::to_string(sc.end_offset)
+                                                    : "unsealed segment at offset " +
+                                                          std::to_string(sc.end_offset);
+      if (after.found_valid)
+        out.tail_reason += " (a record after it at offset " + std::to_string(after.valid_offset) +
+                           " decodes, but lies after the durable watermark: never acknowledged)";
     }
     out.segments.push_back(std::move(s));
     if (keep_maps) out.maps.push_back(std::move(seg));
+    if (!last) break;
+  }
+  // The log must reach the watermark: a missing last segment, or a last segment cut short.
+  if (wm.known) {
+    const uint64_t last_idx = out.segments.empty() ? 0 : out.segments.back().index;
+    if (out.segments.empty() ? wm.offset > lf::kSegmentHeaderSize || wm.segment > 0 : wm.segment > last_idx)
+      return Status(StatusCode::corruption,
+                    "segment " + segment_path(dir, wm.segment) + " is missing: the log ends at segment " +
+                        std::to_string(last_idx) + ", but " + watermark_text(wm) + " names it");
+    if (out.next_position < wm.position)
+      return Status(StatusCode::corruption,
+                    "the log ends at position " + std::to_string(out.next_position) + ", before " +
+                        watermark_text(wm));
   }
   return out;
 }

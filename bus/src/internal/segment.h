@@ -22,7 +22,12 @@ std::string segment_path(const std::string& dir, uint64_t index);
 Result<std::vector<uint64_t>> list_segments(const std::string& dir);
 // fsync the directory itself, so that a created or renamed entry survives a crash.
 Status sync_directory(FileOps& ops, const std::string& dir);
+// fdatasync a file by path.
+Status sync_file(FileOps& ops, const std::string& path);
 std::string errno_text(int err);
+// Offset of the first non-zero byte at or after `from` in the file at `path`, -1 if none,
+// -2 if it cannot be read.
+int64_t first_nonzero_byte(const std::string& path, uint64_t from);
 
 class MappedSegment {
  public:
@@ -42,11 +47,18 @@ class MappedSegment {
   static Result<MappedSegment> open_write(FileOps& ops, const std::string& path, uint64_t index,
                                           uint64_t segment_size);
   // Creates a new segment file: preallocated with posix_fallocate (never sparse), the
-  // directory fsynced, mapped read-write. `durable` (group, sync): the allocation is fsynced
-  // too. `prefault`: its pages are brought into memory and mapped now, off the hot path.
-  // The header stays zero until activate().
+  // allocation and size fsynced, then the directory fsynced (so that after a power cut the
+  // file is there, at its full size, before anything in it is acknowledged), mapped
+  // read-write. `durable` (group, sync): no zeros are written through the page cache.
+  // `prefault`: its pages are brought into memory and mapped now, off the hot path. The
+  // header stays zero until activate().
+  // A file of that name that already exists is reused only if every byte of it is zero (a
+  // segment prepared by an earlier open); one holding any other byte is refused with
+  // `corruption`, naming the offset: the writer never creates a segment over bytes it did not
+  // write.
   static Result<MappedSegment> create(FileOps& ops, const std::string& dir, uint64_t index,
-                                      uint64_t segment_size, bool prefault, bool durable);
+                                      uint64_t segment_size, bool prefault, bool durable,
+                                      mode_t mode = 0640);
 
   bool valid() const noexcept { return base_ != nullptr; }
   std::byte* data() const noexcept { return base_; }
@@ -61,8 +73,9 @@ class MappedSegment {
   // Acquire: pairs with the release store of the magic in activate().
   bool activated() const noexcept;
   // Writes the header and release-stores the magic last. Not durable until flushed.
-  void activate(uint64_t base_position, int64_t created_ns) noexcept;
-  // Checks magic, version, index, size and header CRC. Only valid once activated().
+  void activate(uint64_t base_position, int64_t created_ns, uint32_t flags = 0) noexcept;
+  // Checks magic, version, index, size, flags, reserved fields and header CRC. Only valid
+  // once activated().
   Status check_header() const;
   // msync(MS_SYNC) of [begin, end), widened to pages.
   Status sync(uint64_t begin, uint64_t end) const;

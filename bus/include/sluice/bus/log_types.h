@@ -1,6 +1,8 @@
 // Value types shared by LogWriter and LogReader.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <span>
@@ -112,6 +114,11 @@ struct LogOptions {
   // Bit c: keep the maintenance thread off CPU c (c < 64), e.g. CPUs of busy-spinning
   // consumers. The engine sets its pinned workers' CPUs here.
   uint64_t maintenance_avoid_cpus = 0;
+  // Permissions of the files the writer creates (segments, sluice.meta, LOCK, quarantined
+  // bytes; the umask applies too) and of a log directory it creates. Default: owner read and
+  // write, group read.
+  mode_t file_mode = 0640;
+  mode_t dir_mode = 0750;
 };
 
 // A zero-copy view of one committed record, pointing into the mapped segment. Valid while the
