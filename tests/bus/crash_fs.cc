@@ -265,6 +265,11 @@ int CrashFs::unlink(const char* path) {
 
 void CrashFs::build_image(const CrashPoint& cp, std::mt19937_64& rng, const std::string& out_dir,
                           CrashImageStats* stats) {
+  build_image(cp, rng, out_dir, stats, PageChooser());
+}
+
+void CrashFs::build_image(const CrashPoint& cp, std::mt19937_64& rng, const std::string& out_dir,
+                          CrashImageStats* stats, const PageChooser& choose) {
   namespace fs = std::filesystem;
   fs::remove_all(out_dir);
   fs::create_directories(out_dir);
@@ -302,11 +307,20 @@ void CrashFs::build_image(const CrashPoint& cp, std::mt19937_64& rng, const std:
     for (size_t page = 0; page < size; page += kPage) {
       const size_t end = std::min(size, page + kPage);
       bool dirty = false;
-      for (size_t i = page; i < end && !dirty; ++i) dirty = byte_at(cur, i) != byte_at(dur, i);
+      if (end <= cur.size() && end <= dur.size())
+        dirty = std::memcmp(cur.data() + page, dur.data() + page, end - page) != 0;
+      else
+        for (size_t i = page; i < end && !dirty; ++i) dirty = byte_at(cur, i) != byte_at(dur, i);
       if (!dirty) continue;
       ++st.pages_dirty;
+      const int chosen = choose ? choose(name, page / kPage) : -1;
       const double r = unit(rng);
-      if (r < p_torn) {
+      if (chosen == 0) {
+        ++st.pages_lost;
+      } else if (chosen == 1) {
+        ++st.pages_written;
+        for (size_t i = page; i < end; ++i) img[i] = byte_at(cur, i);
+      } else if (r < p_torn) {
         ++st.pages_torn;
         for (size_t s = page; s < end; s += kSector) {
           const size_t se = std::min(end, s + kSector);

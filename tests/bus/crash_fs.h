@@ -84,6 +84,10 @@ class CrashFs : public FileOps {
   // Writes the image of a crash at `cp` into `out_dir` (emptied first).
   static void build_image(const CrashPoint& cp, std::mt19937_64& rng, const std::string& out_dir,
                           CrashImageStats* stats);
+  // Decides a dirty page by hand: 0 lost, 1 written, anything else: by chance as above.
+  using PageChooser = std::function<int(const std::string& name, size_t page)>;
+  static void build_image(const CrashPoint& cp, std::mt19937_64& rng, const std::string& out_dir,
+                          CrashImageStats* stats, const PageChooser& choose);
 
   // FileOps
   int open(const char* path, int flags, mode_t mode) override;
