@@ -303,3 +303,97 @@ INSTANTIATE_TEST_SUITE_P(Durability, PowerLoss,
 
 }  // namespace
 }  // namespace sluice::testing
+
+namespace sluice::testing {
+namespace {
+
+// The case the strict "a valid record after an invalid one is corruption" rule got wrong: a
+// power cut during the flush of a multi-page batch under sync leaves the batch's first page
+// unwritten and a later one written. The batch was never acknowledged: a torn tail, and the
+// log opens with every acknowledged event.
+TEST(PowerLossRegression, ValidRecordAfterATornOneBeyondTheWatermarkIsATornTail) {
+  TempDir tmp("regression");
+  const std::string dir = tmp.sub("log");
+  fs::create_directories(dir);
+  CrashFs sim(dir);
+  LogOptions o = small_log_options(Durability::sync);
+  o.file_ops = &sim;
+  o.clock_ns = realtime_now;
+  std::vector<std::string> payloads;
+  for (uint64_t p = 0; p < 13; ++p) payloads.push_back(payload_for(p, p < 3 ? 100 : 1000));
+  CrashFs::CrashPoint at_flush;
+  {
+    auto w = LogWriter::open(dir, o);
+    ASSERT_TRUE(w.ok()) << w.status().to_string();
+    auto s = (*w)->stream("s");
+    ASSERT_TRUE(s.ok());
+    for (uint64_t p = 0; p < 3; ++p)
+      ASSERT_TRUE((*w)->append(*s, ExpectedVersion::any(), event(payloads[p])).ok());
+    sim.take_captures();
+    sim.capture_in_calls(1);  // the next call is the batch's msync: capture just before it
+    std::vector<EventData> batch;
+    for (uint64_t p = 3; p < 13; ++p) batch.push_back(event(payloads[p]));
+    ASSERT_TRUE((*w)->append(*s, ExpectedVersion::any(), batch).ok());
+    sim.capture_in_calls(0);
+    auto caps = sim.take_captures();
+    ASSERT_FALSE(caps.empty());
+    ASSERT_EQ(caps.front().where, "msync");
+    at_flush = caps.front();
+    EXPECT_EQ(at_flush.acknowledged, 0u);  // no probe: nothing credited
+  }
+  // The batch's first page lost, every later page written.
+  const std::string seg0 = segment_file(dir, 0).substr(dir.size() + 1);
+  size_t first_dirty = SIZE_MAX;
+  auto choose = [&](const std::string& name, size_t page) {
+    if (name != seg0) return 1;
+    if (first_dirty == SIZE_MAX) first_dirty = page;
+    return page == first_dirty ? 0 : 1;
+  };
+  std::mt19937_64 rng(1);
+  const std::string img = tmp.sub("img");
+  CrashFs::build_image(at_flush, rng, img, nullptr, choose);
+  {
+    auto r = LogReader::open(img);
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_EQ((*r)->end_position(), 3u);
+    EXPECT_TRUE((*r)->info().tail_damaged);
+    EXPECT_NE((*r)->info().tail_reason.find("decodes, but lies after the durable watermark"), std::string::npos)
+        << "the image must hold a valid record after the torn one: " << (*r)->info().tail_reason;
+  }
+  auto w = LogWriter::open(img, recovery_options());
+  ASSERT_TRUE(w.ok()) << "refused a log a power cut left: " << w.status().to_string();
+  EXPECT_EQ((*w)->next_position(), 3u);
+  ASSERT_TRUE((*w)->close().ok());
+  expect_log_holds(img, 3, 100);
+  // The bytes cut were kept aside, not deleted.
+  EXPECT_TRUE(fs::exists(img + "/" + lf::kQuarantineDir));
+}
+
+// The same shape below the durable watermark (the batch acknowledged, the log closed, then
+// its first record zeroed) is corruption, refused with segment and offset.
+TEST(PowerLossRegression, ValidRecordAfterADamagedOneBelowTheWatermarkIsCorruption) {
+  TempDir tmp("regression");
+  const std::string dir = tmp.sub("log");
+  LogOptions o = small_log_options(Durability::sync);
+  o.clock_ns = realtime_now;
+  uint32_t victim = 0;
+  {
+    auto w = LogWriter::open(dir, o);
+    ASSERT_TRUE(w.ok()) << w.status().to_string();
+    auto s = (*w)->stream("s");
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE(append_events(**w, *s, 13, 300));
+    ASSERT_TRUE((*w)->close().ok());
+  }
+  victim = locate_records(dir)[5].offset;
+  const std::vector<char> zeros(56, 0);
+  patch_file(segment_file(dir, 0), victim, zeros.data(), zeros.size());
+  const auto before = read_file(segment_file(dir, 0));
+  auto w = LogWriter::open(dir, o);
+  ASSERT_FALSE(w.ok());
+  expect_corruption(w.status(), segment_file(dir, 0), victim);
+  EXPECT_EQ(read_file(segment_file(dir, 0)), before);
+}
+
+}  // namespace
+}  // namespace sluice::testing
