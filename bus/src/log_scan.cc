@@ -67,11 +67,13 @@ Watermark read_watermark(const std::string& dir) {
 
 Result<LogScan> scan_log(FileOps& ops, const std::string& dir, const RecordCallback& on_record,
                          bool keep_maps) {
+  LogScan out;
+  // The watermark before the listing: a live writer only moves it forward, over segments that
+  // exist by then, so a listing taken after it holds every segment it names.
+  out.watermark = read_watermark(dir);
   auto listed = list_segments(dir);
   if (!listed.ok()) return listed.status();
   const std::vector<uint64_t>& indices = listed.value();
-  LogScan out;
-  out.watermark = read_watermark(dir);
   const Watermark& wm = out.watermark;
   // Trailing segments whose header was never written were prepared but not yet used.
   size_t active = indices.size();
@@ -93,6 +95,9 @@ Result<LogScan> scan_log(FileOps& ops, const std::string& dir, const RecordCallb
     const std::string path = segment_path(dir, indices[i]);
     const bool torn = !out.torn_headers.empty() && out.torn_headers.front() == indices[i];
     const int64_t junk = first_nonzero_byte(path, torn ? lf::kSegmentHeaderSize : 0);
+    // Activated since its magic was read: a live writer rolled (a reader races it; a writer
+    // holds the lock). Not part of this scan; a reader's refresh() picks it up.
+    if (junk >= 0 && !torn && read_activated(path)) break;
     if (junk >= 0)
       return corrupt(path, static_cast<uint64_t>(junk),
                      "the segment's header is zero (prepared, never activated), but it holds data; "
@@ -168,7 +173,8 @@ Result<LogScan> scan_log(FileOps& ops, const std::string& dir, const RecordCallb
     if (sc.stop == ScanStop::sealed) {
       // A writer makes (and flushes the directory entry of) the next segment before it
       // seals one: a sealed last segment means the next one was lost.
-      if (last && out.unactivated.empty())
+      // (Checked on disk, not in the listing: a live writer may have made it since.)
+      if (last && out.unactivated.empty() && ::access(segment_path(dir, idx + 1).c_str(), F_OK) != 0)
         return Status(StatusCode::corruption,
                       "segment " + segment_path(dir, idx + 1) + " is missing: segment " + path +
                           " is sealed, and the writer makes the next segment before sealing one");

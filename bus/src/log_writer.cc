@@ -144,7 +144,7 @@ Status LogWriter::open_impl() {
                                      options_.durability != Durability::none, options_.file_mode);
     if (!seg.ok()) return seg.status();
     use_segment(std::make_unique<MappedSegment>(std::move(seg.value())));
-    segment_->activate(next_position_, now_ns(), lf::kSegmentPrevDurable);
+    segment_->activate(next_position_, now_ns(), last_index > 0 ? uint32_t{lf::kSegmentPrevDurable} : 0u);
     if (Status s = segment_->sync(0, lf::kSegmentHeaderSize); !s.ok()) return s;
     tail_ = lf::kSegmentHeaderSize;
     durable_segment_ = last_index;

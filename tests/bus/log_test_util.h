@@ -166,6 +166,27 @@ inline void patch_file(const std::string& path, uint64_t offset, const void* dat
   ASSERT_TRUE(f.good()) << "patching " << path << " at " << offset;
 }
 
+// Moves the durable watermark in sluice.meta back to the start of the log, as a writer that
+// crashed right after its first open leaves it: every record is then after the watermark,
+// and damage to any of them is a torn tail, not corruption.
+inline void rewind_watermark(const std::string& dir) {
+  const std::string path = dir + "/" + log_format::kMetaFileName;
+  const std::vector<char> bytes = read_file(path);
+  std::string in(bytes.begin(), bytes.end()), out, line;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '\n') {
+      line.push_back(in[i]);
+      continue;
+    }
+    if (line.rfind(log_format::kMetaDurableSegment, 0) == 0) line = std::string(log_format::kMetaDurableSegment) + "=0";
+    else if (line.rfind(log_format::kMetaDurableOffset, 0) == 0) line = std::string(log_format::kMetaDurableOffset) + "=0";
+    else if (line.rfind(log_format::kMetaDurablePosition, 0) == 0) line = std::string(log_format::kMetaDurablePosition) + "=0";
+    out += line + "\n";
+    line.clear();
+  }
+  write_file(path, std::vector<char>(out.begin(), out.end()));
+}
+
 // Copies a log directory (segment files and metadata; not the LOCK file).
 inline void copy_log(const std::string& from, const std::string& to) {
   fs::remove_all(to);

@@ -147,10 +147,22 @@ TEST_F(SluiceCli, VerifyTornTailIsConsistentAndReported) {
   ASSERT_EQ(locs.size(), 100u);
   const uint32_t zero = 0;  // the last record's length: its bytes become a torn tail
   patch_file(segment_file(dir(), locs.back().segment), locs.back().offset, &zero, sizeof zero);
+  rewind_watermark(dir());  // as a crash leaves it: the last record was never made durable
   RunResult r = sluice_cli({"verify", dir()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("ok: 99 events"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("torn tail"), std::string::npos) << r.out;
+}
+
+TEST_F(SluiceCli, VerifyTheSameDamageToAClosedLogIsCorruption) {
+  gen(100);
+  const auto locs = locate_records(dir());
+  ASSERT_EQ(locs.size(), 100u);
+  const uint32_t zero = 0;  // gen closed the log: its watermark covers the last record
+  patch_file(segment_file(dir(), locs.back().segment), locs.back().offset, &zero, sizeof zero);
+  RunResult r = sluice_cli({"verify", dir()});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.err.find("offset " + std::to_string(locs.back().offset) + ":"), std::string::npos) << r.err;
 }
 
 TEST_F(SluiceCli, VerifyCorruptionExitsOneNamingSegmentAndOffset) {
