@@ -166,6 +166,15 @@ inline void patch_file(const std::string& path, uint64_t offset, const void* dat
   ASSERT_TRUE(f.good()) << "patching " << path << " at " << offset;
 }
 
+// Flips the bits of `mask` in the byte at `offset` (unlike patch_file with a fixed byte, this
+// always changes it, whatever was there: a timestamp byte, say).
+inline void xor_byte(const std::string& path, uint64_t offset, char mask) {
+  const std::vector<char> bytes = read_file(path);
+  ASSERT_LT(offset, bytes.size()) << path;
+  const char b = static_cast<char>(bytes[offset] ^ mask);
+  patch_file(path, offset, &b, 1);
+}
+
 // Moves the durable watermark in sluice.meta back to the start of the log, as a writer that
 // crashed right after its first open leaves it: every record is then after the watermark,
 // and damage to any of them is a torn tail, not corruption.
