@@ -246,11 +246,13 @@ Status LogWriter::recover(bool* need_new_segment, uint64_t* last_index) {
       versions_[v.stream_id() - 1] = v.stream_version();
     }
   };
-  auto scan = log_internal::scan_log(*ops_, dir_, on_record, /*keep_maps=*/false);
+  auto scan = log_internal::scan_log(*ops_, dir_, on_record, /*keep_maps=*/false,
+                                     options_.recovery == RecoveryMode::point_in_time);
   if (!scan.ok()) return scan.status();
   if (!bad.ok()) return bad;
   log_internal::LogScan& s = scan.value();
-  if (s.watermark.known) {
+  if (!s.cut_reason.empty()) recovery_note_ += "point_in_time recovery cut the log at: " + s.cut_reason + "; ";
+  if (s.watermark.known && s.cut_reason.empty()) {
     durable_segment_ = s.watermark.segment;
     durable_offset_ = s.watermark.offset;
     durable_position_ = s.watermark.position;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "internal/segment.h"
+#include "sluice/bus/log_reader.h"
 #include "sluice/bus/log_types.h"
 #include "sluice/status.h"
 
@@ -49,6 +50,7 @@ struct LogScan {
   std::vector<uint64_t> beyond;           // segments after a torn non-last segment of a
                                           // `none` log: outside the recovered prefix
   Watermark watermark;
+  std::string cut_reason;                 // point_in_time: the corruption the log was cut at
   uint64_t next_position = 0;             // one past the last visible event
   // A damaged tail that recovery truncates: torn or zero-filled record, incomplete batch,
   // garbage, all after the durable watermark. Damage before it is corruption.
@@ -61,8 +63,15 @@ struct LogScan {
 
 using RecordCallback = std::function<void(const RecordView&)>;
 
+// Every damaged region of every segment in dir, told to `reporter`: after each damage the
+// scan resynchronises at the next record that decodes. A diagnostic for tools: decides
+// nothing (scan_log does).
+void report_every_region(const std::string& dir, Reporter& reporter);
+
 // Errors: not_found (no directory), corruption (naming segment and offset), io_error.
+// cut_at_corruption (RecoveryMode::point_in_time): corruption ends the log where it starts
+// instead of failing the scan; what follows is reported as the tail and `beyond`.
 Result<LogScan> scan_log(FileOps& ops, const std::string& dir, const RecordCallback& on_record,
-                         bool keep_maps);
+                         bool keep_maps, bool cut_at_corruption = false);
 
 }  // namespace sluice::log_internal

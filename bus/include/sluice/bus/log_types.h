@@ -90,6 +90,17 @@ class CommitListener {
   virtual void on_commit(const RecordView& v, bool end_of_batch) noexcept = 0;
 };
 
+// What LogWriter::open does with corruption (docs/write-log.md, "Recovery modes").
+enum class RecoveryMode : uint8_t {
+  // Refuse to open, naming segment and offset; change nothing. Torn tails (after the durable
+  // watermark) are cut, their bytes kept in quarantine/.
+  strict,
+  // Keep the valid prefix: cut the log at the first damage, wherever it is, moving the cut
+  // bytes and every later segment into quarantine/ (never deleting them). recovery_note()
+  // says what was moved and why. For an operator who chose to lose what follows the damage.
+  point_in_time,
+};
+
 struct LogOptions {
   uint64_t segment_size = 64ull << 20;          // bytes per segment file, header included
   Durability durability = Durability::none;
@@ -118,6 +129,7 @@ struct LogOptions {
   // bytes; the umask applies too) and of a log directory it creates. Default: owner read and
   // write, group read.
   mode_t file_mode = 0640;
+  RecoveryMode recovery = RecoveryMode::strict;
   mode_t dir_mode = 0750;
 };
 
