@@ -226,3 +226,38 @@ TEST_F(SluiceCli, DumpPrintsOneJsonLinePerEventWithFilters) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST_F(SluiceCli, VerifyListsEveryDamagedRegionAndSalvageMovesTheRestAside) {
+  gen(100);
+  const auto locs = locate_records(dir());
+  ASSERT_EQ(locs.size(), 100u);
+  xor_byte(segment_file(dir(), locs[20].segment), locs[20].offset + 60, 0x08);
+  xor_byte(segment_file(dir(), locs[70].segment), locs[70].offset + 60, 0x08);
+  RunResult v = sluice_cli({"verify", dir()});
+  EXPECT_EQ(v.exit_code, 1);
+  EXPECT_NE(v.out.find("offset " + std::to_string(locs[20].offset)), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("offset " + std::to_string(locs[70].offset)), std::string::npos) << v.out;
+  RunResult s = sluice_cli({"salvage", dir()});
+  EXPECT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_NE(s.out.find("positions [0, 20)"), std::string::npos) << s.out;
+  EXPECT_NE(s.out.find("quarantine: "), std::string::npos) << s.out;
+  RunResult after = sluice_cli({"verify", dir()});
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_NE(after.out.find("ok: 20 events"), std::string::npos) << after.out;
+}
+
+TEST_F(SluiceCli, VerifyRepairSalvagesACorruptLog) {
+  gen(100);
+  const auto locs = locate_records(dir());
+  xor_byte(segment_file(dir(), locs[50].segment), locs[50].offset + 60, 0x08);
+  RunResult r = sluice_cli({"verify", "--repair", dir()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("positions [0, 50)"), std::string::npos) << r.out;
+  EXPECT_EQ(sluice_cli({"verify", dir()}).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace sluice
