@@ -210,7 +210,7 @@ inline void copy_log(const std::string& from, const std::string& to) {
 // succeed without reaching the disk (tests of recovery logic, not of durability).
 class FaultFileOps : public FileOps {
  public:
-  enum Call { kMsync, kFdatasync, kFsync, kFallocate, kMmap, kCallKinds };
+  enum Call { kMsync, kFdatasync, kFsync, kFallocate, kMmap, kPwrite, kRename, kOpen, kCallKinds };
 
   void arm(Call c, uint64_t first, uint64_t last = UINT64_MAX, int err = EIO) {
     rules_[c].err.store(err, std::memory_order_relaxed);
@@ -244,6 +244,15 @@ class FaultFileOps : public FileOps {
   }
   void* mmap(size_t length, int prot, int flags, int fd, off_t offset) override {
     return hit(kMmap) ? MAP_FAILED : FileOps::mmap(length, prot, flags, fd, offset);
+  }
+  ssize_t pwrite(int fd, const void* buf, size_t n, off_t offset) override {
+    return hit(kPwrite) ? -1 : FileOps::pwrite(fd, buf, n, offset);
+  }
+  int rename(const char* from, const char* to) override {
+    return hit(kRename) ? -1 : FileOps::rename(from, to);
+  }
+  int open(const char* path, int flags, mode_t mode) override {
+    return hit(kOpen) ? -1 : FileOps::open(path, flags, mode);
   }
 
  private:
