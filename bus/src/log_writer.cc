@@ -1,5 +1,7 @@
 #include "sluice/bus/log_writer.h"
 
+#include "sluice/bus/clock.h"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -28,12 +30,6 @@ namespace {
 
 constexpr size_t kMaxStreamName = 1024;
 
-int64_t realtime_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);  // vDSO: no system call
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
 }  // namespace
 
 std::string_view to_string(Durability d) noexcept {
@@ -61,6 +57,7 @@ std::string_view to_string(AppendCode c) noexcept {
     case AppendCode::closed: return "closed";
     case AppendCode::io_error: return "io_error";
     case AppendCode::invalid_argument: return "invalid_argument";
+    case AppendCode::back_pressured: return "back_pressured";
   }
   return "?";
 }
@@ -141,7 +138,8 @@ Status LogWriter::open_impl() {
       if (Status s = log_internal::sync_file(*ops_, log_internal::segment_path(dir_, idx)); !s.ok())
         return s;
     auto seg = MappedSegment::create(*ops_, dir_, last_index, options_.segment_size, options_.prefault,
-                                     options_.durability != Durability::none, options_.file_mode);
+                                     options_.durability != Durability::none, nullptr,
+                                     options_.file_mode);
     if (!seg.ok()) return seg.status();
     use_segment(std::make_unique<MappedSegment>(std::move(seg.value())));
     segment_->activate(next_position_, now_ns(), last_index > 0 ? uint32_t{lf::kSegmentPrevDurable} : 0u);
@@ -161,6 +159,7 @@ Status LogWriter::open_impl() {
   retired_.reserve(kRetiredCapacity);
   prepared_.reserve(kMaxPreparedSegments);
   retiring_.reserve(kRetiredCapacity);
+  pacer_ = std::make_unique<log_internal::SlicePacer>();
   maintenance_ = std::thread([this] { maintenance_loop(); });
   return place_maintenance_thread();
 }
@@ -789,7 +788,8 @@ Status LogWriter::roll(uint64_t needed) noexcept {
   }
   if (next == nullptr || next->index() != next_index) {
     auto made = MappedSegment::create(*ops_, dir_, next_index, options_.segment_size, options_.prefault,
-                                      options_.durability != Durability::none, options_.file_mode);
+                                      options_.durability != Durability::none, nullptr,
+                                      options_.file_mode);
     if (!made.ok()) {
       // A full disk when making the next segment must not cost acknowledgements: flush and
       // acknowledge what was appended before failing.
@@ -893,6 +893,10 @@ Status LogWriter::group_flush_locked() {
   return st;
 }
 
+uint64_t LogWriter::longest_background_slice_ns() const noexcept {
+  return pacer_ ? pacer_->longest_slice_ns() : 0;
+}
+
 void LogWriter::maintenance_loop() {
   std::unique_lock lock(mu_);
   const auto wait = options_.durability == Durability::group
@@ -912,7 +916,8 @@ void LogWriter::maintenance_loop() {
       const uint64_t idx = (prepared_.empty() ? segment_->index() : prepared_.back()->index()) + 1;
       lock.unlock();
       auto made = MappedSegment::create(*ops_, dir_, idx, options_.segment_size, options_.prefault,
-                                        options_.durability != Durability::none, options_.file_mode);
+                                        options_.durability != Durability::none, pacer_.get(),
+                                        options_.file_mode);
       lock.lock();
       preparing_ = false;
       if (made.ok()) prepared_.push_back(std::make_unique<MappedSegment>(std::move(made.value())));
@@ -928,6 +933,7 @@ void LogWriter::maintenance_loop() {
       // Unmapping is the expensive part (page-table teardown, TLB shootdowns): done here, off
       // the hot path. Under none the sealed segment's pages are left to the kernel's
       // writeback; group and sync flushed it whole at the roll.
+      for (auto& seg : retiring_) seg->release_sliced(pacer_.get());
       retiring_.clear();
       lock.lock();
       continue;

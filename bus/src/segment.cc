@@ -1,6 +1,7 @@
 #include "internal/segment.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -10,6 +11,8 @@
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+
+#include "sluice/bus/clock.h"
 #include <cstring>
 #include <vector>
 
@@ -113,6 +116,29 @@ void MappedSegment::reset() noexcept {
   mapped_ = 0;
 }
 
+void SlicePacer::begin() noexcept { start_ = steady_ns(); }
+
+void SlicePacer::between() noexcept {
+  const int64_t now = steady_ns();
+  const auto took = static_cast<uint64_t>(now - start_);
+  if (took > longest_.load(std::memory_order_relaxed)) longest_.store(took, std::memory_order_relaxed);
+  ::sched_yield();  // a hot thread this one preempted gets its CPU back now
+  start_ = steady_ns();
+}
+
+void MappedSegment::release_sliced(SlicePacer* pace) noexcept {
+  if (base_ != nullptr && pace != nullptr) {
+    pace->begin();
+    // Unmap from the end, so that base_/mapped_ always describe what is still mapped.
+    while (mapped_ > kPrepareSlice * 8) {
+      mapped_ -= kPrepareSlice * 8;  // 1 MiB of page-table teardown per step
+      ops_->munmap(base_ + mapped_, kPrepareSlice * 8);
+      pace->between();
+    }
+  }
+  reset();
+}
+
 void MappedSegment::swap(MappedSegment& o) noexcept {
   std::swap(ops_, o.ops_);
   std::swap(base_, o.base_);
@@ -181,7 +207,7 @@ Result<MappedSegment> MappedSegment::open_write(FileOps& ops, const std::string&
 
 Result<MappedSegment> MappedSegment::create(FileOps& ops, const std::string& dir, uint64_t index,
                                             uint64_t segment_size, bool prefault,
-                                            bool durable, mode_t mode) {
+                                            bool durable, SlicePacer* pace, mode_t mode) {
   MappedSegment s;
   s.ops_ = &ops;
   s.index_ = index;
@@ -207,6 +233,7 @@ Result<MappedSegment> MappedSegment::create(FileOps& ops, const std::string& dir
     if (!existed) ops.unlink(s.path_.c_str());  // best effort: no half-made segment behind
     return st;
   };
+  if (pace) pace->begin();
   if (ops.fallocate(s.fd_, 0, static_cast<off_t>(segment_size)) != 0) return fail("fallocate");
   // The allocation and the size durable before the directory entry, and both before any
   // record in the file is acknowledged (under none too: a power cut must not leave a
@@ -219,11 +246,13 @@ Result<MappedSegment> MappedSegment::create(FileOps& ops, const std::string& dir
     // Not for group/sync: flushes of records into blocks just overwritten with zeros were
     // 4x slower here (p50 of a one-page msync 420 us against 85-120 us), and the zeros
     // would be written to disk for nothing.
-    static const std::vector<char> zeros(1 << 20, 0);
+    // In kPrepareSlice chunks with pace() between them (see the header).
+    static const std::vector<char> zeros(kPrepareSlice, 0);
     for (uint64_t off = 0; off < segment_size; off += zeros.size()) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), segment_size - off));
       if (ops.pwrite(s.fd_, zeros.data(), n, static_cast<off_t>(off)) != static_cast<ssize_t>(n))
         return fail("write zeros to");
+      if (pace) pace->between();
     }
   }
   void* p = ops.mmap(segment_size, PROT_READ | PROT_WRITE, MAP_SHARED, s.fd_, 0);
@@ -237,7 +266,11 @@ Result<MappedSegment> MappedSegment::create(FileOps& ops, const std::string& dir
     // append to each page then takes a minor fault instead. Advisory: without it, appends
     // fault.
 #if defined(MADV_POPULATE_WRITE) && defined(MADV_POPULATE_READ)
-    ::madvise(s.base_, segment_size, durable ? MADV_POPULATE_READ : MADV_POPULATE_WRITE);
+    for (uint64_t off = 0; off < segment_size; off += kPrepareSlice) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(kPrepareSlice, segment_size - off));
+      ::madvise(s.base_ + off, n, durable ? MADV_POPULATE_READ : MADV_POPULATE_WRITE);
+      if (pace) pace->between();
+    }
 #endif
   }
   if (Status st = sync_directory(ops, dir); !st.ok()) {

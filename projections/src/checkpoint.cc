@@ -9,6 +9,7 @@
 #include <ctime>
 #include <vector>
 
+#include "sluice/bus/clock.h"
 #include "sluice/bus/crc32c.h"
 
 namespace sluice {
@@ -97,9 +98,7 @@ Status write_checkpoint(const std::string& log_dir, std::string_view projection,
   h.digest = d.digest;
   h.written_ns = d.written_ns;
   if (h.written_ns == 0) {
-    timespec ts{};
-    ::clock_gettime(CLOCK_REALTIME, &ts);
-    h.written_ns = int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+    h.written_ns = realtime_ns();
   }
   h.payload_size = d.payload.size();
   h.payload_crc = crc32c::mask(crc32c::value(d.payload.data(), d.payload.size()));

@@ -1,6 +1,7 @@
 #include "sluice/projections/projection_runner.h"
 
 #include "sluice/projections/keyed_store.h"
+#include "sluice/bus/clock.h"
 
 #include <sched.h>
 
@@ -11,16 +12,6 @@
 #include <thread>
 
 namespace sluice {
-namespace {
-
-int64_t realtime_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);  // vDSO: no system call
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-}  // namespace
-
 ProjectionRunner::ProjectionRunner(std::string name, ProjectionFactory factory, ProjectionOptions options,
                                    Context ctx)
     : name_(std::move(name)), factory_(std::move(factory)), o_(options), ctx_(std::move(ctx)) {}

@@ -1,60 +1,24 @@
+// The engine's wiring (see engine.h for the shape and the path of one event).
 #include "sluice/runtime/engine.h"
 
-#include <pthread.h>
-#include <sched.h>
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <condition_variable>
-#include <cstring>
-#include <ctime>
-#include <deque>
-#include <mutex>
+#include <optional>
 
-#include "sluice/bus/idle_strategy.h"
+#include "sluice/bus/agent.h"
+#include "sluice/bus/clock.h"
+#include "sluice/bus/commit_listeners.h"
 #include "sluice/bus/log_publisher.h"
 #include "sluice/bus/log_reader.h"
-#include "sluice/projections/log_tail.h"
-#include "sluice/projections/metrics_server.h"
 #include "sluice/projections/worker_heap.h"
+#include "sluice/stats/head_counters.h"
+#include "sluice/stats/metrics_server.h"
 
 namespace sluice {
 namespace {
 
-int64_t realtime_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-int64_t steady_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-inline void pause() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
-Status pin_to(int cpu) {
-  if (cpu < 0) return Status::OK();
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  const int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-  if (rc != 0) return Status(StatusCode::invalid_argument, "cannot pin a worker to CPU " + std::to_string(cpu) + ": " + std::strerror(rc));
-  return Status::OK();
-}
-
-IdleOptions idle_options(WorkerIdle kind) noexcept {
-  IdleOptions o;  // backoff_park with the bus's defaults: spins, yields, then futex park
-  switch (kind) {
-    case WorkerIdle::backoff: o.kind = IdleKind::backoff_park; break;
-    case WorkerIdle::yield: o.kind = IdleKind::yield; break;
-    case WorkerIdle::busy_spin: o.kind = IdleKind::busy_spin; break;
-  }
-  return o;
-}
+std::atomic<uint64_t> g_engine_serial{0};  // relaxed: a unique number per engine, nothing published
 
 // Feeds every ProjectionRunner of one worker from the worker's one RecordConsumer: each
 // record is applied to each runner in turn (a runner already past it ignores it: one that
@@ -82,48 +46,6 @@ class RunnerFanOut final : public RecordHandler {
   const std::vector<ProjectionRunner*>& runners_;  // the worker's; fixed once it starts
 };
 
-}  // namespace
-
-// The writer's one CommitListener, on the writer's thread: publishes the log's head
-// (position, address, timestamp) into the stats file header once per append batch (three
-// stores), then forwards every commit to the bus's LogPublisher (once start() attached it),
-// so the head counters never trail what a consumer may already have applied.
-class Engine::HeadListener final : public CommitListener {
- public:
-  void on_commit(const RecordView& v, bool end_of_batch) noexcept override {
-    if (end_of_batch && header_ != nullptr) {
-      counters::put(header_->head_position, v.position() + 1);
-      counters::put(header_->head_address, v.segment_index * segment_size_ + v.offset + v.length());
-      counters::put(header_->head_timestamp_ns, v.timestamp_ns());
-    }
-    // Acquire: pairs with the release in forward_to(); the publisher and its ring, built by
-    // start(), are then visible to the writer thread. (A plain load on x86.)
-    if (CommitListener* next = next_.load(std::memory_order_acquire)) next->on_commit(v, end_of_batch);
-  }
-  void attach(counters::FileHeader* h, uint64_t segment_size) noexcept {
-    header_ = h;
-    segment_size_ = segment_size;
-  }
-  // start(): after the ring and its consumers are set up; stop(): nullptr once the workers
-  // are gone. Must not race an append (Engine's thread-safety rules).
-  void forward_to(CommitListener* next) noexcept {
-    // Release: publishes the fully built publisher/ring to the writer's acquire in on_commit().
-    next_.store(next, std::memory_order_release);
-  }
-
- private:
-  counters::FileHeader* header_ = nullptr;  // set before the writer opens; read on its thread
-  uint64_t segment_size_ = 0;
-  std::atomic<CommitListener*> next_{nullptr};
-};
-
-// The bus on the live path: one ring, fed by one publisher on the writer's thread.
-struct Engine::Bus {
-  Bus(const std::string& dir, size_t capacity, int64_t start) : ring(capacity, start), publisher(dir, ring) {}
-  RecordRing ring;
-  LogPublisher publisher;
-};
-
 // A blue/green hand-over from rebuild() to a worker.
 struct RebuildHandover {
   ProjectionRunner* live = nullptr;
@@ -136,83 +58,135 @@ struct RebuildHandover {
   std::atomic<int> done{0};
 };
 
-struct Engine::Worker {
-  int index = 0;
-  int cpu = -1;
+}  // namespace
+
+// The bus on the live path: one ring, fed by one publisher on the writer's thread.
+struct Engine::Bus {
+  Bus(const std::string& dir, size_t capacity, int64_t start) : ring(capacity, start), publisher(dir, ring) {}
+  RecordRing ring;
+  LogPublisher publisher;
+};
+
+// One worker: an Agent polled by its AgentRunner (pinning, idle strategy and drain are the
+// runner's). It owns the worker's ring consumer, applies blue/green hand-overs between polls,
+// and keeps the worker's read models in its own mimalloc heap.
+class Engine::WorkerAgent final : public Agent {
+ public:
+  WorkerAgent(int index, const LogWriter& writer) : index_(index), writer_(writer) {}
+
+  // start(): after the runners are assigned (cold).
+  Status open(RecordRing& ring, const std::string& dir, uint32_t max_batch) {
+    name_ = "worker-" + std::to_string(index_);
+    if (!runners.empty()) {
+      name_ += " (";
+      for (size_t i = 0; i < runners.size(); ++i) name_ += (i ? ", " : "") + runners[i]->name();
+      name_ += ")";
+    }
+    if (runners.empty()) return Status::OK();
+    // The consumer starts right after the lowest runner position: at the ring's start, or
+    // behind it (a checkpoint older than the log's end), catching up from the log first.
+    uint64_t lowest = UINT64_MAX;
+    for (ProjectionRunner* r : runners) lowest = std::min(lowest, r->next_position());
+    ProcessorOptions po;
+    po.name = "worker-" + std::to_string(index_);
+    po.overrun = OverrunPolicy::catch_up;  // the writer never waits for a read model
+    po.max_batch = max_batch;
+    po.start_after = static_cast<int64_t>(lowest) - 1;
+    fan_out_ = std::make_unique<RunnerFanOut>(runners);
+    consumer_ = std::make_unique<RecordConsumer>(ring, dir, *fan_out_, po);
+    dir_ = dir;
+    return consumer_->status();
+  }
+
+  void on_start() noexcept override { heap_.emplace(); }  // read models allocate from this thread's heap
+  void on_close() noexcept override { heap_.reset(); }
+  int do_work() noexcept override {
+    if (RebuildHandover* h = handover.load(std::memory_order_acquire)) {  // pairs with rebuild()'s release
+      if (try_handover(*h)) {
+        handover.store(nullptr, std::memory_order_relaxed);  // only this thread reads it non-null again
+        h->done.store(1, std::memory_order_release);         // pairs with rebuild()'s acquire
+      }
+    }
+    return consumer_ ? consumer_->do_work() : 0;
+  }
+  const char* role_name() const noexcept override { return name_.c_str(); }
+  // Every projection of the worker has applied everything committed (or has stopped).
+  bool drained() const noexcept override {
+    const uint64_t end = writer_.committed_position();
+    for (ProjectionRunner* r : runners)
+      if (!r->stopped() && r->next_position() < end) return false;
+    return true;
+  }
+  // Relaxed: a hint before parking; do_work() re-reads the hand-over with acquire.
+  bool has_work() const noexcept override {
+    return handover.load(std::memory_order_relaxed) != nullptr || (consumer_ && consumer_->has_work());
+  }
+  WakeSignal* wake_signal() noexcept override { return consumer_ ? consumer_->wake_signal() : nullptr; }
+
+  const RecordConsumer* consumer() const noexcept { return consumer_.get(); }
+
   std::vector<ProjectionRunner*> runners;
-  // One consumer of the bus ring for all the runners (fanned out in order), polled by this
-  // worker only; absent when the worker has no runner.
-  std::unique_ptr<RunnerFanOut> fan_out;
-  std::unique_ptr<RecordConsumer> consumer;
-  std::unique_ptr<LogReader> handover_reader;  // opened on the first blue/green hand-over
-  std::thread thread;
-  Status pin;  // written by the worker before `started` is released
-  // state: 0 run, 1 drain then stop. Release in stop() publishes deadline_ns; the worker's
-  // acquire load pairs with it.
-  std::atomic<int> state{0};
-  std::atomic<int64_t> deadline_ns{0};  // relaxed: published by state
-  // started: release by the worker after pinning (pin is then readable); acquire in start().
-  std::atomic<bool> started{false};
-  // drained_ok: written by the worker before it exits; read after join (join synchronises).
-  std::atomic<bool> drained_ok{true};
+  counters::Slot* slot = nullptr;  // kind consumer (stats on, runners present)
   // handover: a pending blue/green swap. Release store by rebuild() publishes the shadow;
-  // the worker's acquire load pairs with it.
+  // the worker's acquire load in do_work() pairs with it.
   std::atomic<RebuildHandover*> handover{nullptr};
 
-  // The idle strategy's re-check after registering as a sleeper (worker thread): anything
-  // to do? Relaxed loads of state/handover: hints only; the loop re-reads them with acquire.
-  static bool has_work_fn(const void* ctx) noexcept {
-    const auto& w = *static_cast<const Worker*>(ctx);
-    if (w.state.load(std::memory_order_relaxed) != 0 || w.handover.load(std::memory_order_relaxed) != nullptr)
-      return true;
-    return w.consumer && w.consumer->has_work();
+ private:
+  // Brings the shadow to the live runner's position from the log (the one replay routine),
+  // then swaps it in. False: the log reader does not show those records yet (a commit racing
+  // its refresh): try again on the next poll; the live runner moves on meanwhile.
+  bool try_handover(RebuildHandover& h) noexcept {
+    constexpr uint32_t kMaxTries = 10'000;
+    const uint64_t target = h.live->next_position();
+    if (h.shadow->next_position() < target && !h.shadow->failed()) {
+      try {
+        if (!reader_) {
+          auto r = LogReader::open(dir_);
+          if (r.ok()) reader_ = std::move(r.value());
+        }
+        if (reader_) (void)replay_into(*reader_, *h.shadow, target);  // a transient failure is retried
+      } catch (...) {  // cold path (allocation failure): treated as not-yet
+      }
+      if (h.shadow->next_position() < target && !h.shadow->failed() && ++h.tries < kMaxTries) return false;
+    }
+    h.swapped = h.shadow->next_position() == target && !h.shadow->failed();
+    if (h.swapped) h.live->adopt(*h.shadow);
+    h.position = h.live->next_position();
+    h.digest = h.live->digest();
+    return true;
   }
+
+  const int index_;
+  const LogWriter& writer_;
+  std::string name_;
+  std::string dir_;
+  std::unique_ptr<RunnerFanOut> fan_out_;
+  std::unique_ptr<RecordConsumer> consumer_;
+  std::unique_ptr<LogReader> reader_;  // opened on the first blue/green hand-over
+  std::optional<WorkerHeap::Scope> heap_;
 };
 
-// Interim ingress (until the bus's moodycamel-based Ingress is merged): a queue under a
-// mutex, drained by the engine's writer thread; submitters wait on their request's flag.
-struct Engine::Ingress {
-  struct Request {
-    bool is_stream = false;
-    std::string_view name;
-    StreamId stream = 0;
-    ExpectedVersion expected = ExpectedVersion::any();
-    std::span<const EventData> events;
-    AppendResult result{};
-    Status stream_status;
-    StreamId stream_id = 0;
-    // done: release by the writer thread after filling the result; acquire by the submitter.
-    std::atomic<int> done{0};
-  };
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<Request*> queue;
-  bool stopping = false;
-  std::thread thread;
+// ---- Submitter ------------------------------------------------------------------------------
 
-  void push_and_wait(Request& r) {
-    {
-      std::lock_guard lock(mu);
-      if (stopping) {
-        r.result.code = AppendCode::closed;
-        r.stream_status = Status(StatusCode::closed, "engine is stopping");
-        return;
-      }
-      queue.push_back(&r);
-    }
-    cv.notify_one();
-    for (uint32_t i = 0; r.done.load(std::memory_order_acquire) == 0; ++i) {  // pairs with the writer's release
-      if (i < 100) pause();
-      else if (i < 200) sched_yield();
-      else {
-        timespec ts{0, 20'000};
-        ::nanosleep(&ts, nullptr);
-      }
-    }
+Submitter& Submitter::operator=(Submitter&& o) noexcept {
+  if (this != &o) {
+    if (in_) in_->release_producer(p_);
+    in_ = o.in_;
+    p_ = o.p_;
+    o.in_ = nullptr;
+    o.p_ = nullptr;
   }
-};
+  return *this;
+}
 
-Engine::Engine(std::string dir, EngineOptions options) : dir_(std::move(dir)), o_(std::move(options)) {}
+Submitter::~Submitter() {
+  if (in_) in_->release_producer(p_);
+}
+
+// ---- Engine ---------------------------------------------------------------------------------
+
+Engine::Engine(std::string dir, EngineOptions options)
+    : dir_(std::move(dir)), serial_(g_engine_serial.fetch_add(1, std::memory_order_relaxed) + 1), o_(std::move(options)) {}
 
 Engine::~Engine() {
   if (running_) stop().ignore();
@@ -221,7 +195,6 @@ Engine::~Engine() {
 Result<std::unique_ptr<Engine>> Engine::open(const std::string& dir, const EngineOptions& options) {
   std::unique_ptr<Engine> e(new Engine(dir, options));
   if (e->o_.worker_cpus.empty()) e->o_.worker_cpus.push_back(-1);
-  e->head_ = std::make_unique<HeadListener>();
   LogOptions lo = e->o_.log;
   if (lo.commit_listener != nullptr)
     return Status(StatusCode::invalid_argument, "engine " + dir + ": LogOptions::commit_listener is the engine's own");
@@ -229,9 +202,18 @@ Result<std::unique_ptr<Engine>> Engine::open(const std::string& dir, const Engin
   if (cap < 2 || (cap & (cap - 1)) != 0)
     return Status(StatusCode::invalid_argument, "engine " + dir + ": ring_capacity " + std::to_string(cap) +
                                                     " is not a power of two >= 2");
-  lo.commit_listener = e->head_.get();  // head counters (stats on) and the bus (after start())
-  // Keep the writer's maintenance thread (segment preparation: ~17 ms of kernel work per
-  // 64 MiB here) off the pinned workers' CPUs, where it would stall a busy-spinning worker.
+  const IngressOptions& io = e->o_.ingress;
+  if (io.max_producers == 0 || io.max_producers > 4096 || io.max_in_flight == 0 || io.max_in_flight > (1u << 20))
+    return Status(StatusCode::invalid_argument, "engine " + dir + ": ingress max_producers must be 1..4096 and "
+                                                    "max_in_flight 1..1048576");
+  if (e->o_.metrics_port >= 0 && (!e->o_.stats_file || e->o_.metrics_port > 65535))
+    return Status(StatusCode::invalid_argument,
+                  "engine " + dir + ": metrics_port " + std::to_string(e->o_.metrics_port) +
+                      (e->o_.stats_file ? " is not a port" : " needs stats_file (the endpoint serves its counters)"));
+  e->listeners_ = std::make_unique<CommitListeners>();
+  lo.commit_listener = e->listeners_.get();  // head counters now, the bus from start() on
+  // Keep the writer's maintenance thread (segment preparation) off the pinned workers' CPUs,
+  // where it would stall a busy-spinning worker.
   for (int cpu : e->o_.worker_cpus)
     if (cpu >= 0 && cpu < 64) lo.maintenance_avoid_cpus |= uint64_t{1} << cpu;
   if (e->o_.stats_file) {
@@ -243,7 +225,8 @@ Result<std::unique_ptr<Engine>> Engine::open(const std::string& dir, const Engin
     auto f = counters::CountersFile::create(dir + "/" + counters::kFileName, meta);
     if (!f.ok()) return f.status();
     e->stats_ = std::move(f.value());
-    e->head_->attach(&e->stats_->header(), lo.segment_size);
+    e->head_ = std::make_unique<HeadCounters>(e->stats_->header(), lo.segment_size);
+    (void)e->listeners_->add(e->head_.get());  // the first of kMax: cannot fail
   }
   auto w = LogWriter::open(dir, lo);
   if (!w.ok()) return w.status();
@@ -251,13 +234,7 @@ Result<std::unique_ptr<Engine>> Engine::open(const std::string& dir, const Engin
   // The log's event types, so that bind() keeps their ids and readers can decode.
   e->registry_ = std::make_unique<serialization::SchemaRegistry>();
   if (Status st = e->registry_->load(dir); !st.ok()) return st;
-  if (e->o_.metrics_port >= 0 && (!e->o_.stats_file || e->o_.metrics_port > 65535))
-    return Status(StatusCode::invalid_argument,
-                  "engine " + dir + ": metrics_port " + std::to_string(e->o_.metrics_port) +
-                      (e->o_.stats_file ? " is not a port" : " needs stats_file (the endpoint serves its counters)"));
-  if (e->stats_) {
-    counters::put(e->stats_->header().head_position, e->writer_->committed_position());
-  }
+  if (e->stats_) counters::put(e->stats_->header().head_position, e->writer_->committed_position());
   return e;
 }
 
@@ -299,7 +276,7 @@ std::vector<ProjectionRunner*> Engine::runners() const {
 
 std::vector<Status> Engine::pin_status() const {
   std::vector<Status> v;
-  for (const auto& w : workers_) v.push_back(w->pin);
+  for (const auto& r : worker_runners_) v.push_back(r->pin_status());
   return v;
 }
 
@@ -311,42 +288,45 @@ Status Engine::start() {
   // The ring starts at the log's end: ring sequence == log position. Nothing appends during
   // start() (thread-safety rules), so `end` is still the writer's next position.
   bus_ = std::make_unique<Bus>(dir_, o_.ring_capacity, static_cast<int64_t>(end));
-  for (size_t i = 0; i < o_.worker_cpus.size(); ++i) {
-    auto w = std::make_unique<Worker>();
-    w->index = static_cast<int>(i);
-    w->cpu = o_.worker_cpus[i];
-    workers_.push_back(std::move(w));
-  }
+  for (size_t i = 0; i < o_.worker_cpus.size(); ++i)
+    workers_.push_back(std::make_unique<WorkerAgent>(static_cast<int>(i), *writer_));
   size_t rr = 0;
   for (auto& r : runners_) {
     const int wi = r->options().worker >= 0 ? r->options().worker : static_cast<int>(rr++ % workers_.size());
     workers_[static_cast<size_t>(wi)]->runners.push_back(r.get());
   }
-  for (auto& wp : workers_) {
-    Worker& w = *wp;
-    if (w.runners.empty()) continue;
-    // The consumer starts right after the lowest runner position: at the ring's start, or
-    // behind it (a checkpoint older than the log's end), catching up from the log first.
-    uint64_t lowest = UINT64_MAX;
-    for (ProjectionRunner* r : w.runners) lowest = std::min(lowest, r->next_position());
-    ProcessorOptions po;
-    po.name = "worker-" + std::to_string(w.index);
-    po.overrun = OverrunPolicy::catch_up;  // the writer never waits for a read model
-    po.max_batch = o_.max_batch;
-    po.start_after = static_cast<int64_t>(lowest) - 1;
-    w.fan_out = std::make_unique<RunnerFanOut>(w.runners);
-    w.consumer = std::make_unique<RecordConsumer>(bus_->ring, dir_, *w.fan_out, po);
-    if (Status st = w.consumer->status(); !st.ok()) return st;
-  }
-  head_->forward_to(&bus_->publisher);  // from now on every commit reaches the ring
   for (auto& w : workers_) {
-    Worker* wp = w.get();
-    wp->thread = std::thread([this, wp] { worker_loop(*wp); });
-    while (!wp->started.load(std::memory_order_acquire)) std::this_thread::yield();  // pairs with the worker's release
+    if (Status st = w->open(bus_->ring, dir_, o_.max_batch); !st.ok()) return st;
+    if (stats_ && w->consumer()) {
+      auto slot = stats_->allocate(counters::SlotKind::consumer, w->role_name());
+      if (!slot.ok()) return slot.status();
+      w->slot = slot.value();
+    }
+  }
+  if (!listeners_->add(&bus_->publisher))  // from now on every commit reaches the ring
+    return Status(StatusCode::invalid_argument, "engine " + dir_ + ": no room for the bus's commit listener");
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    RunnerOptions ro;
+    ro.cpu = o_.worker_cpus[i];
+    ro.idle = o_.idle;
+    worker_runners_.push_back(std::make_unique<AgentRunner>(*workers_[i], ro));
+    if (Status st = worker_runners_.back()->start(); !st.ok()) return st;
+    if (counters::Slot* s = workers_[i]->slot)
+      counters::put(s->consumer.cpu, int64_t{worker_runners_.back()->pin_status().ok() ? ro.cpu : -1});
   }
   if (o_.writer == WriterMode::ingress) {
-    ingress_ = std::make_unique<Ingress>();
-    ingress_->thread = std::thread([this] { ingress_loop(); });
+    ingress_ = std::make_unique<Ingress>(o_.ingress);
+    ingress_->attach(writer_.get());
+    ingress_agent_ = std::make_unique<IngressAgent>(*ingress_, *writer_);
+    RunnerOptions ro;
+    ro.cpu = o_.writer_cpu;
+    ro.idle = o_.writer_idle;
+    writer_runner_ = std::make_unique<AgentRunner>(*ingress_agent_, ro);
+    if (Status st = writer_runner_->start(); !st.ok()) return st;
+    if (stats_) {
+      auto slot = stats_->allocate(counters::SlotKind::ingress, "ingress");
+      if (slot.ok()) ingress_slot_ = slot.value();
+    }
   }
   checkpoint_thread_ = std::thread([this] { checkpoint_loop(); });
   monitor_thread_ = std::thread([this] { monitor_loop(); });
@@ -365,78 +345,6 @@ Status Engine::start() {
 }
 
 uint16_t Engine::metrics_port() const noexcept { return metrics_ ? metrics_->port() : 0; }
-
-void Engine::worker_loop(Worker& w) noexcept {
-  WorkerHeap::Scope heap;  // read models of this worker allocate from its own mimalloc heap
-  w.pin = pin_to(w.cpu);
-  // Release: publishes w.pin to start() (acquire there).
-  w.started.store(true, std::memory_order_release);
-  IdleStrategy idle(idle_options(o_.idle), &bus_->ring.signal(), &Worker::has_work_fn, &w);
-  for (;;) {
-    if (RebuildHandover* h = w.handover.load(std::memory_order_acquire)) {  // pairs with rebuild()'s release
-      if (try_handover(w)) {
-        w.handover.store(nullptr, std::memory_order_relaxed);  // only this thread reads it non-null again
-        h->done.store(1, std::memory_order_release);           // pairs with rebuild()'s acquire
-      }
-    }
-    int work = 0;
-    if (w.consumer) work = w.consumer->do_work();
-    // Acquire: pairs with the release in stop(); deadline_ns is then readable.
-    const int state = w.state.load(std::memory_order_acquire);
-    if (state == 1 && work == 0) {
-      if (drained(w)) break;
-      if (steady_ns() >= w.deadline_ns.load(std::memory_order_relaxed)) {
-        w.drained_ok.store(false, std::memory_order_relaxed);
-        break;
-      }
-      std::this_thread::yield();  // draining: the rest is being committed or read from the log
-      continue;
-    }
-    idle.idle(work);
-  }
-}
-
-// Every projection of the worker has applied everything committed (or has stopped).
-bool Engine::drained(const Worker& w) const noexcept {
-  const uint64_t end = writer_->committed_position();
-  for (ProjectionRunner* r : w.runners)
-    if (!r->stopped() && r->next_position() < end) return false;
-  return true;
-}
-
-// Brings the shadow to the live runner's position from the log, then swaps it in. False:
-// the log reader does not show those records yet (a commit racing its refresh): try again
-// on the next loop; the live runner moves on meanwhile and the shadow follows.
-bool Engine::try_handover(Worker& w) noexcept {
-  constexpr uint32_t kMaxTries = 10'000;
-  // Relaxed: the worker's acquire load in worker_loop() already synchronised with rebuild().
-  RebuildHandover& h = *w.handover.load(std::memory_order_relaxed);
-  const uint64_t target = h.live->next_position();
-  if (h.shadow->next_position() < target && !h.shadow->failed()) {
-    try {
-      if (!w.handover_reader) {
-        auto r = LogReader::open(dir_);
-        if (r.ok()) w.handover_reader = std::move(r.value());
-      } else if (w.handover_reader->end_position() < target) {
-        (void)w.handover_reader->refresh();  // a transient failure is retried next round
-      }
-    } catch (...) {  // cold path; treated as not-yet
-    }
-    if (w.handover_reader) {
-      RecordView v;
-      for (uint64_t p = h.shadow->next_position(); p < target; ++p) {
-        if (!w.handover_reader->read(p, &v)) break;
-        h.shadow->on_record(v, p + 1 == target);
-      }
-    }
-    if (h.shadow->next_position() < target && !h.shadow->failed() && ++h.tries < kMaxTries) return false;
-  }
-  h.swapped = h.shadow->next_position() == target && !h.shadow->failed();
-  if (h.swapped) h.live->adopt(*h.shadow);
-  h.position = h.live->next_position();
-  h.digest = h.live->digest();
-  return true;
-}
 
 bool Engine::write_pending_checkpoints(bool final_pass) {
   bool any = false;
@@ -469,10 +377,35 @@ void Engine::checkpoint_loop() noexcept {
   }
 }
 
+// The ring consumers' and the ingress's counters into the stats file: they keep their own
+// atomics (relaxed, single writer), and the monitor copies them, so the hot threads pay
+// nothing for it.
+void Engine::publish_bus_counters() noexcept {
+  for (auto& w : workers_) {
+    counters::Slot* s = w->slot;
+    const RecordConsumer* c = w->consumer();
+    if (s == nullptr || c == nullptr) continue;
+    const ProcessorStats ps = c->stats();
+    counters::put(s->consumer.events, ps.events);
+    counters::put(s->consumer.overruns, ps.overruns);
+    counters::put(s->consumer.caught_up, ps.caught_up);
+    counters::put(s->consumer.rejoins, ps.rejoins);
+    counters::put(s->consumer.position, static_cast<uint64_t>(c->sequence().get() + 1));
+  }
+  if (ingress_slot_ != nullptr && ingress_) {
+    counters::put(ingress_slot_->ingress.requests, ingress_->requests());
+    counters::put(ingress_slot_->ingress.back_pressured, ingress_->back_pressured());
+    counters::put(ingress_slot_->ingress.queued, static_cast<uint64_t>(ingress_->size_estimate()));
+  }
+}
+
 void Engine::monitor_loop() noexcept {
   std::vector<bool> active(runners_.size(), false);
   while (!stop_services_.load(std::memory_order_acquire)) {  // pairs with stop()'s release
-    if (stats_) counters::put(stats_->header().heartbeat_ns, static_cast<uint64_t>(realtime_ns()));
+    if (stats_) {
+      counters::put(stats_->header().heartbeat_ns, static_cast<uint64_t>(realtime_ns()));
+      publish_bus_counters();
+    }
     const uint64_t head = writer_->committed_position();
     for (size_t i = 0; i < runners_.size(); ++i) {
       ProjectionRunner& r = *runners_[i];
@@ -507,65 +440,65 @@ void Engine::monitor_loop() noexcept {
   }
 }
 
-void Engine::ingress_loop() noexcept {
-  Ingress& in = *ingress_;
-  std::deque<Ingress::Request*> batch;
-  for (;;) {
-    {
-      std::unique_lock lock(in.mu);
-      in.cv.wait(lock, [&] { return in.stopping || !in.queue.empty(); });
-      if (in.queue.empty() && in.stopping) return;
-      batch.swap(in.queue);
-    }
-    for (Ingress::Request* r : batch) {
-      if (r->is_stream) {
-        auto s = writer_->stream(r->name);
-        if (s.ok()) r->stream_id = s.value();
-        else r->stream_status = s.status();
-      } else {
-        r->result = writer_->append(r->stream, r->expected, r->events);
-      }
-      r->done.store(1, std::memory_order_release);  // pairs with push_and_wait()'s acquire
-    }
-    batch.clear();
-  }
-}
-
 Result<StreamId> Engine::stream(std::string_view name) { return writer_->stream(name); }
 
 AppendResult Engine::append(StreamId stream, ExpectedVersion expected, std::span<const EventData> events) noexcept {
   return writer_->append(stream, expected, events);
 }
 
+Result<Submitter> Engine::submitter() {
+  if (!ingress_) return Status(StatusCode::invalid_argument, "engine " + dir_ + ": submit needs WriterMode::ingress and start()");
+  auto p = ingress_->acquire_producer();
+  if (!p.ok()) return Status(p.status().code(), "engine " + dir_ + ": " + p.status().message());
+  return Submitter(ingress_.get(), p.value());
+}
+
+// The calling thread's producer for this engine: a small per-thread cache keyed by the
+// engine's serial number (never reused), so no entry can name a destroyed engine's producer
+// as this one's. A miss takes a producer from the pool (cold: allocates once per thread).
+IngressProducer* Engine::thread_producer() noexcept {
+  struct Entry {
+    uint64_t serial = 0;
+    IngressProducer* producer = nullptr;
+  };
+  constexpr size_t kEntries = 4;
+  thread_local Entry cache[kEntries];
+  thread_local size_t victim = 0;
+  for (Entry& e : cache)
+    if (e.serial == serial_) return e.producer;
+  if (!ingress_) return nullptr;
+  try {
+    auto p = ingress_->acquire_producer();
+    if (!p.ok()) return nullptr;
+    Entry& e = cache[victim++ % kEntries];
+    e.serial = serial_;
+    e.producer = p.value();
+    return e.producer;
+  } catch (...) {  // out of memory on the cold path: refused below
+    return nullptr;
+  }
+}
+
 Result<StreamId> Engine::submit_stream(std::string_view name) {
   if (!ingress_) return Status(StatusCode::invalid_argument, "engine " + dir_ + ": submit needs WriterMode::ingress and start()");
-  Ingress::Request r;
-  r.is_stream = true;
-  r.name = name;
-  ingress_->push_and_wait(r);
-  if (!r.stream_status.ok()) return r.stream_status;
-  return r.stream_id;
+  IngressProducer* p = thread_producer();
+  if (p == nullptr)
+    return Status(StatusCode::busy, "engine " + dir_ + ": every ingress producer is taken (EngineOptions::ingress.max_producers)");
+  return p->define_stream(name);
 }
 
 AppendResult Engine::submit(StreamId stream, ExpectedVersion expected, std::span<const EventData> events) noexcept {
-  AppendResult res;
-  if (!ingress_) {
-    res.code = AppendCode::closed;
-    return res;
-  }
-  Ingress::Request r;
-  r.stream = stream;
-  r.expected = expected;
-  r.events = events;
-  ingress_->push_and_wait(r);
-  return r.result;
+  if (!ingress_) return AppendResult{AppendCode::closed, 0, 0};
+  IngressProducer* p = thread_producer();
+  if (p == nullptr) return AppendResult{AppendCode::back_pressured, 0, 0};
+  return p->submit(stream, expected, events);
 }
 
 Result<RebuildResult> Engine::rebuild(std::string_view name, std::function<void(const RebuildProgress&)> on_progress) {
   ProjectionRunner* live = runner(name);
   if (!live) return Status(StatusCode::not_found, "no projection '" + std::string(name) + "' in engine " + dir_);
   if (!running_) return Status(StatusCode::invalid_argument, "rebuild of '" + std::string(name) + "': the engine is not running");
-  Worker* worker = nullptr;
+  WorkerAgent* worker = nullptr;
   for (auto& w : workers_)
     for (ProjectionRunner* r : w->runners)
       if (r == live) worker = w.get();
@@ -589,35 +522,15 @@ Result<RebuildResult> Engine::rebuild(std::string_view name, std::function<void(
   ProjectionRunner shadow(live->name(), live->factory(), so, ctx);
   if (Status st = shadow.open(rd.end_position(), /*use_checkpoint=*/false); !st.ok()) return st;
   const auto t0 = std::chrono::steady_clock::now();
-  auto last_report = t0;
-  constexpr uint64_t kHandoverGap = 4096;
-  RecordView v;
+  ReplayProgress progress(std::move(on_progress), std::chrono::milliseconds(250), slot);
+  constexpr uint64_t kHandoverGap = kReplayBatch;
   for (;;) {
     const uint64_t target = live->applied_position();
     if (target <= shadow.next_position() + kHandoverGap || live->failed()) break;
-    if (rd.end_position() < target) {
-      auto rr = rd.refresh();
-      if (!rr.ok()) return rr.status();
-    }
-    const uint64_t last = std::min({target, rd.end_position(), shadow.next_position() + 4096});
-    for (uint64_t p = shadow.next_position(); p < last; ++p)
-      if (rd.read(p, &v)) shadow.on_record(v, p + 1 == last);
+    auto reached = replay_into(rd, shadow, std::min(target, shadow.next_position() + kReplayBatch));
+    if (!reached.ok()) return reached.status();
     if (shadow.failed()) return shadow.failure();
-    if (slot) {
-      counters::put(slot->counters.rebuild_position, shadow.next_position());
-      counters::put(slot->counters.rebuild_target, target);
-    }
-    const auto now = std::chrono::steady_clock::now();
-    if (on_progress && now - last_report >= std::chrono::milliseconds(250)) {
-      last_report = now;
-      RebuildProgress pr;
-      pr.position = shadow.next_position();
-      pr.target = target;
-      const double secs = std::chrono::duration<double>(now - t0).count();
-      pr.events_per_s = secs > 0 ? static_cast<double>(pr.position) / secs : 0;
-      pr.eta_s = pr.events_per_s > 0 ? static_cast<double>(target - pr.position) / pr.events_per_s : 0;
-      on_progress(pr);
-    }
+    progress.report(reached.value(), target);
   }
   if (live->failed()) return live->failure();
   RebuildHandover h;
@@ -625,6 +538,7 @@ Result<RebuildResult> Engine::rebuild(std::string_view name, std::function<void(
   h.shadow = &shadow;
   // Release: publishes the shadow (built on this thread) to the worker's acquire load.
   worker->handover.store(&h, std::memory_order_release);
+  if (WakeSignal* s = worker->wake_signal()) s->notify();
   while (h.done.load(std::memory_order_acquire) == 0)  // pairs with the worker's release
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   if (slot) {
@@ -646,37 +560,33 @@ Status Engine::stop(std::chrono::milliseconds timeout) {
   stopped_ = true;
   Status result;
   if (metrics_) metrics_->stop();  // the counters stay readable from the file
-  // 1. Producers: finish what was submitted, refuse the rest.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // 1. Producers: refuse new submissions, then let the writer agent complete what is queued.
   if (ingress_) {
-    {
-      std::lock_guard lock(ingress_->mu);
-      ingress_->stopping = true;
+    ingress_->close();
+    writer_runner_->request_drain(deadline);
+    if (Status st = writer_runner_->join(); !st.ok() && result.ok())
+      result = Status(StatusCode::timeout, "engine " + dir_ + ": the ingress did not drain within the timeout");
+    // Whatever a missed deadline left in the queue is completed (appended) here, on this
+    // thread, now that the writer agent has stopped: no submitter waits forever.
+    while (ingress_->drain(*writer_) > 0) {
     }
-    ingress_->cv.notify_all();
-    ingress_->thread.join();
   }
   // 2. Make everything committed acknowledged, so final checkpoints may cover it.
   if (Status st = writer_->flush(); !st.ok() && result.ok()) result = st;
-  // 3. Drain every worker to the log's end, within the deadline.
-  const int64_t deadline = steady_ns() + std::chrono::nanoseconds(timeout).count();
-  for (auto& w : workers_) {
-    w->deadline_ns.store(deadline, std::memory_order_relaxed);
-    w->state.store(1, std::memory_order_release);  // publishes deadline_ns to the worker
-  }
-  for (auto& w : workers_) {
-    w->thread.join();
-    if (!w->drained_ok.load(std::memory_order_relaxed) && result.ok()) {
-      std::string names;
-      for (ProjectionRunner* r : w->runners) names += (names.empty() ? "" : ", ") + r->name();
-      result = Status(StatusCode::timeout, "engine " + dir_ + ": worker " + std::to_string(w->index) + " (" + names +
-                                               ") did not drain within the timeout");
-    }
-  }
+  // 3. Drain every worker to the log's end, within the deadline (the runners' drain).
+  std::vector<AgentRunner*> rs;
+  for (auto& r : worker_runners_) rs.push_back(r.get());
+  const auto left = std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                               deadline - std::chrono::steady_clock::now()));
+  if (Status st = drain_and_stop(rs, left); !st.ok() && result.ok())
+    result = Status(StatusCode::timeout, "engine " + dir_ + ": " + st.message());
   // 4. Stop the services; write what is pending, then a final checkpoint per projection (the
   // workers have stopped: join made their state visible here).
   stop_services_.store(true, std::memory_order_release);  // pairs with the services' acquire
   checkpoint_thread_.join();
   monitor_thread_.join();
+  if (stats_) publish_bus_counters();  // the final figures
   write_pending_checkpoints(true);
   for (auto& r : runners_) {
     if (r->failed()) continue;
@@ -690,7 +600,7 @@ Status Engine::stop(std::chrono::milliseconds timeout) {
   for (auto& r : runners_)
     if (counters::Slot* s = r->slot(); s && !r->failed()) counters::CountersFile::set_state(*s, counters::SlotState::stopped);
   if (Status st = writer_->close(); !st.ok() && result.ok()) result = st;
-  head_->forward_to(nullptr);  // the writer is closed: nothing commits any more
+  listeners_->truncate(head_ ? 1 : 0);  // the writer is closed: nothing commits any more
   return result;
 }
 

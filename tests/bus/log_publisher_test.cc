@@ -216,7 +216,11 @@ TEST(Ingress, ManySubmittersOneWriterEveryAppendOnceInOrderPerSubmitter) {
     ASSERT_TRUE(s.ok());
     streams.push_back(*s);
   }
-  Ingress ingress(4096, kSubmitters);
+  IngressOptions io;
+  io.max_producers = kSubmitters;
+  io.max_in_flight = 64;
+  Ingress ingress(io);
+  ingress.attach(log.writer.get());
   std::atomic<bool> stop{false};
   // The writer thread: here the test thread hands the writer to one agent thread.
   IngressAgent agent(ingress, *log.writer);
@@ -230,21 +234,21 @@ TEST(Ingress, ManySubmittersOneWriterEveryAppendOnceInOrderPerSubmitter) {
   std::vector<std::thread> subs;
   for (int i = 0; i < kSubmitters; ++i) {
     subs.emplace_back([&, i] {
-      auto token = ingress.make_token();
-      const std::string p = payload_for(0);
+      auto producer = ingress.acquire_producer();
+      ASSERT_TRUE(producer.ok()) << producer.status().to_string();
+      IngressProducer& p = *producer.value();
+      const std::string pl = payload_for(0);
       EventData e;
-      e.payload = bytes(p);
-      AppendCompletion done;
+      e.payload = bytes(pl);
       for (uint64_t v = 0; v < kPer; ++v) {
-        done.reset();
-        AppendRequest req;
-        req.stream = streams[static_cast<size_t>(i)];
-        req.expected = ExpectedVersion::exact(v);  // in order, or a conflict
-        req.events = std::span<const EventData>(&e, 1);
-        req.completion = &done;
-        while (!ingress.try_submit(token, req)) std::this_thread::yield();
-        if (!done.wait().ok()) failures.fetch_add(1);
+        AppendResult r;
+        // Waiting form; back-pressure cannot happen with one request in flight per producer.
+        do {
+          r = p.submit(streams[static_cast<size_t>(i)], ExpectedVersion::exact(v), std::span<const EventData>(&e, 1));
+        } while (r.code == AppendCode::back_pressured);
+        if (!r.ok()) failures.fetch_add(1);
       }
+      ingress.release_producer(&p);
     });
   }
   for (auto& t : subs) t.join();

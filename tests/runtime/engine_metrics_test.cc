@@ -17,7 +17,7 @@
 #include <string>
 
 #include "bank_model.h"
-#include "sluice/projections/metrics_server.h"
+#include "sluice/stats/metrics_server.h"
 #include "sluice/runtime/engine.h"
 #include "runtime/engine_test_util.h"
 
@@ -155,6 +155,11 @@ TEST(EngineMetricsConcurrency, PrometheusEndpointServesTheCountersOnLoopback) {
   EXPECT_EQ(series["sluice_projection_dead_letters{projection=\"daily_totals\"}"], 0);
   EXPECT_EQ(series["sluice_projection_state{projection=\"balances\",state=\"running\"}"], 1);
   EXPECT_EQ(series["sluice_projection_state{projection=\"balances\",state=\"failed\"}"], 0);
+  // The worker's ring consumer (the monitor copies its counters every interval).
+  const std::string c = "{consumer=\"worker-0 (balances, daily_totals)\"}";
+  for (const char* f : {"events", "overruns", "caught_up", "rejoins"})
+    EXPECT_EQ(series.count(std::string("sluice_consumer_") + f + "_total" + c), 1u) << f;
+  EXPECT_EQ(series.count("sluice_ingress_requests_total"), 0u) << "caller mode has no ingress";
 
   EXPECT_EQ(http_get(port, "/other").rfind("HTTP/1.1 404", 0), 0u);
   ASSERT_TRUE(e.value()->stop().ok());

@@ -18,21 +18,16 @@
 #include <vector>
 
 #include "commands.h"
-#include "sluice/bus/counters_file.h"
+#include "sluice/bus/clock.h"
+#include "sluice/stats/counters_file.h"
 #include "sluice/bus/log_reader.h"
 #include "sluice/projections/checkpoint.h"
-#include "sluice/projections/metrics_server.h"
+#include "sluice/stats/metrics_server.h"
 #include "sluice/projections/projection_runner.h"
 #include "sluice/serialization/schema_registry.h"
 
 namespace sluice::tools {
 namespace {
-
-int64_t now_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 std::string human_ns(double ns) {
   char b[32];
@@ -53,18 +48,20 @@ std::string human_bytes(uint64_t n) {
 }
 
 bool engine_alive(const counters::EngineStat& s) {
-  return s.pid > 0 && ::kill(static_cast<pid_t>(s.pid), 0) == 0 && now_ns() - s.heartbeat_ns < 3'000'000'000;
+  return s.pid > 0 && ::kill(static_cast<pid_t>(s.pid), 0) == 0 && realtime_ns() - s.heartbeat_ns < 3'000'000'000;
 }
+
+std::string json_string(std::string_view v);
 
 std::string to_json(const counters::EngineStat& s) {
   std::string o = "{\"pid\":" + std::to_string(s.pid) + ",\"running\":" + (engine_alive(s) ? "true" : "false") +
-                  ",\"heartbeat_age_ms\":" + std::to_string((now_ns() - s.heartbeat_ns) / 1'000'000) +
+                  ",\"heartbeat_age_ms\":" + std::to_string((realtime_ns() - s.heartbeat_ns) / 1'000'000) +
                   ",\"head_position\":" + std::to_string(s.head_position) + ",\"projections\":[";
   bool first = true;
   for (const auto& p : s.projections) {
     if (!first) o += ",";
     first = false;
-    o += "{\"name\":\"" + p.name + "\",\"state\":\"" + std::string(counters::to_string(p.state)) + "\"";
+    o += "{\"name\":" + json_string(p.name) + ",\"state\":\"" + std::string(counters::to_string(p.state)) + "\"";
     auto num = [&](const char* k, uint64_t v) { o += std::string(",\"") + k + "\":" + std::to_string(v); };
     num("applied_position", p.applied_position);
     num("events_behind", p.events_behind);
@@ -85,7 +82,22 @@ std::string to_json(const counters::EngineStat& s) {
          ",\"p90\":" + std::to_string(p.latency.p90) + ",\"p99\":" + std::to_string(p.latency.p99) +
          ",\"p99.9\":" + std::to_string(p.latency.p999) + ",\"max\":" + std::to_string(p.latency.max) + "}}";
   }
-  return o + "]}";
+  o += "],\"consumers\":[";
+  first = true;
+  for (const auto& c : s.consumers) {
+    if (!first) o += ",";
+    first = false;
+    o += "{\"name\":" + json_string(c.name) + ",\"events\":" + std::to_string(c.events) +
+         ",\"overruns\":" + std::to_string(c.overruns) + ",\"caught_up\":" + std::to_string(c.caught_up) +
+         ",\"rejoins\":" + std::to_string(c.rejoins) + ",\"position\":" + std::to_string(c.position) +
+         ",\"cpu\":" + std::to_string(c.cpu) + "}";
+  }
+  o += "]";
+  if (s.ingress.present)
+    o += ",\"ingress\":{\"requests\":" + std::to_string(s.ingress.requests) +
+         ",\"back_pressured\":" + std::to_string(s.ingress.back_pressured) +
+         ",\"queued\":" + std::to_string(s.ingress.queued) + "}";
+  return o + "}";
 }
 
 void print_table(const counters::EngineStat& s, const std::string& dir) {
@@ -104,6 +116,15 @@ void print_table(const counters::EngineStat& s, const std::string& dir) {
                 human_ns(static_cast<double>(p.latency.p50)).c_str(), human_ns(static_cast<double>(p.latency.p99)).c_str(),
                 human_ns(static_cast<double>(p.latency.p999)).c_str(), p.dead_letters, note.c_str());
   }
+  if (!s.consumers.empty()) {
+    std::printf("%-32s %12s %10s %12s %8s %4s\n", "ring consumer", "events", "overruns", "caught up", "rejoins", "cpu");
+    for (const auto& c : s.consumers)
+      std::printf("%-32s %12" PRIu64 " %10" PRIu64 " %12" PRIu64 " %8" PRIu64 " %4" PRId64 "\n", c.name.c_str(), c.events,
+                  c.overruns, c.caught_up, c.rejoins, c.cpu);
+  }
+  if (s.ingress.present)
+    std::printf("ingress: %" PRIu64 " submissions, %" PRIu64 " back-pressured, %" PRIu64 " queued\n", s.ingress.requests,
+                s.ingress.back_pressured, s.ingress.queued);
   std::fflush(stdout);
 }
 
@@ -204,7 +225,7 @@ int serve_prometheus(const std::string& dir, int port) {
     auto f = counters::CountersFile::open_read(path);
     if (!f.ok())
       return "# " + f.status().to_string() + "\n# TYPE sluice_engine_up gauge\nsluice_engine_up 0\n";
-    return prometheus_text(counters::read_stats(*f.value()), now_ns());
+    return prometheus_text(counters::read_stats(*f.value()), realtime_ns());
   });
   if (!server.ok()) {
     error_line("stat", server.status().to_string());

@@ -1,27 +1,57 @@
-// Ingress: many threads submit appends to the single log writer.
+// Ingress: many threads submit appends (and stream definitions) to the single log writer.
 //
-//   submitter threads ──try_submit(token, request)──► moodycamel::ConcurrentQueue ──► IngressAgent
-//     (each with its own ProducerToken)                (one sub-queue per token)      on the writer
-//                                                                                      thread: append,
-//                                                                                      complete()
+//   submitter thread                                               writer thread
+//   ────────────────                                               ─────────────
+//   IngressProducer::try_submit(stream, expected, events) ──► moodycamel::ConcurrentQueue ──► IngressAgent::do_work()
+//     ticket = next++ (no lock, no allocation, no syscall)     (one sub-queue per producer)     Ingress::drain(): append()
+//   try_result(ticket) / wait(ticket)  ◄── results ring + completed (release) ───────────────── results[t], completed = t+1
+//                                      ◄── LogWriter::acknowledged_position() (group / sync)
+//
 // Design
-//   The queue is moodycamel's ConcurrentQueue with explicit producer tokens: each submitter
-//   enqueues into its own sub-queue, so a submitter that is preempted mid-enqueue never holds
-//   up the others or the writer (a multi-producer ring would: its consumer must wait for the
-//   preempted producer's claimed slot — see docs/bus.md for the figures). The writer drains
-//   it in bulk with a consumer token. Capacity is preallocated, try_submit() never allocates
-//   and returns false when the submitter's share is full (back-pressure, not an error).
+//   Each submitting thread holds an IngressProducer (acquire_producer(): cold, pooled). The
+//   producer owns a moodycamel explicit-producer token, so its requests go into its own
+//   sub-queue: a submitter preempted mid-enqueue never holds up the others or the writer (a
+//   multi-producer ring would: its consumer must wait for the preempted producer's claimed
+//   slot — docs/bus.md). The writer drains the queue in bulk with a consumer token.
 //
-//   A request carries a span of events that the submitter keeps alive, and an
-//   AppendCompletion that the writer fills: the submitter waits on it (spin, yield, park).
+//   Completion without a per-request object: a request is a ticket (the producer's running
+//   count). The writer writes each result into the producer's results ring at ticket % size
+//   and release-stores that entry's `done` word = ticket + 1 after it (result and flag share
+//   the entry, so the submitter's check and read cost one cache-line transfer); the
+//   submitter acquires `done` to read its result. An entry is free for ticket t when it holds
+//   the result of t - size (Vyukov's bounded-queue sequence trick), so the ring is also the
+//   in-flight bound. So
+//   one thread keeps up to `max_in_flight` appends in flight (the pipelined form) and waits
+//   for any of them later; the waiting form is try_submit() + wait(). A result is final when
+//   it is committed (or refused); it is *acknowledged* when the log's durability policy has
+//   covered its last event (none: at once; group: when a group flush passed it; sync: the
+//   writer flushed before completing) — wait() waits for that.
+//
+//   Back-pressure is a value: try_submit() returns back_pressured when the producer already
+//   has max_in_flight unfinished requests (its results ring is full) or the queue has no
+//   free block; nothing is dropped and nothing grows. Capacity is preallocated at
+//   construction (max_producers × (max_in_flight + two blocks)).
+//
+//   Waiting: spin, yield, then park on the producer's WakeSignal (the writer notifies it
+//   after completing: one relaxed load when nobody parks). The writer parks on the ingress's
+//   WakeSignal, notified by try_submit() the same way.
+//
+//   Closing: close() stops new submissions. Each producer announces a submission in progress
+//   (`submitting_`, seq_cst) before it checks `closed_` (seq_cst), and close() waits until
+//   no producer is mid-submission after setting `closed_`: a request is then either refused
+//   with `closed` or in the queue, where the writer's final drain completes it. No request
+//   is lost and no submitter waits forever.
 //
 // Thread safety
-//   try_submit(): any thread, each with its own ProducerToken. drain(): the writer thread
-//   only. AppendCompletion: written once by the writer, read by its submitter.
+//   acquire_producer()/release_producer(): any thread (a mutex; cold). An IngressProducer is
+//   used by one thread at a time. drain() / IngressAgent: the writer thread only. close():
+//   any one thread.
 //
 // Invariants
-//   - Requests from one token are appended in submission order.
-//   - Every dequeued request is completed exactly once.
+//   - Requests of one producer are appended in submission (ticket) order.
+//   - Every dequeued request is completed exactly once; an entry's `done` never names a
+//     ticket whose result is not written.
+//   - A producer never has more than max_in_flight requests unfinished.
 #pragma once
 
 #include <atomic>
@@ -29,77 +59,152 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "sluice/bus/agent.h"
+#include "sluice/bus/idle_strategy.h"
 #include "sluice/bus/log_types.h"
+#include "sluice/status.h"
 
 namespace sluice {
 
 class LogWriter;
+class Ingress;
 
-// Filled by the writer thread, waited on by the submitter.
-class AppendCompletion {
- public:
-  void complete(const AppendResult& r) noexcept {
-    result_ = r;
-    // Release: publishes result_ to the submitter that acquires done_.
-    done_.store(1, std::memory_order_release);
-  }
-  [[nodiscard]] bool try_get(AppendResult* out) const noexcept {
-    // Acquire: pairs with the release in complete().
-    if (done_.load(std::memory_order_acquire) == 0) return false;
-    *out = result_;
-    return true;
-  }
-  // Waits with the given idle strategy (default: backoff then timed park).
-  AppendResult wait(const IdleOptions& idle = {}) const noexcept;
-  void reset() noexcept { done_.store(0, std::memory_order_relaxed); }  // before reuse; relaxed: single owner
+enum class SubmitCode : uint8_t {
+  ok = 0,          // in the queue; the ticket identifies it
+  back_pressured,  // max_in_flight unfinished, or the queue is full: retry after a result
+  closed,          // the ingress no longer accepts (engine stopping)
+};
+std::string_view to_string(SubmitCode c) noexcept;
 
- private:
-  AppendResult result_{};
-  std::atomic<uint32_t> done_{0};
+using Ticket = uint64_t;
+
+struct IngressOptions {
+  uint32_t max_producers = 64;    // submitting threads at once (acquire_producer fails past it)
+  uint32_t max_in_flight = 1024;  // unfinished requests per producer (power of two)
 };
 
-struct AppendRequest {
+// What the queue carries: 72 bytes, trivially copyable.
+struct IngressRequest {
+  class IngressProducer* producer = nullptr;
+  Ticket ticket = 0;
   StreamId stream = 0;
   ExpectedVersion expected = ExpectedVersion::any();
-  std::span<const EventData> events;   // kept alive by the submitter until completion
-  AppendCompletion* completion = nullptr;  // nullptr: fire and forget
+  std::span<const EventData> events;  // kept alive by the submitter until completed
+  std::string_view define_stream;     // non-empty: define this stream instead of appending
+};
+
+// One submitting thread's handle (see the file comment).
+class IngressProducer {
+ public:
+  IngressProducer(const IngressProducer&) = delete;
+  IngressProducer& operator=(const IngressProducer&) = delete;
+  ~IngressProducer();
+
+  // Pipelined: enqueues one append of `events` (all to `stream`, atomically) and returns at
+  // once. The events (and their payloads) must stay alive until the ticket completes.
+  [[nodiscard]] SubmitCode try_submit(StreamId stream, ExpectedVersion expected,
+                                      std::span<const EventData> events, Ticket* ticket) noexcept;
+  // The writer has handled `ticket` (committed or refused): *out is its result. A result is
+  // kept until max_in_flight later tickets are submitted (then: invalid_argument).
+  [[nodiscard]] bool try_result(Ticket ticket, AppendResult* out) const noexcept;
+  // Handled and, if it succeeded, acknowledged under the log's durability policy.
+  [[nodiscard]] bool try_acknowledged(Ticket ticket, AppendResult* out) const noexcept;
+  // Waits (spin, yield, park) until try_acknowledged(); returns the result.
+  AppendResult wait(Ticket ticket) noexcept;
+  // Waits until try_result() only: committed (or refused), maybe not yet acknowledged.
+  AppendResult wait_completed(Ticket ticket) noexcept;
+  // The waiting form: submit + wait. back_pressured/closed come back as AppendCode.
+  AppendResult submit(StreamId stream, ExpectedVersion expected, std::span<const EventData> events) noexcept;
+  // Finds or defines the stream `name` on the writer thread (cold; waits). Error: closed,
+  // back-pressure, or the writer's reason (bad name).
+  Result<StreamId> define_stream(std::string_view name);
+  // Requests submitted and not yet completed (from the submitting thread).
+  uint64_t in_flight() noexcept;
+
+ private:
+  friend class Ingress;
+  struct Token;
+  // One results-ring entry: 32 bytes, two to a cache line.
+  struct Entry {
+    AppendResult result;  // written by the writer before `done`
+    // done: ticket + 1 of the result held. Release store by the writer after `result`;
+    // acquire load by the submitter before reading it.
+    std::atomic<uint64_t> done{0};
+  };
+  static_assert(sizeof(AppendResult) <= 24);
+  IngressProducer(Ingress& ingress, uint32_t capacity);
+  [[nodiscard]] SubmitCode enqueue(IngressRequest& r, Ticket* ticket) noexcept;
+  bool acknowledged(Ticket t, const AppendResult& r) const noexcept;
+  void complete(Ticket t, const AppendResult& r) noexcept;  // writer thread
+
+  Ingress& ingress_;
+  std::unique_ptr<Token> token_;
+  const uint64_t mask_;
+  // ---- submitting thread only ----
+  uint64_t next_ = 0;             // the next ticket
+  uint64_t oldest_ = 0;           // no ticket below it is unfinished (in_flight())
+  std::vector<uint32_t> counts_;  // events per ticket (for the acknowledgement check)
+  // ---- writer thread writes, submitting thread reads after acquiring an entry's done ----
+  std::unique_ptr<Entry[]> entries_;
+  std::vector<StreamId> defined_;  // define_stream results
+  Status define_error_;            // the last define_stream failure
+  // submitting_: 1 while the owner is between its closed_ check and the end of its
+  // enqueue. seq_cst store by the owner before loading Ingress::closed_; close() stores
+  // closed_ (seq_cst) and then waits for 0 (Dekker: one of them sees the other).
+  alignas(64) std::atomic<uint32_t> submitting_{0};
+  WakeSignal signal_;  // the submitter parks here; the writer notifies after completing
 };
 
 class Ingress {
  public:
-  // A submitter's handle: its own sub-queue. One per submitting thread; movable.
-  class ProducerToken {
-   public:
-    ProducerToken(ProducerToken&&) noexcept;
-    ProducerToken& operator=(ProducerToken&&) noexcept;
-    ~ProducerToken();
-
-   private:
-    friend class Ingress;
-    struct Impl;
-    explicit ProducerToken(std::unique_ptr<Impl> impl);
-    std::unique_ptr<Impl> impl_;
-  };
-  // capacity: requests the queue holds without allocating (spread over max_producers).
-  explicit Ingress(size_t capacity = 64 * 1024, size_t max_producers = 16);
+  explicit Ingress(const IngressOptions& options = {});
   ~Ingress();
   Ingress(const Ingress&) = delete;
   Ingress& operator=(const Ingress&) = delete;
 
-  // One per submitting thread (cold: allocates).
-  ProducerToken make_token();
-  // False: this token's sub-queue is full (back-pressure: retry later).
-  [[nodiscard]] bool try_submit(ProducerToken& token, const AppendRequest& request) noexcept;
+  // The writer whose acknowledged position completions wait for (set before use).
+  void attach(LogWriter* writer) noexcept { writer_ = writer; }
+  // A producer for the calling thread (cold: may allocate its token once; pooled after).
+  // Error: max_producers are in use.
+  Result<IngressProducer*> acquire_producer();
+  // Gives it back for another thread (its unfinished requests still complete).
+  void release_producer(IngressProducer* p) noexcept;
+
   // Writer thread: appends up to `max` requests, completes them; returns how many.
   size_t drain(LogWriter& writer, size_t max = 256) noexcept;
   size_t size_estimate() const noexcept;
+  // Stops accepting submissions (see the file comment); drain() still completes what is in.
+  void close() noexcept;
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+  WakeSignal& writer_signal() noexcept { return writer_signal_; }
+  const IngressOptions& options() const noexcept { return o_; }
+
+  // Counters (writer thread writes; any thread reads an estimate).
+  uint64_t requests() const noexcept { return requests_.load(std::memory_order_relaxed); }
+  uint64_t back_pressured() const noexcept { return back_pressured_.load(std::memory_order_relaxed); }
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  friend class IngressProducer;
+  struct Queue;
+  const IngressOptions o_;
+  std::unique_ptr<Queue> q_;
+  LogWriter* writer_ = nullptr;
+  std::mutex pool_mu_;
+  std::vector<std::unique_ptr<IngressProducer>> producers_;  // under pool_mu_
+  std::vector<IngressProducer*> free_;                         // under pool_mu_
+  // closed_: seq_cst store in close(), seq_cst load in enqueue (see submitting_).
+  alignas(64) std::atomic<bool> closed_{false};
+  WakeSignal writer_signal_;
+  // Relaxed: statistics for display, one writer each (requests_: the writer thread;
+  // back_pressured_: any submitter, so an RMW).
+  alignas(64) std::atomic<uint64_t> requests_{0};
+  alignas(64) std::atomic<uint64_t> back_pressured_{0};
 };
 
 // The writer-thread agent that drains an Ingress into a LogWriter.
@@ -108,7 +213,11 @@ class IngressAgent final : public Agent {
   IngressAgent(Ingress& ingress, LogWriter& writer) : ingress_(ingress), writer_(writer) {}
   int do_work() noexcept override { return static_cast<int>(ingress_.drain(writer_)); }
   const char* role_name() const noexcept override { return "ingress"; }
-  bool drained() const noexcept override { return ingress_.size_estimate() == 0; }
+  // Drained once the ingress is closed and empty (a drain before close() would race
+  // submitters still arriving).
+  bool drained() const noexcept override { return ingress_.closed() && ingress_.size_estimate() == 0; }
+  bool has_work() const noexcept override { return ingress_.size_estimate() != 0; }
+  WakeSignal* wake_signal() noexcept override { return &ingress_.writer_signal(); }
 
  private:
   Ingress& ingress_;

@@ -66,6 +66,7 @@ enum class AppendCode : uint8_t {
   closed,            // writer closed, or failed earlier (see LogWriter::failure())
   io_error,          // a flush or segment roll failed; the writer is now failed
   invalid_argument,  // unknown stream id, empty batch
+  back_pressured,    // not taken: the ingress is full (a submitter's value; retry later)
 };
 std::string_view to_string(AppendCode c) noexcept;
 
@@ -115,7 +116,7 @@ struct LogOptions {
   FileOps* file_ops = nullptr;                   // nullptr: the real system calls
   int64_t (*clock_ns)() = nullptr;               // nullptr: CLOCK_REALTIME
   std::chrono::milliseconds health_check_interval{100};  // segment-file removal check
-  CommitListener* commit_listener = nullptr;     // nullptr: none
+  CommitListener* commit_listener = nullptr;     // nullptr: none; several: CommitListeners
   // CPU for the writer's maintenance thread (segment preparation, group commit). -1: when
   // the thread that opens the log is pinned to one CPU, or maintenance_avoid_cpus is set,
   // the CPUs the process could use when the library loaded, less the avoided ones and, where

@@ -48,6 +48,7 @@ namespace sluice {
 namespace log_internal {
 class MappedSegment;
 class RealtimeClock;
+class SlicePacer;
 }
 
 struct LogWriterStats {
@@ -124,6 +125,9 @@ class LogWriter {
   const LogOptions& options() const noexcept { return options_; }
   uint64_t segment_index() const noexcept;
   LogWriterStats stats() const noexcept { return stats_; }
+  // The longest uninterrupted slice of background work (segment preparation, unmapping) the
+  // maintenance thread ran between two yields of its CPU, in ns (wall time). Any thread.
+  uint64_t longest_background_slice_ns() const noexcept;
   // What recovery found and truncated on open ("" when the tail was clean).
   const std::string& recovery_note() const noexcept { return recovery_note_; }
 
@@ -260,6 +264,7 @@ class LogWriter {
   std::vector<std::unique_ptr<log_internal::MappedSegment>> retiring_;
   static constexpr size_t kRetiredCapacity = 16;
   std::atomic<uint64_t> pending_events_{0};  // group: relaxed counter, a hint for early flush
+  std::unique_ptr<log_internal::SlicePacer> pacer_;  // the maintenance thread's; created before it
   std::thread maintenance_;
 };
 

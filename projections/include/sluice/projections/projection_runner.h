@@ -58,7 +58,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "sluice/bus/counters_file.h"
+#include "sluice/stats/counters_file.h"
 #include "sluice/bus/log_types.h"
 #include "sluice/projections/checkpoint.h"
 #include "sluice/projections/projection.h"

@@ -40,6 +40,33 @@ struct RebuildResult {
   double seconds = 0;
 };
 
+class LogReader;
+
+// The one replay loop. Applies log positions [runner.next_position(), target) from `reader`
+// to `runner` in batches (end_of_batch every kReplayBatch events, so read models commit as
+// they do live), refreshing the reader when `target` is past its end. Stops early at the
+// reader's end (a commit its refresh does not show yet: call again) or when the runner
+// stops. Returns the position reached; error: the refresh failed, or a position inside the
+// reader's range could not be read. The offline rebuild, the engine's blue/green rebuild and
+// its hand-over to the worker all replay through it.
+inline constexpr uint64_t kReplayBatch = 4096;
+Result<uint64_t> replay_into(LogReader& reader, ProjectionRunner& runner, uint64_t target);
+
+// Progress and ETA of a replay, reported at most every `interval` (and at force).
+class ReplayProgress {
+ public:
+  ReplayProgress(std::function<void(const RebuildProgress&)> on_progress, std::chrono::milliseconds interval,
+                 counters::Slot* slot);
+  void report(uint64_t position, uint64_t target, bool force = false);
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  std::function<void(const RebuildProgress&)> on_progress_;
+  std::chrono::milliseconds interval_;
+  counters::Slot* slot_;
+  Clock::time_point t0_, last_;
+};
+
 Result<RebuildResult> rebuild_projection(const std::string& log_dir, std::string_view name,
                                          const ProjectionFactory& factory, const ProjectionOptions& options,
                                          const RebuildOptions& rebuild = {});

@@ -1,45 +1,54 @@
 // Engine: opens a log directory with a configuration, registers projections, runs them on
-// pinned worker threads, publishes every counter into the stats file, and stops cleanly.
+// pinned worker threads, takes appends from any number of threads, publishes every counter
+// into the stats file, and stops cleanly. It is wiring: every moving part is the bus's, the
+// projections' or the stats module's.
 //
-//   app thread ──append()──► LogWriter ──commit──► HeadListener ──► head counters (stats file)
-//   (or producers ──submit()──► ingress ──► writer thread)    │ forwards every commit
-//                                                             ▼
-//                                    LogPublisher ──► RecordRing (one slot per position)
-//              ┌──────────────────┬───────────────────────┘ one RecordConsumer (own sequence,
-//              ▼                  ▼                            catch_up overrun) per worker
-//        worker 0 (cpu a)   worker 1 (cpu b)   ...   each: one consumer fanning out to its runners;
-//              │                                     behind the ring → LogCatchUpSource (the log)
-//              │ checkpoints ───────────► checkpoint thread (waits for durability, writes)
-//              │ counters ──────────────► sluice.stats ◄── monitor thread (heartbeat, alerts)
+// The path of one event, with its threads (WriterMode::ingress):
+//
+//   producer thread ── Submitter::try_submit() ──► bus::Ingress (moodycamel, one sub-queue per producer)
+//     (any number; no lock,                              │
+//      no allocation, no syscall)                        ▼
+//   writer thread (AgentRunner + IngressAgent) ── LogWriter::append() ── record committed in the mapped segment
+//     completes the ticket (results ring, release)       │ CommitListeners, on the writer thread:
+//     ◄── producer's wait()/try_acknowledged()           ├─► HeadCounters: head position/address/time → stats file
+//                                                        └─► LogPublisher → RecordRing (slot = log position)
+//   worker thread i (AgentRunner + WorkerAgent, pinned)  │
+//     RecordConsumer (own sequence; lapped → reads the log, rejoins the ring)
+//     → ProjectionRunner::apply_record() for each projection of the worker → end_batch():
+//       the read model publishes the batch (readers see it), latency sample, counters
+//   checkpoint thread: waits for durability, writes checkpoints  (off the hot threads)
+//   monitor thread: heartbeat, lag alerts, consumer and ingress counters → stats file
+//   log maintenance thread: segment preparation in short slices, group flushes
+//
+// With WriterMode::caller the application thread that calls append() is the writer thread.
 //
 // Design
 //   Configuration happens before start(): add_projection() registers a projection factory
 //   and its options. start() opens each runner (restoring its checkpoint, refusing one past
 //   the log's end), gives it a counters slot, creates the bus (a RecordRing starting at the
-//   log's end and the LogPublisher that the HeadListener forwards every commit to) and one
+//   log's end and the LogPublisher added to the writer's CommitListeners) and one
 //   RecordConsumer per worker starting right after the lowest position of its runners (a
-//   runner already past a record ignores it), then starts the workers; projections are
-//   assigned to workers round robin unless their options name one. The consumer applies
-//   each record to every runner of the worker in registration order, and at the end of a
-//   batch reads the latency clock once and commits each runner (ProjectionRunner::
-//   apply_record / end_batch): one ring cursor and one clock read per batch per worker.
-//   A consumer uses OverrunPolicy::catch_up: the writer never waits for a read model; one
-//   that is lapped (or starts behind the ring, from an old checkpoint) reads from the log
-//   and rejoins the ring. Workers poll their consumer and idle with the configured strategy
-//   (default: backoff then park on the ring's wake signal, safe when threads outnumber
-//   cores). stop() drains: producers first, then a flush, then every worker until its
-//   projections reach the log's end (or the deadline), then final checkpoints.
+//   runner already past a record ignores it), then starts one AgentRunner per worker
+//   (pinning, idle strategy, drain) and, in ingress mode, one for the writer. Projections are
+//   assigned to workers round robin unless their options name one. A worker applies each
+//   record to every runner in registration order, and at the end of a batch reads the latency
+//   clock once and commits each runner: one ring cursor and one clock read per batch per
+//   worker. A consumer uses OverrunPolicy::catch_up: the writer never waits for a read
+//   model. stop() drains: the ingress first (close, then the writer agent completes what
+//   is queued), then a flush, then every worker until its projections reach the log's end
+//   (or the deadline), then final checkpoints.
 //
 // Thread safety
-//   open(), add_projection(), start(), stop(), rebuild(): one controlling thread; start()
-//   and stop() must not run concurrently with append().
+//   open(), add_projection(), bind(), start(), stop(), rebuild(): one controlling thread;
+//   start() and stop() must not run concurrently with append().
 //   append()/stream(): with WriterMode::caller, the one thread that owns the writer (the
-//   first to call). submit()/submit_stream(): with WriterMode::ingress, any thread.
-//   Handles (ProjectionHandle) and stats accessors: any thread.
+//   first to call). submit()/submit_stream()/submitter(): with WriterMode::ingress, any
+//   thread. Handles (ProjectionHandle) and stats accessors: any thread.
 //
 // Invariants
 //   - A projection's checkpoint never points past the log's acknowledged position.
-//   - After stop() returns OK every projection has applied every committed event.
+//   - After stop() returns OK every projection has applied every committed event, and every
+//     ticket submitted before stop() is completed (appended, or refused with `closed`).
 //   - The ring's sequence s carries the event at log position s.
 #pragma once
 
@@ -54,25 +63,23 @@
 #include <thread>
 #include <vector>
 
-#include "sluice/bus/counters_file.h"
+#include "sluice/bus/idle_strategy.h"
+#include "sluice/bus/ingress.h"
 #include "sluice/bus/log_types.h"
 #include "sluice/bus/log_writer.h"
 #include "sluice/projections/projection.h"
 #include "sluice/projections/projection_runner.h"
 #include "sluice/projections/rebuild.h"
 #include "sluice/serialization/schema_registry.h"
+#include "sluice/stats/counters_file.h"
 #include "sluice/status.h"
 
 namespace sluice {
 
 class MetricsServer;
-
-enum class WorkerIdle : uint8_t {
-  backoff,    // THE DEFAULT: spin briefly, yield, then park on the ring's wake signal
-              // (1 µs doubling to 1 ms; a publish ends the park early)
-  yield,      // sched_yield() between polls: gives the core away, wakes within a tick
-  busy_spin,  // pause between polls: lowest latency; only for a worker with a core of its own
-};
+class AgentRunner;
+class CommitListeners;
+class HeadCounters;
 
 enum class WriterMode : uint8_t {
   caller,   // THE DEFAULT: the application thread that calls append() owns the writer
@@ -90,12 +97,22 @@ struct EngineOptions {
   LogOptions log{};                             // segment size, durability, ...
   WriterMode writer = WriterMode::caller;
   std::vector<int> worker_cpus{-1};             // one worker per entry; -1 = not pinned
-  WorkerIdle idle = WorkerIdle::backoff;
+  // How an idle worker waits (IdleKind::backoff_park, THE DEFAULT: spin briefly, yield, then
+  // park on the ring's wake signal, 1 µs doubling to 1 ms, a publish ends the park early;
+  // yield; busy_spin: only for a worker with a core of its own).
+  IdleOptions idle{};
+  // WriterMode::ingress: the writer thread's CPU (-1 = not pinned, THE DEFAULT) and how it
+  // waits for submissions (default backoff_park: a submission ends its park early).
+  int writer_cpu = -1;
+  IdleOptions writer_idle{};
+  // WriterMode::ingress: submitting threads at once (64) and unfinished submissions per
+  // thread (1024); past either, a submission is back-pressured (a value, never a drop).
+  IngressOptions ingress{};
   uint32_t max_batch = 1024;                    // events per worker per poll (each of its
                                                 // projections commits once per poll)
   uint32_t ring_capacity = 64 * 1024;           // bus ring slots (power of two, 64 B each)
   bool stats_file = true;                       // <dir>/sluice.stats (off: no counters at all)
-  uint32_t stats_slots = 32;
+  uint32_t stats_slots = 32;                   // projections + workers + 1 (ingress)
   std::chrono::milliseconds monitor_interval{100};  // heartbeat and alert checks
   std::function<void(const LagAlert&)> on_alert;    // called on the monitor thread
   int64_t (*clock_ns)() = nullptr;              // latency/lag clock; nullptr: CLOCK_REALTIME
@@ -121,6 +138,49 @@ class ProjectionHandle {
 
  private:
   ProjectionRunner* r_ = nullptr;
+};
+
+// One submitting thread's handle on the engine's ingress (WriterMode::ingress): pipelined
+// submissions with tickets, or waiting ones. From Engine::submitter(); give it back (destroy
+// it) before the engine goes. Not for two threads at once.
+class Submitter {
+ public:
+  Submitter() = default;
+  Submitter(Submitter&& o) noexcept : in_(o.in_), p_(o.p_) { o.in_ = nullptr, o.p_ = nullptr; }
+  Submitter& operator=(Submitter&& o) noexcept;
+  ~Submitter();
+
+  // Pipelined: enqueues and returns at once (ok, back_pressured, closed); the events and
+  // their payloads must stay alive until the ticket completes.
+  [[nodiscard]] SubmitCode try_submit(StreamId stream, ExpectedVersion expected, std::span<const EventData> events,
+                                      Ticket* ticket) noexcept {
+    return p_->try_submit(stream, expected, events, ticket);
+  }
+  // Committed (or refused)?
+  [[nodiscard]] bool try_result(Ticket t, AppendResult* out) const noexcept { return p_->try_result(t, out); }
+  // Committed and acknowledged under the log's durability (or refused)?
+  [[nodiscard]] bool try_acknowledged(Ticket t, AppendResult* out) const noexcept { return p_->try_acknowledged(t, out); }
+  // Waits until try_acknowledged() (spin, yield, park).
+  AppendResult wait(Ticket t) noexcept { return p_->wait(t); }
+  // Waits until try_result() (committed or refused; under group maybe not yet acknowledged).
+  AppendResult wait_completed(Ticket t) noexcept { return p_->wait_completed(t); }
+  // Waiting form: back_pressured / closed come back as the AppendCode of the same name.
+  AppendResult submit(StreamId stream, ExpectedVersion expected, std::span<const EventData> events) noexcept {
+    return p_->submit(stream, expected, events);
+  }
+  AppendResult submit(StreamId stream, ExpectedVersion expected, const EventData& e) noexcept {
+    return p_->submit(stream, expected, std::span<const EventData>(&e, 1));
+  }
+  // Finds or defines a stream (cold; waits for the writer thread).
+  Result<StreamId> stream(std::string_view name) { return p_->define_stream(name); }
+  uint64_t in_flight() const noexcept { return p_->in_flight(); }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+
+ private:
+  friend class Engine;
+  Submitter(Ingress* in, IngressProducer* p) noexcept : in_(in), p_(p) {}
+  Ingress* in_ = nullptr;
+  IngressProducer* p_ = nullptr;
 };
 
 class Engine {
@@ -170,12 +230,21 @@ class Engine {
   AppendResult append(StreamId stream, ExpectedVersion expected, const EventData& e) noexcept {
     return append(stream, expected, std::span<const EventData>(&e, 1));
   }
-  // ---- appending (WriterMode::ingress: any thread; waits for the writer's answer) ----------
+  // ---- appending (WriterMode::ingress: any thread) -------------------------------------------
+  // A handle for the calling thread (cold: takes a producer from the pool). Error: not in
+  // ingress mode or not started, or EngineOptions::ingress.max_producers handles are out.
+  Result<Submitter> submitter();
+  // Convenience without a handle: the calling thread keeps one producer of this engine for
+  // the engine's life (a thread that submits to many engines in turn should hold Submitters).
+  // Waits until the event is acknowledged under the log's durability.
   Result<StreamId> submit_stream(std::string_view name);
   AppendResult submit(StreamId stream, ExpectedVersion expected, std::span<const EventData> events) noexcept;
   AppendResult submit(StreamId stream, ExpectedVersion expected, const EventData& e) noexcept {
     return submit(stream, expected, std::span<const EventData>(&e, 1));
   }
+
+  // The ingress (ingress mode, after start()): its counters, or nullptr.
+  const Ingress* ingress() const noexcept { return ingress_.get(); }
 
   // Every position below this is committed / acknowledged.
   uint64_t committed_position() const noexcept { return writer_->committed_position(); }
@@ -199,31 +268,33 @@ class Engine {
   uint16_t metrics_port() const noexcept;
 
  private:
-  struct Worker;
+  class WorkerAgent;
   struct Bus;
-  struct Ingress;
-  class HeadListener;
   Engine(std::string dir, EngineOptions options);
   Result<ProjectionRunner*> add_runner(std::string name, ProjectionOptions options, ProjectionFactory factory);
-  void worker_loop(Worker& w) noexcept;
-  bool drained(const Worker& w) const noexcept;
-  bool try_handover(Worker& w) noexcept;
+  IngressProducer* thread_producer() noexcept;
   void checkpoint_loop() noexcept;
   void monitor_loop() noexcept;
-  void ingress_loop() noexcept;
+  void publish_bus_counters() noexcept;
   bool write_pending_checkpoints(bool final_pass);
 
   const std::string dir_;
+  const uint64_t serial_;  // tells this engine from any other in a thread's producer cache
   EngineOptions o_;
-  std::unique_ptr<HeadListener> head_;
+  std::unique_ptr<CommitListeners> listeners_;  // the writer's: head counters, then the bus
+  std::unique_ptr<HeadCounters> head_;
   std::unique_ptr<Bus> bus_;  // declared before writer_: outlives it (the writer publishes into it)
+  std::unique_ptr<Ingress> ingress_;
   std::unique_ptr<LogWriter> writer_;
   std::unique_ptr<counters::CountersFile> stats_;
   std::unique_ptr<serialization::SchemaRegistry> registry_;
   std::unique_ptr<MetricsServer> metrics_;
   std::vector<std::unique_ptr<ProjectionRunner>> runners_;
-  std::vector<std::unique_ptr<Worker>> workers_;
-  std::unique_ptr<Ingress> ingress_;
+  std::vector<std::unique_ptr<WorkerAgent>> workers_;
+  std::vector<std::unique_ptr<AgentRunner>> worker_runners_;
+  std::unique_ptr<IngressAgent> ingress_agent_;
+  std::unique_ptr<AgentRunner> writer_runner_;
+  counters::Slot* ingress_slot_ = nullptr;
   std::thread checkpoint_thread_;
   std::thread monitor_thread_;
   bool running_ = false;

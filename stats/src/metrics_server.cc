@@ -1,4 +1,4 @@
-#include "sluice/projections/metrics_server.h"
+#include "sluice/stats/metrics_server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -130,6 +130,29 @@ std::string prometheus_text(const counters::EngineStat& s, int64_t now_ns) {
       x.sample("sluice_projection_state",
                "projection=\"" + label_value(p.name) + "\",state=\"" + std::string(counters::to_string(st)) + "\"",
                p.state == st ? 1 : 0);
+
+  // The engine's ring consumers (one per worker) and its ingress.
+  auto consumer = [&](std::string_view name, std::string_view help, uint64_t counters::ConsumerStat::*field) {
+    if (s.consumers.empty()) return;
+    x.family(name, "counter", help);
+    for (const counters::ConsumerStat& c : s.consumers)
+      x.sample(name, "consumer=\"" + label_value(c.name) + "\"", static_cast<double>(c.*field));
+  };
+  consumer("sluice_consumer_events_total", "Records the worker's ring consumer handed to its projections",
+           &counters::ConsumerStat::events);
+  consumer("sluice_consumer_overruns_total", "Times the ring lapped the consumer (it then read from the log)",
+           &counters::ConsumerStat::overruns);
+  consumer("sluice_consumer_caught_up_total", "Records read from the log instead of the ring",
+           &counters::ConsumerStat::caught_up);
+  consumer("sluice_consumer_rejoins_total", "Times the consumer went back to the ring", &counters::ConsumerStat::rejoins);
+  if (s.ingress.present) {
+    x.family("sluice_ingress_requests_total", "counter", "Submissions the writer thread handled");
+    x.sample("sluice_ingress_requests_total", "", static_cast<double>(s.ingress.requests));
+    x.family("sluice_ingress_back_pressured_total", "counter", "Submissions refused as back-pressure");
+    x.sample("sluice_ingress_back_pressured_total", "", static_cast<double>(s.ingress.back_pressured));
+    x.family("sluice_ingress_queued", "gauge", "Submissions waiting in the queue (estimate)");
+    x.sample("sluice_ingress_queued", "", static_cast<double>(s.ingress.queued));
+  }
   return x.take();
 }
 

@@ -16,6 +16,9 @@
 //   sluice_projection_dead_letters, _parked_keys, _alert_active
 //   sluice_projection_state{state="running|stopped|failed|rebuilding|catching_up"} 1 for the
 //     current state, 0 for the others
+//   sluice_consumer_events_total, _overruns_total, _caught_up_total, _rejoins_total
+//     (label consumer="worker-N (projections)": each worker's ring consumer)
+//   sluice_ingress_requests_total, _back_pressured_total, sluice_ingress_queued (ingress mode)
 //
 // Design
 //   One thread accepts connections one at a time (a scrape every few seconds needs no more),
@@ -34,7 +37,7 @@
 #include <string>
 #include <thread>
 
-#include "sluice/bus/counters_file.h"
+#include "sluice/stats/counters_file.h"
 #include "sluice/status.h"
 
 namespace sluice {

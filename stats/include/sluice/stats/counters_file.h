@@ -43,6 +43,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sluice/bus/counters.h"
 #include "sluice/status.h"
 
 namespace sluice::counters {
@@ -52,41 +53,6 @@ inline constexpr uint32_t kVersion = 1;
 inline constexpr uint32_t kHeaderSize = 4096;
 inline constexpr uint32_t kSlotSize = 64 * 1024;
 inline constexpr const char* kFileName = "sluice.stats";
-
-// ---- log-linear histogram bucketing ---------------------------------------------------------
-// Values 0..127 get a bucket each; above, each power of two [2^e, 2^(e+1)) is split into 128
-// equal buckets, so a bucket is at most 1/128 (0.78 %) of its values wide; reporting its
-// midpoint is within 0.39 % of any value in it. Exponents up to 45 (2^46 ns ≈ 19.5 hours);
-// larger values land in the last bucket (and `max` stays exact).
-inline constexpr uint32_t kSubBucketBits = 7;
-inline constexpr uint32_t kSubBuckets = 1u << kSubBucketBits;  // 128
-inline constexpr uint32_t kMaxExponent = 45;
-inline constexpr uint32_t kBuckets = kSubBuckets + (kMaxExponent - kSubBucketBits + 1) * kSubBuckets;
-
-constexpr uint32_t bucket_index(uint64_t v) noexcept {
-  if (v < kSubBuckets) return static_cast<uint32_t>(v);
-  const uint32_t e = 63u - static_cast<uint32_t>(__builtin_clzll(v));  // >= 7
-  if (e > kMaxExponent) return kBuckets - 1;
-  const uint32_t m = static_cast<uint32_t>(v >> (e - kSubBucketBits));  // [128, 256)
-  return kSubBuckets + (e - kSubBucketBits) * kSubBuckets + (m - kSubBuckets);
-}
-// Smallest value in bucket i.
-constexpr uint64_t bucket_lower(uint32_t i) noexcept {
-  if (i < kSubBuckets) return i;
-  const uint32_t e = (i - kSubBuckets) / kSubBuckets + kSubBucketBits;
-  const uint64_t m = (i - kSubBuckets) % kSubBuckets + kSubBuckets;
-  return m << (e - kSubBucketBits);
-}
-// One past the largest value in bucket i.
-constexpr uint64_t bucket_upper(uint32_t i) noexcept {
-  if (i < kSubBuckets) return i + 1;
-  const uint32_t e = (i - kSubBuckets) / kSubBuckets + kSubBucketBits;
-  return bucket_lower(i) + (uint64_t{1} << (e - kSubBucketBits));
-}
-static_assert(bucket_index(127) == 127 && bucket_index(128) == 128 && bucket_index(255) == 255);
-static_assert(bucket_index(256) == 256 && bucket_index(257) == 256 && bucket_index(258) == 257);
-static_assert(bucket_lower(bucket_index(1'000'000)) <= 1'000'000 &&
-              bucket_upper(bucket_index(1'000'000)) > 1'000'000);
 
 // ---- file layout ----------------------------------------------------------------------------
 struct FileHeader {
@@ -126,7 +92,12 @@ enum class SlotState : uint32_t {
 };
 std::string_view to_string(SlotState s) noexcept;
 
-enum class SlotKind : uint32_t { none = 0, projection = 1 };
+enum class SlotKind : uint32_t {
+  none = 0,
+  projection = 1,  // ProjectionCounters, AlertWords, the append→applied histogram
+  consumer = 2,    // ConsumerCounters: one worker's ring consumer (the monitor copies them)
+  ingress = 3,     // IngressCounters: the engine's submission queue (the monitor copies them)
+};
 
 struct SlotHeader {
   uint32_t state;     // 0: SlotState; release-stored after name (see file comment)
@@ -173,19 +144,35 @@ struct AlertWords {
 };
 static_assert(sizeof(AlertWords) == 256);
 
-struct HistogramWords {
-  uint64_t count;      // 0
-  uint64_t sum;        // 8 (ns; wraps after 584 years of latency)
-  uint64_t min;        // 16 (UINT64_MAX when empty)
-  uint64_t max;        // 24
-  uint8_t reserved[32];
-  uint64_t buckets[kBuckets];  // 64
+// Kind consumer: one engine worker's RecordConsumer (the ring cursor its projections share).
+// Written by the engine's monitor thread from the consumer's own atomics every interval.
+struct ConsumerCounters {
+  uint64_t events;       // 0: records handed to the worker's projections
+  uint64_t overruns;     // 8: times the ring lapped it (it then read from the log)
+  uint64_t caught_up;    // 16: records read from the log instead of the ring
+  uint64_t rejoins;      // 24: times it went back to the ring
+  uint64_t position;     // 32: its sequence + 1 (records below it handed over)
+  int64_t cpu;           // 40: the CPU it is pinned to, -1 none (or the pin failed)
+  uint8_t reserved[256 - 48];
 };
-static_assert(offsetof(HistogramWords, buckets) == 64);
+static_assert(sizeof(ConsumerCounters) == 256);
+
+// Kind ingress: the engine's submission queue. Written by the monitor thread.
+struct IngressCounters {
+  uint64_t requests;        // 0: submissions the writer thread handled
+  uint64_t back_pressured;  // 8: submissions refused as back-pressure
+  uint64_t queued;          // 16: waiting in the queue (an estimate)
+  uint8_t reserved[256 - 24];
+};
+static_assert(sizeof(IngressCounters) == 256);
 
 struct Slot {
   SlotHeader header;             // 0
-  ProjectionCounters counters;   // 256
+  union {                        // 256: by header.kind
+    ProjectionCounters counters;
+    ConsumerCounters consumer;
+    IngressCounters ingress;
+  };
   AlertWords alerts;             // 512
   uint8_t pad[4096 - 768];       // 768
   HistogramWords histogram;      // 4096
@@ -195,33 +182,6 @@ static_assert(sizeof(Slot) == kSlotSize);
 static_assert(offsetof(Slot, counters) == 256);
 static_assert(offsetof(Slot, alerts) == 512);
 static_assert(offsetof(Slot, histogram) == 4096);
-
-// ---- atomic access to words in the mapping ----------------------------------------------------
-static_assert(std::atomic_ref<uint64_t>::is_always_lock_free);
-static_assert(std::atomic_ref<uint32_t>::is_always_lock_free);
-
-// Single-writer store. Relaxed: each counter is an independent figure for display; nothing
-// else is published through it (see the file comment).
-template <class T>
-inline void put(T& word, T v) noexcept {
-  std::atomic_ref<T>(word).store(v, std::memory_order_relaxed);
-}
-// Reader side. Relaxed: pairs with put(); a torn read is impossible (aligned 8-byte word).
-template <class T>
-inline T get(const T& word) noexcept {
-  return std::atomic_ref<T>(const_cast<T&>(word)).load(std::memory_order_relaxed);
-}
-// Single-writer increment: a load and a store, no locked RMW (one writer per word).
-inline void bump(uint64_t& word, uint64_t by = 1) noexcept { put(word, get(word) + by); }
-
-// Records one latency into a slot's histogram; the slot's worker is the only writer.
-inline void record(HistogramWords& h, uint64_t v) noexcept {
-  bump(h.buckets[bucket_index(v)]);
-  bump(h.count);
-  put(h.sum, get(h.sum) + v);
-  if (v > get(h.max)) put(h.max, v);
-  if (v < get(h.min)) put(h.min, v);
-}
 
 // ---- the file -------------------------------------------------------------------------------
 // Design
@@ -273,17 +233,6 @@ class CountersFile {
 };
 
 // ---- what a reader derives ------------------------------------------------------------------
-struct HistogramSummary {
-  uint64_t count = 0;
-  uint64_t min = 0, max = 0;
-  double mean = 0;
-  uint64_t p50 = 0, p90 = 0, p99 = 0, p999 = 0;
-};
-// Percentile (0..100) of bucket counts: the midpoint of the bucket holding that rank,
-// clamped to [min, max].
-uint64_t percentile(const uint64_t* buckets, uint64_t count, double pct, uint64_t min, uint64_t max) noexcept;
-HistogramSummary summarize(const HistogramWords& h);
-
 struct ProjectionStat {
   std::string name;
   SlotState state = SlotState::free;
@@ -303,12 +252,23 @@ struct ProjectionStat {
   uint64_t alerts_raised = 0;
   HistogramSummary latency;
 };
+struct ConsumerStat {
+  std::string name;
+  uint64_t events = 0, overruns = 0, caught_up = 0, rejoins = 0, position = 0;
+  int64_t cpu = -1;
+};
+struct IngressStat {
+  bool present = false;  // the engine runs in ingress mode
+  uint64_t requests = 0, back_pressured = 0, queued = 0;
+};
 struct EngineStat {
   int64_t pid = 0;
   std::string log_dir;
   int64_t heartbeat_ns = 0;
   uint64_t head_position = 0;
   std::vector<ProjectionStat> projections;
+  std::vector<ConsumerStat> consumers;
+  IngressStat ingress;
 };
 // One reading of every used slot (an estimate: see the file comment).
 EngineStat read_stats(const CountersFile& f);

@@ -1,4 +1,4 @@
-#include "sluice/bus/counters_file.h"
+#include "sluice/stats/counters_file.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+
+#include "sluice/bus/clock.h"
 
 namespace sluice::counters {
 
@@ -28,12 +30,6 @@ namespace {
 
 Status sys_error(const std::string& what, const std::string& path) {
   return Status(StatusCode::io_error, what + " " + path + ": " + std::strerror(errno));
-}
-
-int64_t realtime_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
 }  // namespace
@@ -145,45 +141,6 @@ SlotState CountersFile::state(const Slot& s) noexcept {
       std::atomic_ref<uint32_t>(const_cast<uint32_t&>(s.header.state)).load(std::memory_order_acquire));
 }
 
-uint64_t percentile(const uint64_t* buckets, uint64_t count, double pct, uint64_t min, uint64_t max) noexcept {
-  if (count == 0) return 0;
-  uint64_t rank = static_cast<uint64_t>(pct / 100.0 * static_cast<double>(count) + 0.5);
-  rank = std::clamp<uint64_t>(rank, 1, count);
-  uint64_t seen = 0;
-  for (uint32_t i = 0; i < kBuckets; ++i) {
-    seen += buckets[i];
-    if (seen >= rank) {
-      const uint64_t lo = bucket_lower(i), hi = bucket_upper(i) - 1;
-      const uint64_t mid = lo + (hi - lo) / 2;
-      return std::clamp(mid, min, std::max(min, max));
-    }
-  }
-  return max;
-}
-
-HistogramSummary summarize(const HistogramWords& h) {
-  HistogramSummary s;
-  std::vector<uint64_t> b(kBuckets);
-  uint64_t total = 0;
-  for (uint32_t i = 0; i < kBuckets; ++i) {
-    b[i] = get(h.buckets[i]);
-    total += b[i];
-  }
-  // The bucket sum is the count consistent with this copy of the buckets.
-  s.count = total;
-  if (total == 0) return s;
-  s.min = get(h.min);
-  s.max = get(h.max);
-  if (s.min > s.max) s.min = 0;
-  const uint64_t c = get(h.count);
-  s.mean = c ? static_cast<double>(get(h.sum)) / static_cast<double>(c) : 0.0;
-  s.p50 = percentile(b.data(), total, 50, s.min, s.max);
-  s.p90 = percentile(b.data(), total, 90, s.min, s.max);
-  s.p99 = percentile(b.data(), total, 99, s.min, s.max);
-  s.p999 = percentile(b.data(), total, 99.9, s.min, s.max);
-  return s;
-}
-
 EngineStat read_stats(const CountersFile& f) {
   EngineStat e;
   const FileHeader& h = f.header();
@@ -197,9 +154,29 @@ EngineStat read_stats(const CountersFile& f) {
     const Slot& s = f.slot(i);
     const SlotState st = CountersFile::state(s);
     if (st == SlotState::free) continue;
+    const std::string name(s.header.name, strnlen(s.header.name, sizeof s.header.name));
+    if (s.header.kind == static_cast<uint32_t>(SlotKind::consumer)) {
+      ConsumerStat c;
+      c.name = name;
+      c.events = get(s.consumer.events);
+      c.overruns = get(s.consumer.overruns);
+      c.caught_up = get(s.consumer.caught_up);
+      c.rejoins = get(s.consumer.rejoins);
+      c.position = get(s.consumer.position);
+      c.cpu = get(s.consumer.cpu);
+      e.consumers.push_back(std::move(c));
+      continue;
+    }
+    if (s.header.kind == static_cast<uint32_t>(SlotKind::ingress)) {
+      e.ingress.present = true;
+      e.ingress.requests = get(s.ingress.requests);
+      e.ingress.back_pressured = get(s.ingress.back_pressured);
+      e.ingress.queued = get(s.ingress.queued);
+      continue;
+    }
     if (s.header.kind != static_cast<uint32_t>(SlotKind::projection)) continue;
     ProjectionStat p;
-    p.name = std::string(s.header.name, strnlen(s.header.name, sizeof s.header.name));
+    p.name = name;
     p.state = st;
     const ProjectionCounters& c = s.counters;
     p.applied_position = get(c.applied_position);

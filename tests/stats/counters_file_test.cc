@@ -1,6 +1,6 @@
 // The stats file: layout round trip, and another process reading it live while this one
 // updates it (the child is forked before any thread exists, and only maps and reads).
-#include "sluice/bus/counters_file.h"
+#include "sluice/stats/counters_file.h"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
