@@ -4,6 +4,7 @@
 // never a torn tail, never silently cut, never re-initialised. These are the cases an
 // independent reader found accepted before the watermark existed.
 #include <gtest/gtest.h>
+#include <gtest/gtest-spi.h>
 
 #include <cstring>
 #include <filesystem>
@@ -373,6 +374,24 @@ TEST_F(RecoveryModes, VerifyRefusesAStreamRecordAtTheWrongPosition) {
   reseal(segment_file(dir(), 0), 0, off);
   ASSERT_TRUE(LogReader::open(dir()).ok());
   expect_corruption(open_checking(dir()), segment_file(dir(), 0), off);
+}
+
+}  // namespace
+}  // namespace sluice
+
+namespace sluice {
+namespace {
+
+// The helper every corruption test leans on must itself be able to fail: "offset 2400" does
+// not name offset 24 (it used to, by prefix).
+TEST(ExpectCorruption, AnOffsetThatOnlyStartsTheSameIsNotNamed) {
+  const Status st(StatusCode::corruption, "segment /x/0.seg offset 2400: checksum mismatch");
+  EXPECT_NONFATAL_FAILURE(testing::expect_corruption(st, "/x/0.seg", 24), "does not name offset 24");
+}
+
+TEST(ExpectCorruption, TheExactOffsetIsNamed) {
+  testing::expect_corruption(Status(StatusCode::corruption, "segment /x/0.seg offset 24: bad"), "/x/0.seg", 24);
+  testing::expect_corruption(Status(StatusCode::corruption, "segment /x/0.seg offset 24"), "/x/0.seg", 24);
 }
 
 }  // namespace
