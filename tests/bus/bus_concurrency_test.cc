@@ -282,7 +282,9 @@ TEST(BusConcurrency, ParkedConsumerIsWokenByPublish) {
   }
   AgentRunner* runners[] = {&r};
   ASSERT_TRUE(drain_and_stop(runners, std::chrono::seconds(woken ? 30 : 120)).ok());
-  if (woken) EXPECT_EQ(c.count, 20u);
+  if (woken) {
+    EXPECT_EQ(c.count, 20u);
+  }
   EXPECT_EQ(c.errors, 0u);
 }
 
