@@ -188,7 +188,7 @@ void* CrashFs::mmap(size_t length, int prot, int flags, int fd, off_t offset) {
   if (p != MAP_FAILED) {
     auto it = fds_.find(fd);
     if (it != fds_.end())
-      maps_.push_back(Mapping{static_cast<std::byte*>(p), length, it->second.id, offset});
+      maps_.push_back(Mapping{static_cast<std::byte*>(p), length, it->second.id, offset, ::dup(fd)});
   }
   return p;
 }
@@ -196,7 +196,11 @@ void* CrashFs::mmap(size_t length, int prot, int flags, int fd, off_t offset) {
 int CrashFs::munmap(void* addr, size_t length) {
   std::lock_guard lock(mu_);
   maps_.erase(std::remove_if(maps_.begin(), maps_.end(),
-                             [&](const Mapping& m) { return m.addr == addr; }),
+                             [&](const Mapping& m) {
+                               if (m.addr != addr) return false;
+                               if (m.fd >= 0) ::close(m.fd);
+                               return true;
+                             }),
               maps_.end());
   return FileOps::munmap(addr, length);
 }
@@ -215,7 +219,12 @@ int CrashFs::msync(void* addr, size_t length, int flags) {
     std::vector<std::byte>& d = durable_bytes_[m.id];
     const size_t file_off = static_cast<size_t>(m.offset) + begin;
     if (d.size() < file_off + (end - begin)) d.resize(file_off + (end - begin));
-    std::memcpy(d.data() + file_off, m.addr + begin, end - begin);
+    for (size_t done = 0; done < end - begin;) {
+      const ssize_t n = ::pread(m.fd, d.data() + file_off + done, end - begin - done,
+                                static_cast<off_t>(file_off + done));
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
     ++flushes_;
     return 0;
   }

@@ -115,6 +115,9 @@ class CrashFs : public FileOps {
     size_t length = 0;
     uint64_t id = 0;
     off_t offset = 0;
+    int fd = -1;  // a dup of the mapped file's fd: flushed bytes are read with pread (the
+                  // kernel's copy, as writeback does), never from the mapping the writer is
+                  // storing into
   };
   void maybe_capture_locked(const char* where);
   void capture_locked(const std::string& where);
