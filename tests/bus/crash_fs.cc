@@ -309,7 +309,7 @@ void CrashFs::build_image(const CrashPoint& cp, std::mt19937_64& rng, const std:
     size_t size = dur.size();
     if (cur.size() != dur.size() && (rng() & 1) == 0) size = cur.size();
     std::vector<std::byte> img(size);
-    std::memcpy(img.data(), dur.data(), std::min(size, dur.size()));
+    if (std::min(size, dur.size()) > 0) std::memcpy(img.data(), dur.data(), std::min(size, dur.size()));
     auto byte_at = [](const std::vector<std::byte>& v, size_t i) {
       return i < v.size() ? v[i] : std::byte{0};
     };
