@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 
 #include "internal/log_scan.h"
@@ -25,7 +26,9 @@ struct LogReader::Segment {
 };
 
 LogReader::LogReader(std::string dir, const ReaderOptions& options)
-    : dir_(std::move(dir)), ops_(options.file_ops ? options.file_ops : &FileOps::system()) {}
+    : dir_(std::move(dir)),
+      ops_(options.file_ops ? options.file_ops : &FileOps::system()),
+      options_(options) {}
 
 LogReader::~LogReader() = default;
 
@@ -41,7 +44,99 @@ Status LogReader::index_error(const RecordView& v, const std::string& what) cons
                                             " offset " + std::to_string(v.offset) + ": " + what);
 }
 
+namespace {
+
+bool valid_utf8(std::span<const std::byte> b) {
+  for (size_t i = 0; i < b.size();) {
+    const auto c = static_cast<unsigned char>(b[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t n = 0;
+    uint32_t cp = 0;
+    if ((c & 0xe0) == 0xc0) n = 1, cp = c & 0x1f;
+    else if ((c & 0xf0) == 0xe0) n = 2, cp = c & 0x0f;
+    else if ((c & 0xf8) == 0xf0) n = 3, cp = c & 0x07;
+    else return false;
+    if (i + n >= b.size()) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(b[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    // Overlong forms, surrogates, beyond U+10FFFF.
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+      return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// "segment PATH offset N: what" -> (PATH, N); false if the message has no such prefix.
+bool parse_location(const std::string& m, std::string* path, uint64_t* offset) {
+  const size_t a = m.find("segment ");
+  const size_t b = m.find(" offset ", a == std::string::npos ? 0 : a);
+  if (a == std::string::npos || b == std::string::npos) return false;
+  *path = m.substr(a + 8, b - a - 8);
+  *offset = std::strtoull(m.c_str() + b + 8, nullptr, 10);
+  return true;
+}
+
+}  // namespace
+
+void LogReader::report_damage(const Status& st) {
+  if (options_.reporter == nullptr) return;
+  LogDamage d;
+  d.corruption = true;
+  d.reason = st.message();
+  if (!parse_location(st.message(), &d.path, &d.offset)) {
+    const size_t a = st.message().find("segment ");
+    if (a != std::string::npos) d.path = st.message().substr(a + 8, st.message().find(' ', a + 8) - a - 8);
+  }
+  const size_t slash = d.path.rfind('/');
+  if (slash != std::string::npos) d.segment = std::strtoull(d.path.c_str() + slash + 1, nullptr, 10);
+  options_.reporter->on_damage(d);
+}
+
+void LogReader::check_invariants(const RecordView& v) {
+  if (!index_status_.ok()) return;
+  if (v.timestamp_ns() < invariant_ts_) {
+    index_status_ = index_error(v, "timestamp " + std::to_string(v.timestamp_ns()) +
+                                       " is before the previous record's " + std::to_string(invariant_ts_));
+    return;
+  }
+  invariant_ts_ = v.timestamp_ns();
+  const auto* bytes = reinterpret_cast<const std::byte*>(v.header);
+  for (uint32_t i = v.length(); i < lf::align_up(v.length()); ++i)
+    if (bytes[i] != std::byte{0}) {
+      index_status_ = index_error(v, "padding byte " + std::to_string(i) + " is not zero");
+      return;
+    }
+  if (v.is_event()) {
+    for (const RecordView& p : pending_positioned_)
+      if (p.position() != v.position()) {
+        index_status_ = index_error(p, "system record with position " + std::to_string(p.position()) +
+                                           ", but the next event is at " + std::to_string(v.position()));
+        return;
+      }
+    pending_positioned_.clear();
+    return;
+  }
+  if (v.type() == lf::kTypeStreamDefined) {
+    const auto name = v.payload();
+    if (name.empty() || name.size() > 1024 || !valid_utf8(name)) {
+      index_status_ = index_error(v, "stream name of " + std::to_string(name.size()) +
+                                         " bytes is not 1..1024 bytes of UTF-8");
+      return;
+    }
+  }
+  pending_positioned_.push_back(v);
+}
+
 void LogReader::index_record(Segment& seg, const RecordView& v) {
+  if (options_.check_invariants) check_invariants(v);
   if (!index_status_.ok()) return;
   if (v.is_event()) {
     const StreamId id = v.stream_id();
@@ -89,9 +184,32 @@ Status LogReader::open_impl() {
     index_record(*current, v);
   };
   auto scan = log_internal::scan_log(*ops_, dir_, cb, /*keep_maps=*/true);
-  if (!scan.ok()) return scan.status();
-  if (!index_status_.ok()) return index_status_;
+  if (options_.every_region && options_.reporter != nullptr)
+    log_internal::report_every_region(dir_, *options_.reporter);
+  if (!scan.ok()) {
+    if (scan.status().code() == StatusCode::corruption && !options_.every_region) report_damage(scan.status());
+    return scan.status();
+  }
+  if (!index_status_.ok()) {
+    if (!options_.every_region) report_damage(index_status_);
+    return index_status_;
+  }
   log_internal::LogScan& s = scan.value();
+  if (options_.check_invariants) {
+    for (const RecordView& p : pending_positioned_)
+      if (p.position() != s.next_position)
+        return index_error(p, "system record with position " + std::to_string(p.position()) +
+                                  ", but the log's next position is " + std::to_string(s.next_position));
+  }
+  if (s.tail_damaged && options_.reporter != nullptr && !options_.every_region) {
+    LogDamage d;
+    d.segment = s.tail_segment;
+    d.path = log_internal::segment_path(dir_, s.tail_segment);
+    d.offset = s.tail_offset;
+    d.end_offset = s.tail_dirty_end;
+    d.reason = s.tail_reason;
+    options_.reporter->on_damage(d);
+  }
   if (s.segments.empty()) {
     return Status(StatusCode::not_found, dir_ + " is not a Sluice log: it holds no active segment" +
                                              std::string(s.unactivated.empty() ? "" : " (only prepared ones)"));

@@ -111,14 +111,14 @@ Status LogWriter::open_impl() {
     if (errno != ENOENT || !options_.create_if_missing)
       return Status(errno == ENOENT ? StatusCode::not_found : StatusCode::io_error,
                     "log directory " + dir_ + ": " + log_internal::errno_text(errno));
-    if (ops_->mkdir(dir_.c_str(), 0755) != 0 && errno != EEXIST)
+    if (ops_->mkdir(dir_.c_str(), options_.dir_mode) != 0 && errno != EEXIST)
       return Status(StatusCode::io_error,
                     "create log directory " + dir_ + ": " + log_internal::errno_text(errno));
   } else if (!S_ISDIR(st.st_mode)) {
     return Status(StatusCode::invalid_argument, dir_ + " is not a directory");
   }
   const std::string lock_path = dir_ + "/" + lf::kLockFileName;
-  lock_fd_ = ops_->open(lock_path.c_str(), O_RDWR | O_CREAT, 0644);
+  lock_fd_ = ops_->open(lock_path.c_str(), O_RDWR | O_CREAT, options_.file_mode);
   if (lock_fd_ < 0)
     return Status(StatusCode::io_error, "open " + lock_path + ": " + log_internal::errno_text(errno));
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
@@ -133,20 +133,29 @@ Status LogWriter::open_impl() {
   uint64_t last_index = 0;
   if (Status s = recover(&need_new, &last_index); !s.ok()) return s;
   if (need_new) {
+    // Everything before the new segment durable first: its header then says so.
+    for (uint64_t idx = durable_segment_; idx < last_index; ++idx)
+      if (Status s = log_internal::sync_file(*ops_, log_internal::segment_path(dir_, idx)); !s.ok())
+        return s;
     auto seg = MappedSegment::create(*ops_, dir_, last_index, options_.segment_size, options_.prefault,
-                                        options_.durability != Durability::none);
+                                     options_.durability != Durability::none, nullptr,
+                                     options_.file_mode);
     if (!seg.ok()) return seg.status();
     use_segment(std::make_unique<MappedSegment>(std::move(seg.value())));
-    segment_->activate(next_position_, now_ns());
+    segment_->activate(next_position_, now_ns(), last_index > 0 ? uint32_t{lf::kSegmentPrevDurable} : 0u);
     if (Status s = segment_->sync(0, lf::kSegmentHeaderSize); !s.ok()) return s;
     tail_ = lf::kSegmentHeaderSize;
+    durable_segment_ = last_index;
+    durable_offset_ = 0;
   }
   synced_offset_ = tail_;
   flushed_offset_ = tail_;
   committed_offset_.store(tail_, std::memory_order_relaxed);  // before the thread starts
   committed_.store(next_position_, std::memory_order_relaxed);
   acknowledged_.store(next_position_, std::memory_order_relaxed);
-  if (Status s = write_meta(); !s.ok()) return s;
+  // What recovery found may be in the page cache only (a process killed under none): flush
+  // it, and record the watermark, so that damage to it is told from a torn tail from now on.
+  if (Status s = make_all_durable(durable_segment_); !s.ok()) return s;
   retired_.reserve(kRetiredCapacity);
   prepared_.reserve(kMaxPreparedSegments);
   retiring_.reserve(kRetiredCapacity);
@@ -236,18 +245,44 @@ Status LogWriter::recover(bool* need_new_segment, uint64_t* last_index) {
       versions_[v.stream_id() - 1] = v.stream_version();
     }
   };
-  auto scan = log_internal::scan_log(*ops_, dir_, on_record, /*keep_maps=*/false);
+  auto scan = log_internal::scan_log(*ops_, dir_, on_record, /*keep_maps=*/false,
+                                     options_.recovery == RecoveryMode::point_in_time);
   if (!scan.ok()) return scan.status();
   if (!bad.ok()) return bad;
   log_internal::LogScan& s = scan.value();
-  // Prepared segments that never became active are not part of the log.
-  for (uint64_t idx : s.unactivated) {
-    const std::string p = log_internal::segment_path(dir_, idx);
-    if (ops_->unlink(p.c_str()) != 0)
-      return Status(StatusCode::io_error, "unlink " + p + ": " + log_internal::errno_text(errno));
+  if (!s.cut_reason.empty()) recovery_note_ += "point_in_time recovery cut the log at: " + s.cut_reason + "; ";
+  if (s.watermark.known && s.cut_reason.empty()) {
+    durable_segment_ = s.watermark.segment;
+    durable_offset_ = s.watermark.offset;
+    durable_position_ = s.watermark.position;
+  } else {
+    durable_segment_ = s.segments.empty() ? 0 : s.segments.front().index;
   }
-  if (!s.unactivated.empty()) {
-    if (Status st = log_internal::sync_directory(*ops_, dir_); !st.ok()) return st;
+  // Segments after a torn unsealed one (a power cut under none): outside the consistent
+  // prefix. Moved aside, never deleted.
+  for (uint64_t idx : s.beyond) {
+    if (Status st = quarantine_file(log_internal::segment_file_name(idx)); !st.ok()) return st;
+    recovery_note_ += "moved segment " + log_internal::segment_file_name(idx) + " to " +
+                      lf::kQuarantineDir + "/ (after the torn end of the log); ";
+  }
+  // A header torn while it was being activated: its bytes kept aside, then zeroed, so that
+  // the segment can be made again (nothing else in it is non-zero).
+  for (uint64_t idx : s.torn_headers) {
+    const std::string p = log_internal::segment_path(dir_, idx);
+    std::byte header[lf::kSegmentHeaderSize];
+    const int fd = ops_->open(p.c_str(), O_RDWR, 0);
+    if (fd < 0) return Status(StatusCode::io_error, "open " + p + ": " + log_internal::errno_text(errno));
+    const bool read_ok = ::pread(fd, header, sizeof header, 0) == static_cast<ssize_t>(sizeof header);
+    Status st = read_ok ? quarantine_bytes(log_internal::segment_file_name(idx) + ".0.header", header,
+                                           sizeof header)
+                        : Status(StatusCode::io_error, "read " + p);
+    static constexpr std::byte kZeros[lf::kSegmentHeaderSize] = {};
+    if (st.ok() && (ops_->pwrite(fd, kZeros, sizeof kZeros, 0) != static_cast<ssize_t>(sizeof kZeros) ||
+                    ops_->fdatasync(fd) != 0))
+      st = Status(StatusCode::io_error, "zero the torn header of " + p + ": " + log_internal::errno_text(errno));
+    ops_->close(fd);
+    if (!st.ok()) return st;
+    recovery_note_ += "zeroed the torn header of segment " + p + "; ";
   }
   next_position_ = s.next_position;
   for (const auto& seg : s.segments) last_ts_ = std::max(last_ts_, seg.last_timestamp_ns);
@@ -268,12 +303,22 @@ Status LogWriter::recover(bool* need_new_segment, uint64_t* last_index) {
   use_segment(std::make_unique<MappedSegment>(std::move(seg.value())));
   tail_ = last.end_offset;
   if (s.tail_damaged) {
+    if (s.tail_dirty_end > s.tail_offset) {
+      if (Status st = quarantine_bytes(log_internal::segment_file_name(last.index) + "." +
+                                           std::to_string(s.tail_offset) + ".torn",
+                                       segment_->data() + s.tail_offset, s.tail_dirty_end - s.tail_offset);
+          !st.ok())
+        return st;
+    }
     std::memset(segment_->data() + s.tail_offset, 0, s.tail_dirty_end - s.tail_offset);
     if (Status st = segment_->sync(s.tail_offset, std::max(s.tail_dirty_end, s.tail_offset + 1));
         !st.ok())
       return st;
-    recovery_note_ = "truncated the tail of segment " + last.path + " at offset " +
-                     std::to_string(s.tail_offset) + ": " + s.tail_reason;
+    recovery_note_ += "truncated the tail of segment " + last.path + " at offset " +
+                      std::to_string(s.tail_offset) + ": " + s.tail_reason +
+                      (s.tail_dirty_end > s.tail_offset ? " (the bytes cut are in " +
+                                                              std::string(lf::kQuarantineDir) + "/)"
+                                                        : "");
   }
   return Status();
 }
@@ -285,10 +330,13 @@ Status LogWriter::write_meta() {
                      "\ndurability=" + std::string(to_string(options_.durability)) +
                      "\nsegment_size=" + std::to_string(options_.segment_size) +
                      "\nwriter_pid=" + std::to_string(::getpid()) +
-                     "\nopened_ns=" + std::to_string(realtime_ns()) + "\n";
-  int fd = ops_->open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                     "\nopened_ns=" + std::to_string(realtime_ns()) + "\n" +
+                     lf::kMetaDurableSegment + "=" + std::to_string(durable_segment_) + "\n" +
+                     lf::kMetaDurableOffset + "=" + std::to_string(durable_offset_) + "\n" +
+                     lf::kMetaDurablePosition + "=" + std::to_string(durable_position_) + "\n";
+  int fd = ops_->open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, options_.file_mode);
   if (fd < 0) return Status(StatusCode::io_error, "create " + tmp + ": " + log_internal::errno_text(errno));
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  bool ok = ops_->pwrite(fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size());
   int err = errno;
   ok = ok && ops_->fsync(fd) == 0;
   if (!ok) err = errno;
@@ -296,6 +344,54 @@ Status LogWriter::write_meta() {
   if (!ok) return Status(StatusCode::io_error, "write " + tmp + ": " + log_internal::errno_text(err));
   if (ops_->rename(tmp.c_str(), path.c_str()) != 0)
     return Status(StatusCode::io_error, "rename " + tmp + ": " + log_internal::errno_text(errno));
+  return log_internal::sync_directory(*ops_, dir_);
+}
+
+Status LogWriter::make_all_durable(uint64_t from) {
+  for (uint64_t idx = from; idx < segment_->index(); ++idx)
+    if (Status st = log_internal::sync_file(*ops_, log_internal::segment_path(dir_, idx)); !st.ok())
+      return st;
+  if (Status st = segment_->sync(0, tail_); !st.ok()) return st;
+  durable_segment_ = segment_->index();
+  durable_offset_ = tail_;
+  durable_position_ = next_position_;
+  return write_meta();
+}
+
+Status LogWriter::quarantine_bytes(const std::string& name, const std::byte* data, size_t n) {
+  const std::string qdir = dir_ + "/" + lf::kQuarantineDir;
+  if (ops_->mkdir(qdir.c_str(), options_.dir_mode) != 0 && errno != EEXIST)
+    return Status(StatusCode::io_error, "create " + qdir + ": " + log_internal::errno_text(errno));
+  std::string path = qdir + "/" + name;
+  int fd = -1;
+  for (int i = 1; i < 1000; ++i) {
+    fd = ops_->open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, options_.file_mode);
+    if (fd >= 0 || errno != EEXIST) break;
+    path = qdir + "/" + name + "." + std::to_string(i);
+  }
+  if (fd < 0) return Status(StatusCode::io_error, "create " + path + ": " + log_internal::errno_text(errno));
+  bool ok = ops_->pwrite(fd, data, n, 0) == static_cast<ssize_t>(n) && ops_->fsync(fd) == 0;
+  const int err = errno;
+  ops_->close(fd);
+  if (!ok) return Status(StatusCode::io_error, "write " + path + ": " + log_internal::errno_text(err));
+  // The copy durable (file, then its directory entry) before the bytes are zeroed.
+  if (Status st = log_internal::sync_directory(*ops_, qdir); !st.ok()) return st;
+  return log_internal::sync_directory(*ops_, dir_);
+}
+
+Status LogWriter::quarantine_file(const std::string& name) {
+  const std::string qdir = dir_ + "/" + lf::kQuarantineDir;
+  if (ops_->mkdir(qdir.c_str(), options_.dir_mode) != 0 && errno != EEXIST)
+    return Status(StatusCode::io_error, "create " + qdir + ": " + log_internal::errno_text(errno));
+  const std::string from = dir_ + "/" + name;
+  std::string to = qdir + "/" + name;
+  for (int i = 1; ::access(to.c_str(), F_OK) == 0 && i < 1000; ++i)
+    to = qdir + "/" + name + "." + std::to_string(i);
+  if (ops_->rename(from.c_str(), to.c_str()) != 0)
+    return Status(StatusCode::io_error, "rename " + from + " to " + to + ": " + log_internal::errno_text(errno));
+  // The new entry durable before the old one's removal: a crash leaves the file in one
+  // place or the other (or, briefly, both), never in neither.
+  if (Status st = log_internal::sync_directory(*ops_, qdir); !st.ok()) return st;
   return log_internal::sync_directory(*ops_, dir_);
 }
 
@@ -694,37 +790,14 @@ AppendResult LogWriter::refuse_too_large(StreamId stream, size_t count, uint64_t
 
 Status LogWriter::roll(uint64_t needed) noexcept {
   (void)needed;
-  // 1. Seal the current segment: readers move to the next segment at this record.
-  log_internal::RecordFields f;
-  f.type = lf::kTypeSegmentEnd;
-  f.position = next_position_;
-  last_ts_ = std::max(last_ts_, now_ns());
-  f.timestamp_ns = last_ts_;
-  std::byte* dst = segment_->data() + tail_;
-  const uint32_t len = log_internal::encode_record(dst, segment_->index(), f, EventData{});
-  log_internal::commit_record(dst, len);
-  const uint64_t sealed_end = tail_ + lf::align_up(len);
-
   std::unique_ptr<MappedSegment> next;
   {
     std::unique_lock lock(mu_);
-    // 2. Under group and sync, the sealed segment is flushed whole before the next one is
-    //    used, so acknowledged positions never depend on two segments.
-    if (options_.durability != Durability::none) {
-      const uint64_t from = options_.durability == Durability::group ? flushed_offset_ : synced_offset_;
-      if (Status st = segment_->sync(from, sealed_end); !st.ok()) {
-        lock.unlock();
-        fail(st);
-        return st;
-      }
-      // Everything appended so far is now on disk: acknowledge it before anything below can
-      // fail (a full disk when making the next segment must not cost acknowledgements).
-      publish_acknowledged(next_position_);
-      ack_cv_.notify_all();
-    }
-    // 3. Take the prepared segment. The maintenance thread makes it, so that its allocations
-    //    and system calls stay off this thread; if it is not ready yet, wait for it. Only when
-    //    the maintenance thread could not make one does this thread try, below.
+    // 1. Take the prepared segment first: the next segment exists, its directory entry
+    //    durable, before this one is sealed (recovery takes a sealed last segment with no
+    //    successor for a lost segment). The maintenance thread makes it, so that its
+    //    allocations and system calls stay off this thread; if it is not ready yet, wait for
+    //    it. Only when the maintenance thread could not make one does this thread try, below.
     if (prepared_.empty()) {
       ++stats_.roll_waits;
       cv_.notify_one();
@@ -739,33 +812,73 @@ Status LogWriter::roll(uint64_t needed) noexcept {
     }
     // Keep the maintenance thread from starting a segment until segment_ is the new one
     // (step 4): with none left prepared it would make segment_->index() + 1 again, the very
-    // file we are about to use, and its create (O_TRUNC) would cut that file from under our
-    // mapping. (One it is making already has a higher index.)
+    // file we are about to use. (One it is making already has a higher index.)
     rolling_ = true;
   }
+  auto stop_rolling = [&] {
+    std::lock_guard lock(mu_);
+    rolling_ = false;
+  };
   const uint64_t next_index = segment_->index() + 1;
   if (next == nullptr && failed()) {
-    {
-      std::lock_guard lock(mu_);
-      rolling_ = false;
-    }
+    stop_rolling();
     return failure();
   }
   if (next == nullptr || next->index() != next_index) {
     auto made = MappedSegment::create(*ops_, dir_, next_index, options_.segment_size, options_.prefault,
-                                        options_.durability != Durability::none);
+                                      options_.durability != Durability::none, nullptr,
+                                      options_.file_mode);
     if (!made.ok()) {
-      {
+      // A full disk when making the next segment must not cost acknowledgements: flush and
+      // acknowledge what was appended before failing.
+      if (options_.durability != Durability::none) {
         std::lock_guard lock(mu_);
-        rolling_ = false;
+        const uint64_t from = options_.durability == Durability::group ? flushed_offset_ : synced_offset_;
+        if (segment_->sync(from, tail_).ok()) publish_acknowledged(next_position_);
       }
+      ack_cv_.notify_all();
+      stop_rolling();
       fail(made.status());
       return made.status();
     }
     next = std::make_unique<MappedSegment>(std::move(made.value()));
   }
-  // 4. Activate it and make it current.
-  next->activate(next_position_, now_ns());
+  // 2. Seal the current segment: readers move to the next segment at this record.
+  log_internal::RecordFields f;
+  f.type = lf::kTypeSegmentEnd;
+  f.position = next_position_;
+  last_ts_ = std::max(last_ts_, now_ns());
+  f.timestamp_ns = last_ts_;
+  std::byte* dst = segment_->data() + tail_;
+  const uint32_t len = log_internal::encode_record(dst, segment_->index(), f, EventData{});
+  log_internal::commit_record(dst, len);
+  const uint64_t sealed_end = tail_ + lf::align_up(len);
+  // 3. Under group and sync, the sealed segment is flushed whole before the next one is
+  //    activated, so acknowledged positions never depend on two segments, and the next
+  //    header can say so (kSegmentPrevDurable).
+  if (options_.durability != Durability::none) {
+    std::lock_guard lock(mu_);
+    const uint64_t from = options_.durability == Durability::group ? flushed_offset_ : synced_offset_;
+    Status st = segment_->sync(from, sealed_end);
+    if (!st.ok()) {
+      rolling_ = false;
+      failure_ = st;
+      failed_.store(true, std::memory_order_release);  // see fail()
+      ack_cv_.notify_all();
+      return st;
+    }
+    publish_acknowledged(next_position_);
+    ack_cv_.notify_all();
+  }
+  // 4. Activate the next segment and flush its header before any record goes into it (so a
+  //    zero header with data after it is always damage), then make it current.
+  next->activate(next_position_, now_ns(),
+                 options_.durability != Durability::none ? uint32_t{lf::kSegmentPrevDurable} : 0u);
+  if (Status st = next->sync(0, lf::kSegmentHeaderSize); !st.ok()) {
+    stop_rolling();
+    fail(st);
+    return st;
+  }
   {
     std::lock_guard lock(mu_);
     retired_.push_back(std::move(segment_));  // no allocation: capacity reserved in open
@@ -773,8 +886,8 @@ Status LogWriter::roll(uint64_t needed) noexcept {
     rolling_ = false;  // the maintenance thread may now prepare the segment after this one
     prepare_error_ = Status();  // a segment was made after all: let it prepare again
     tail_ = lf::kSegmentHeaderSize;
-    synced_offset_ = 0;   // the header is flushed with the first sync
-    flushed_offset_ = 0;
+    synced_offset_ = tail_;   // the header is flushed
+    flushed_offset_ = tail_;
     // Relaxed is enough: the flusher reads it under mu_, which we hold.
     committed_offset_.store(tail_, std::memory_order_relaxed);
   }
@@ -841,7 +954,8 @@ void LogWriter::maintenance_loop() {
       const uint64_t idx = (prepared_.empty() ? segment_->index() : prepared_.back()->index()) + 1;
       lock.unlock();
       auto made = MappedSegment::create(*ops_, dir_, idx, options_.segment_size, options_.prefault,
-                                        options_.durability != Durability::none, pacer_.get());
+                                        options_.durability != Durability::none, pacer_.get(),
+                                        options_.file_mode);
       lock.lock();
       preparing_ = false;
       if (made.ok()) prepared_.push_back(std::make_unique<MappedSegment>(std::move(made.value())));
@@ -936,12 +1050,14 @@ Status LogWriter::close() {
     maintenance_.join();
   }
   Status st;
-  if (segment_ != nullptr && !failed() && options_.durability != Durability::none) {
-    st = segment_->sync(std::min(synced_offset_, flushed_offset_), tail_);
+  retired_.clear();
+  if (segment_ != nullptr && !failed()) {
+    // Every durability: a closed log is durable whole, and its watermark says so.
+    // (Under group and sync, every segment before the current one was flushed at its roll.)
+    st = make_all_durable(options_.durability == Durability::none ? durable_segment_ : segment_->index());
     if (st.ok()) publish_acknowledged(next_position_);
   }
   ack_cv_.notify_all();
-  retired_.clear();
   for (auto& seg : prepared_) {
     const std::string p = seg->path();
     seg.reset();

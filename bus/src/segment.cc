@@ -24,6 +24,30 @@ namespace lf = log_format;
 
 std::string errno_text(int err) { return std::strerror(err); }
 
+int64_t first_nonzero_byte(const std::string& path, uint64_t from) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -2;
+  std::vector<unsigned char> buf(1 << 20);
+  int64_t found = -1;
+  for (uint64_t off = from;;) {
+    const ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(off));
+    if (n < 0) {
+      found = -2;
+      break;
+    }
+    if (n == 0) break;
+    for (ssize_t i = 0; i < n; ++i)
+      if (buf[static_cast<size_t>(i)] != 0) {
+        found = static_cast<int64_t>(off) + i;
+        break;
+      }
+    if (found >= 0) break;
+    off += static_cast<uint64_t>(n);
+  }
+  ::close(fd);
+  return found;
+}
+
 std::string segment_file_name(uint64_t index) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%020" PRIu64 "%s", index, lf::kSegmentSuffix);
@@ -69,6 +93,16 @@ Status sync_directory(FileOps& ops, const std::string& dir) {
   int err = errno;
   ops.close(fd);
   if (rc != 0) return Status(StatusCode::io_error, "fsync directory " + dir + ": " + errno_text(err));
+  return Status();
+}
+
+Status sync_file(FileOps& ops, const std::string& path) {
+  int fd = ops.open(path.c_str(), O_RDONLY, 0);
+  if (fd < 0) return Status(StatusCode::io_error, "open " + path + ": " + errno_text(errno));
+  int rc = ops.fdatasync(fd);
+  int err = errno;
+  ops.close(fd);
+  if (rc != 0) return Status(StatusCode::io_error, "fdatasync " + path + ": " + errno_text(err));
   return Status();
 }
 
@@ -173,27 +207,39 @@ Result<MappedSegment> MappedSegment::open_write(FileOps& ops, const std::string&
 
 Result<MappedSegment> MappedSegment::create(FileOps& ops, const std::string& dir, uint64_t index,
                                             uint64_t segment_size, bool prefault,
-                                            bool durable, SlicePacer* pace) {
+                                            bool durable, SlicePacer* pace, mode_t mode) {
   MappedSegment s;
   s.ops_ = &ops;
   s.index_ = index;
   s.path_ = segment_path(dir, index);
-  s.fd_ = ops.open(s.path_.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+  // Never O_TRUNC: an existing file is reused only when it holds nothing but zeros.
+  bool existed = false;
+  s.fd_ = ops.open(s.path_.c_str(), O_RDWR | O_CREAT | O_EXCL, mode);
+  if (s.fd_ < 0 && errno == EEXIST) {
+    const int64_t junk = first_nonzero_byte(s.path_, 0);
+    if (junk != -1)
+      return Status(StatusCode::corruption,
+                    "segment " + s.path_ + " offset " + std::to_string(junk < 0 ? 0 : junk) +
+                        ": refusing to create a segment over a file that holds data");
+    existed = true;
+    s.fd_ = ops.open(s.path_.c_str(), O_RDWR, 0);
+  }
   if (s.fd_ < 0) return Status(StatusCode::io_error, "create " + s.path_ + ": " + errno_text(errno));
   auto fail = [&](const char* what) {
     Status st(StatusCode::io_error,
               std::string(what) + " " + s.path_ + " (" + std::to_string(segment_size) +
                   " bytes): " + errno_text(errno));
     s.reset();
-    ops.unlink(s.path_.c_str());  // best effort: never leave a half-made segment behind
+    if (!existed) ops.unlink(s.path_.c_str());  // best effort: no half-made segment behind
     return st;
   };
   if (pace) pace->begin();
   if (ops.fallocate(s.fd_, 0, static_cast<off_t>(segment_size)) != 0) return fail("fallocate");
-  if (durable) {
-    // Make the allocation durable before any record in the file is acknowledged.
-    if (ops.fsync(s.fd_) != 0) return fail("fsync");
-  } else if (prefault) {
+  // The allocation and the size durable before the directory entry, and both before any
+  // record in the file is acknowledged (under none too: a power cut must not leave a
+  // segment shorter than its header says, which recovery would have to take for damage).
+  if (ops.fsync(s.fd_) != 0) return fail("fsync");
+  if (!durable && prefault) {
     // Write zeros through the page cache in 1 MiB chunks: the pages then exist at a fraction
     // of the cost of faulting them in one by one. Measured here for 64 MiB: fallocate +
     // MADV_POPULATE_WRITE 92 ms; fallocate + pwrite zeros + MADV_POPULATE_WRITE 14 ms.
@@ -239,7 +285,7 @@ bool MappedSegment::activated() const noexcept {
   return __atomic_load_n(&header()->magic, __ATOMIC_ACQUIRE) == lf::kSegmentMagic;
 }
 
-void MappedSegment::activate(uint64_t base_position, int64_t created_ns) noexcept {
+void MappedSegment::activate(uint64_t base_position, int64_t created_ns, uint32_t flags) noexcept {
   auto* h = reinterpret_cast<lf::SegmentHeader*>(base_);
   h->format_version = lf::kFormatVersion;
   h->header_size = lf::kSegmentHeaderSize;
@@ -247,7 +293,7 @@ void MappedSegment::activate(uint64_t base_position, int64_t created_ns) noexcep
   h->base_position = base_position;
   h->segment_size = mapped_;
   h->created_ns = created_ns;
-  h->flags = 0;
+  h->flags = flags;
   h->reserved0 = 0;
   h->reserved1 = 0;
   h->header_crc = crc32c::mask(crc32c::value(base_ + 8, 52));
@@ -272,8 +318,12 @@ Status MappedSegment::check_header() const {
   if (h->segment_index != index_)
     return bad("holds index " + std::to_string(h->segment_index) + ", its name says " +
                std::to_string(index_));
-  if (h->segment_size < lf::kMinSegmentSize || h->segment_size > lf::kMaxSegmentSize)
+  if (h->segment_size < lf::kMinSegmentSize || h->segment_size > lf::kMaxSegmentSize ||
+      h->segment_size % 4096 != 0)
     return bad("bad segment size " + std::to_string(h->segment_size));
+  if ((h->flags & ~uint32_t{lf::kKnownSegmentFlags}) != 0)
+    return bad("unknown flags " + std::to_string(h->flags));
+  if (h->reserved0 != 0 || h->reserved1 != 0) return bad("reserved fields are not zero");
   return Status();
 }
 

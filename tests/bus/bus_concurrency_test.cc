@@ -243,24 +243,49 @@ TEST(BusConcurrency, DrainThatCannotFinishReportsTheAgent) {
 }
 
 TEST(BusConcurrency, ParkedConsumerIsWokenByPublish) {
-  // A consumer with the default backoff-park idles into a park; publishing wakes it (or its
-  // park times out). Allowed outcome: all events handled; no timing asserted.
+  // A consumer with backoff-park idles into a park; publishing must wake it. The park bound
+  // is 90 s, so that only the publisher's notify() can deliver an event in time: with a no-op
+  // notify() (the 1 ms default bound used to deliver anyway) the consumer sleeps through
+  // the one-minute liveness guard below and the test fails (then ends once the park times
+  // out). No timing is asserted: the guard is far beyond any wake-up.
   RingBuffer<uint64_t> ring(16);
   OrderChecker c;
-  EventProcessor<uint64_t, OrderChecker> p(ring, c, named("parker"));
+  std::atomic<uint64_t> handled{0};
+  struct Counting {
+    OrderChecker* c;
+    std::atomic<uint64_t>* handled;
+    void on_event(const uint64_t& v, int64_t seq, bool end) {
+      c->on_event(v, seq, end);
+      // Release: publishes the checker's state to the test thread that acquires `handled`.
+      handled->fetch_add(1, std::memory_order_release);
+    }
+  } counting{&c, &handled};
+  EventProcessor<uint64_t, Counting> p(ring, counting, named("parker"));
   RunnerOptions ro;
   ro.idle.spins = 1;
   ro.idle.yields = 1;
+  ro.idle.min_park = std::chrono::seconds(90);
+  ro.idle.max_park = std::chrono::seconds(90);
   AgentRunner r(p, ro);
   ASSERT_TRUE(r.start().ok());
   IdleStrategy idle;
-  for (uint64_t i = 0; i < 20; ++i) {
+  bool woken = true;
+  for (uint64_t i = 0; i < 20 && woken; ++i) {
     std::this_thread::sleep_for(std::chrono::microseconds(500));  // let it park
     ring.publish(event_of(0, i), idle);
+    const auto guard = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    // Acquire: pairs with the release in Counting::on_event.
+    while (handled.load(std::memory_order_acquire) < i + 1 && std::chrono::steady_clock::now() < guard)
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    woken = handled.load(std::memory_order_acquire) == i + 1;
+    EXPECT_TRUE(woken) << "event " << i << " was published, and the parked consumer never woke";
   }
   AgentRunner* runners[] = {&r};
-  ASSERT_TRUE(drain_and_stop(runners, std::chrono::seconds(30)).ok());
-  EXPECT_EQ(c.count, 20u);
+  ASSERT_TRUE(drain_and_stop(runners, std::chrono::seconds(woken ? 30 : 120)).ok());
+  if (woken) {
+    EXPECT_EQ(c.count, 20u);
+  }
+  EXPECT_EQ(c.errors, 0u);
 }
 
 TEST(BusConcurrency, PinningFailureIsReportedNotFatal) {

@@ -21,6 +21,7 @@ namespace {
 using namespace sluice::testing;
 using namespace std::chrono_literals;
 using Call = FaultFileOps::Call;
+namespace lf = log_format;
 
 // Large payloads: a 64 KiB segment holds ~15 events, so rolls come quickly even under sync.
 constexpr size_t kBig = 4000;
@@ -30,6 +31,7 @@ class LogFaultTest : public ::testing::Test {
   LogOptions options(Durability d) {
     LogOptions o = small_log_options(d);
     o.file_ops = &ops_;
+    o.prefault = true;  // the default segment preparation path, fault-injected too
     return o;
   }
   std::unique_ptr<LogWriter> open(Durability d) {
@@ -132,18 +134,19 @@ TEST_F(LogFaultTest, SyncNthMsyncFailsOnceTheAppendIsNotAcknowledgedAndTheWriter
   }
 }
 
-TEST_F(LogFaultTest, SyncMsyncAlwaysFailingOnAnExistingLogFailsTheFirstAppend) {
+TEST_F(LogFaultTest, SyncMsyncAlwaysFailingOnAnExistingLogFailsTheOpen) {
   ASSERT_NO_FATAL_FAILURE(open_with_stream(Durability::sync));
   ASSERT_TRUE(append_events(*w_, s_, 4, kBig));
   ASSERT_TRUE(w_->close().ok());
+  w_.reset();
+  // Open flushes what it recovered before it moves the durable watermark: that flush fails.
   ops_.fail_always(Call::kMsync);
-  w_ = open(Durability::sync);
-  ASSERT_NE(w_, nullptr);
-  AppendResult r = w_->append(s_, ExpectedVersion::any(), event(payload_for(4, kBig)));
-  EXPECT_EQ(r.code, AppendCode::io_error);
-  EXPECT_EQ(w_->acknowledged_position(), 4u);
-  expect_refuses_appends_for_good(*w_, s_);
-  restart_and_expect_acknowledged(4, kBig);
+  auto w = LogWriter::open(dir(), options(Durability::sync));
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.status().code(), StatusCode::io_error);
+  EXPECT_NE(w.status().message().find("msync"), std::string::npos) << w.status().to_string();
+  ops_.heal();
+  expect_acknowledged_survive(4, kBig);
 }
 
 TEST_F(LogFaultTest, SyncMsyncAlwaysFailingRefusesToCreateALog) {
@@ -202,7 +205,13 @@ TEST_P(PrepareFailsOnce, TheRollMakesTheSegmentAndAppendsGoOn) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Faults, PrepareFailsOnce,
+                         // pwrite under none with prefault: #1 zeros segment 0, #2 sluice.meta,
+                         // #3 zeros segment 1 (the maintenance thread). open: #1 LOCK, #2
+                         // segment 0, #3 the directory, #4 sluice.meta.tmp, #5 the directory,
+                         // #6 segment 1.
                          ::testing::Values(PrepareFault{"fsync_eio_sync", Call::kFsync, 5, EIO, Durability::sync},
+                                           PrepareFault{"pwrite_eio_none", Call::kPwrite, 3, EIO, Durability::none},
+                                           PrepareFault{"open_emfile_group", Call::kOpen, 6, EMFILE, Durability::group},
                                            PrepareFault{"fallocate_enospc_none", Call::kFallocate, 2, ENOSPC, Durability::none},
                                            PrepareFault{"fallocate_enospc_sync", Call::kFallocate, 2, ENOSPC, Durability::sync}),
                          [](const ::testing::TestParamInfo<PrepareFault>& i) { return std::string(i.param.name); });
@@ -250,6 +259,63 @@ TEST_F(LogFaultTest, MmapFailingAtARollIsAnErrorNotACrash) {
   EXPECT_NE(w_->last_error().message().find("mmap"), std::string::npos) << w_->last_error().to_string();
   ops_.heal();
   restart_and_expect_acknowledged(acked, kBig);
+}
+
+// --- rename, open, pwrite, fdatasync at open and close ---------------------------------------
+
+TEST_F(LogFaultTest, RenameFailingWhenWritingTheMetaFileRefusesTheOpen) {
+  ops_.fail_always(Call::kRename, EIO);
+  auto w = LogWriter::open(dir(), options(Durability::sync));
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.status().code(), StatusCode::io_error);
+  EXPECT_NE(w.status().message().find("rename"), std::string::npos) << w.status().to_string();
+  EXPECT_NE(w.status().message().find(lf::kMetaFileName), std::string::npos) << w.status().to_string();
+  ops_.heal();
+  auto again = LogWriter::open(dir(), options(Durability::sync));
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+}
+
+TEST_F(LogFaultTest, RenameFailingAtCloseIsReportedAndNothingAcknowledgedIsLost) {
+  ASSERT_NO_FATAL_FAILURE(open_with_stream(Durability::sync));
+  ASSERT_TRUE(append_events(*w_, s_, 20, kBig));
+  ops_.fail_always(Call::kRename, EIO);
+  Status st = w_->close();
+  EXPECT_EQ(st.code(), StatusCode::io_error);
+  EXPECT_NE(st.message().find("rename"), std::string::npos) << st.to_string();
+  ops_.heal();
+  w_.reset();
+  expect_acknowledged_survive(20, kBig);
+}
+
+TEST_F(LogFaultTest, OpenFailingForTheMetaFileRefusesTheOpen) {
+  // open: #1 LOCK, #2 segment 0, #3 the directory, #4 sluice.meta.tmp.
+  ops_.fail_nth(Call::kOpen, 4, EMFILE);
+  auto w = LogWriter::open(dir(), options(Durability::none));
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.status().message().find("sluice.meta.tmp"), std::string::npos) << w.status().to_string();
+  EXPECT_NE(w.status().message().find(std::strerror(EMFILE)), std::string::npos) << w.status().to_string();
+}
+
+TEST_F(LogFaultTest, PwriteFailingForTheMetaFileRefusesTheOpen) {
+  ops_.fail_always(Call::kPwrite, ENOSPC);
+  auto w = LogWriter::open(dir(), options(Durability::sync));  // sync: no zeros written
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.status().message().find("sluice.meta.tmp"), std::string::npos) << w.status().to_string();
+  EXPECT_NE(w.status().message().find(std::strerror(ENOSPC)), std::string::npos) << w.status().to_string();
+}
+
+TEST_F(LogFaultTest, FdatasyncOfRolledSegmentsFailingAtCloseUnderNoneIsReported) {
+  ASSERT_NO_FATAL_FAILURE(open_with_stream(Durability::none));
+  ASSERT_TRUE(append_events(*w_, s_, 40, kBig));  // several rolls
+  ASSERT_GT(w_->stats().segment_rolls, 1u);
+  ops_.fail_always(Call::kFdatasync, EIO);
+  Status st = w_->close();
+  EXPECT_EQ(st.code(), StatusCode::io_error);
+  EXPECT_NE(st.message().find("fdatasync"), std::string::npos) << st.to_string();
+  EXPECT_GE(ops_.failures(Call::kFdatasync), 1u);
+  ops_.heal();
+  w_.reset();
+  expect_acknowledged_survive(40, kBig);  // the page cache still holds them
 }
 
 }  // namespace

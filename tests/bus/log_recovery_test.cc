@@ -40,9 +40,13 @@ LogOptions corpus_options() {
 }
 
 // Builds a log of `events` single-event appends (and, with batch_tail, a final batch of
-// `batch_tail` events) in 64 KiB segments.
-void build_log(const std::string& dir, uint64_t events, size_t batch_tail = 0) {
-  auto w = LogWriter::open(dir, corpus_options());
+// `batch_tail` events) in 64 KiB segments. `crashed`: the log as a crash of the writer leaves
+// it (a copy taken while the writer is open: its durable watermark is where that open
+// started, so every record is after it and damage to it is a torn tail); otherwise the log
+// as close() leaves it (the watermark at its end: damage anywhere is corruption).
+void build_log(const std::string& dir, uint64_t events, size_t batch_tail = 0, bool crashed = true) {
+  const std::string live = crashed ? dir + ".live" : dir;
+  auto w = LogWriter::open(live, corpus_options());
   ASSERT_TRUE(w.ok()) << w.status().to_string();
   auto s = (*w)->stream("account-1");
   ASSERT_TRUE(s.ok()) << s.status().to_string();
@@ -51,7 +55,9 @@ void build_log(const std::string& dir, uint64_t events, size_t batch_tail = 0) {
     AppendResult r = append_batch(**w, *s, batch_tail, kPayload);
     ASSERT_TRUE(r.ok()) << (*w)->last_error().to_string();
   }
+  if (crashed) copy_log(live, dir);
   ASSERT_TRUE((*w)->close().ok());
+  if (crashed) std::filesystem::remove_all(live);
 }
 
 // What one reopen of a damaged log must find.
@@ -416,12 +422,15 @@ TEST_F(DamagedTail, ReadOnlyReaderReportsTheDamagedTailWithoutRepairingIt) {
 
 TEST_F(DamagedTail, PreparedButNeverActivatedSegmentIsNotPartOfTheLog) {
   // A crash between preparing segment 2 and using it leaves a zero-filled file behind.
+  // (The crashed base log may hold prepared segments of its own already.)
   write_file(segment_file(dir(), 2), std::vector<char>(lf::kMinSegmentSize, 0));
+  size_t prepared = 0;
+  for (uint64_t i = 2; std::filesystem::exists(segment_file(dir(), i)); ++i) ++prepared;
   {
     auto r = LogReader::open(dir());
     ASSERT_TRUE(r.ok()) << r.status().to_string();
     EXPECT_EQ((*r)->end_position(), kEvents);
-    EXPECT_EQ((*r)->info().prepared_segments, 1u);
+    EXPECT_EQ((*r)->info().prepared_segments, prepared);
     EXPECT_FALSE((*r)->info().tail_damaged);
   }
   expect_recovers_to(dir(), 1, {kEvents, false});
@@ -429,7 +438,16 @@ TEST_F(DamagedTail, PreparedButNeverActivatedSegmentIsNotPartOfTheLog) {
 
 // --- damage in the middle: corruption, never truncation -----------------------------------------
 
+// The base log here was closed: its durable watermark is at its end, so damage anywhere in
+// it lies below the watermark.
 class DamagedMiddle : public DamagedTail {
+ public:
+  static void SetUpTestSuite() {
+    base_ = new TempDir("recovery_base_closed");
+    build_log(base_->sub("log"), kEvents, 0, /*crashed=*/false);
+    locs_ = new std::vector<RecordLocation>(locate_records(base_->sub("log")));
+  }
+
  protected:
   // Both opens refuse with corruption naming file (and offset when >= 0), and change nothing.
   void expect_refused(const std::string& file, int64_t offset) {
@@ -495,8 +513,8 @@ TEST_F(DamagedMiddle, NonLastSegmentWithoutItsSealIsCorruption) {
 TEST_F(DamagedMiddle, LastRecordOfANonLastSegmentCutIsCorruption) {
   uint64_t last0 = 0;
   while (loc(last0 + 1).segment == 0) ++last0;
-  const char flip = 0x40;
-  patch_file(segment_file(dir(), 0), loc(last0).offset + 50, &flip, 1);
+  // A timestamp byte: XOR, since a fixed value would equal the byte there 1 time in 256.
+  xor_byte(segment_file(dir(), 0), loc(last0).offset + 50, 0x40);
   expect_refused(segment_file(dir(), 0), loc(last0).offset);
 }
 

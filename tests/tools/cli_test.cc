@@ -147,10 +147,22 @@ TEST_F(SluiceCli, VerifyTornTailIsConsistentAndReported) {
   ASSERT_EQ(locs.size(), 100u);
   const uint32_t zero = 0;  // the last record's length: its bytes become a torn tail
   patch_file(segment_file(dir(), locs.back().segment), locs.back().offset, &zero, sizeof zero);
+  rewind_watermark(dir());  // as a crash leaves it: the last record was never made durable
   RunResult r = sluice_cli({"verify", dir()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("ok: 99 events"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("torn tail"), std::string::npos) << r.out;
+}
+
+TEST_F(SluiceCli, VerifyTheSameDamageToAClosedLogIsCorruption) {
+  gen(100);
+  const auto locs = locate_records(dir());
+  ASSERT_EQ(locs.size(), 100u);
+  const uint32_t zero = 0;  // gen closed the log: its watermark covers the last record
+  patch_file(segment_file(dir(), locs.back().segment), locs.back().offset, &zero, sizeof zero);
+  RunResult r = sluice_cli({"verify", dir()});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.err.find("offset " + std::to_string(locs.back().offset) + ":"), std::string::npos) << r.err;
 }
 
 TEST_F(SluiceCli, VerifyCorruptionExitsOneNamingSegmentAndOffset) {
@@ -210,6 +222,41 @@ TEST_F(SluiceCli, DumpPrintsOneJsonLinePerEventWithFilters) {
   RunResult missing = sluice_cli({"dump", dir(), "--stream", "nope"});
   EXPECT_EQ(missing.exit_code, 1);
   expect_one_error_line(missing);
+}
+
+}  // namespace
+}  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST_F(SluiceCli, VerifyListsEveryDamagedRegionAndSalvageMovesTheRestAside) {
+  gen(100);
+  const auto locs = locate_records(dir());
+  ASSERT_EQ(locs.size(), 100u);
+  xor_byte(segment_file(dir(), locs[20].segment), locs[20].offset + 60, 0x08);
+  xor_byte(segment_file(dir(), locs[70].segment), locs[70].offset + 60, 0x08);
+  RunResult v = sluice_cli({"verify", dir()});
+  EXPECT_EQ(v.exit_code, 1);
+  EXPECT_NE(v.out.find("offset " + std::to_string(locs[20].offset)), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("offset " + std::to_string(locs[70].offset)), std::string::npos) << v.out;
+  RunResult s = sluice_cli({"salvage", dir()});
+  EXPECT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_NE(s.out.find("positions [0, 20)"), std::string::npos) << s.out;
+  EXPECT_NE(s.out.find("quarantine: "), std::string::npos) << s.out;
+  RunResult after = sluice_cli({"verify", dir()});
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_NE(after.out.find("ok: 20 events"), std::string::npos) << after.out;
+}
+
+TEST_F(SluiceCli, VerifyRepairSalvagesACorruptLog) {
+  gen(100);
+  const auto locs = locate_records(dir());
+  xor_byte(segment_file(dir(), locs[50].segment), locs[50].offset + 60, 0x08);
+  RunResult r = sluice_cli({"verify", "--repair", dir()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("positions [0, 50)"), std::string::npos) << r.out;
+  EXPECT_EQ(sluice_cli({"verify", dir()}).exit_code, 0);
 }
 
 }  // namespace

@@ -33,12 +33,15 @@ uint64_t env_or(const char* name, uint64_t fallback) {
 }
 
 // Checks the log against what was acknowledged: position -> payload size.
-void check_log(const std::string& dir, const std::map<uint64_t, size_t>& acked, uint64_t round) {
+void check_log(const std::string& dir, const std::map<uint64_t, size_t>& acked, uint64_t round,
+               uint64_t* end_out) {
+  *end_out = 0;
   auto r = LogReader::open(dir);
   if (!r.ok() && r.status().code() == StatusCode::not_found && acked.empty()) return;  // killed before it began
   ASSERT_TRUE(r.ok()) << "round " << round << ": " << r.status().to_string();
   ASSERT_EQ((*r)->begin_position(), 0u);
   const uint64_t end = (*r)->end_position();
+  *end_out = end;
   if (!acked.empty()) {
     ASSERT_GT(end, acked.rbegin()->first) << "round " << round << ": acknowledged position "
                                           << acked.rbegin()->first << " is missing";
@@ -77,12 +80,14 @@ TEST(CrashTest, KillDashNineNeverLosesAnAcknowledgedEvent) {
 
   std::string dir;
   std::map<uint64_t, size_t> acked;
+  uint64_t log_end = 0;  // the log's end after the previous round: where this round's gen starts
   uint64_t kills_after_ack = 0, total_acked = 0, segments = 0;
   for (uint64_t round = 0; round < rounds; ++round) {
     if (round % kRoundsPerLog == 0) {
       segments += count_segments(dir);
       dir = tmp.sub("log" + std::to_string(round / kRoundsPerLog));
       acked.clear();
+      log_end = 0;
     }
     const size_t payload = kPayloads[rng() % std::size(kPayloads)];
     const uint64_t batch = 1 + rng() % 8;
@@ -120,8 +125,15 @@ TEST(CrashTest, KillDashNineNeverLosesAnAcknowledgedEvent) {
     }
     if (after_ack) ++kills_after_ack;
 
-    check_log(dir, acked, round);
+    uint64_t end = 0;
+    check_log(dir, acked, round, &end);
     if (::testing::Test::HasFailure()) return;
+    // Batches are whole: gen started at the previous end and appended batches of `batch`
+    // events, so what survived is a whole number of them (a torn batch is dropped whole).
+    ASSERT_GE(end, log_end) << "round " << round << ": the log shrank below a previous round's end";
+    ASSERT_EQ((end - log_end) % batch, 0u) << "round " << round << ": " << (end - log_end)
+                                           << " events survived, not a whole number of batches of " << batch;
+    log_end = end;
     RunResult verify = run({SLUICE_CLI, "verify", dir});
     if (acked.empty() && verify.exit_code == 2 &&
         (verify.err.find("not a Sluice log") != std::string::npos ||

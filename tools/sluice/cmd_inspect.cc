@@ -1,12 +1,17 @@
 // sluice info DIR, sluice verify DIR, sluice dump DIR: read-only inspection of a log (safe
-// while a writer appends to it).
+// while a writer appends to it). sluice verify --repair DIR and sluice salvage DIR: point_in_time
+// recovery (they take the writer's lock).
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <ctime>
 #include <string>
 
 #include "commands.h"
 #include "sluice/bus/log_reader.h"
+#include "sluice/bus/log_writer.h"
 #include "sluice/serialization/schema_registry.h"
 
 namespace sluice::tools {
@@ -112,13 +117,73 @@ int run_info(const std::string& dir) {
   return kExitOk;
 }
 
-int run_verify(const std::string& dir) {
+// Prints each damaged region a reader's reporter is told about.
+class PrintingReporter : public Reporter {
+ public:
+  void on_damage(const LogDamage& d) override {
+    ++count;
+    std::printf("damage: %s offset %" PRIu64, d.path.c_str(), d.offset);
+    if (d.end_offset > d.offset) std::printf("..%" PRIu64, d.end_offset);
+    std::printf(" (%s): %s\n", d.corruption ? "corruption" : "torn tail", d.reason.c_str());
+  }
+  int count = 0;
+};
+
+// The segment size recorded in sluice.meta (0 if unknown).
+uint64_t meta_segment_size(const std::string& dir) {
+  std::ifstream meta(dir + "/sluice.meta");
+  for (std::string line; std::getline(meta, line);)
+    if (line.rfind("segment_size=", 0) == 0) return std::strtoull(line.c_str() + 13, nullptr, 10);
+  return 0;
+}
+
+// Opens the log with a point_in_time writer: the valid prefix stays, everything after the
+// first damage goes to DIR/quarantine/. Prints what was kept and moved.
+int run_salvage(const char* cmd, const std::string& dir) {
+  LogOptions o;
+  o.recovery = RecoveryMode::point_in_time;
+  o.prefault = false;
+  if (const uint64_t size = meta_segment_size(dir); size != 0) o.segment_size = size;
+  auto w = LogWriter::open(dir, o);
+  if (!w.ok()) {
+    error_line(cmd, "salvage: " + w.status().to_string());
+    return kExitFailed;
+  }
+  const std::string note = (*w)->recovery_note();
+  const uint64_t end = (*w)->next_position();
+  if (Status st = (*w)->close(); !st.ok()) {
+    error_line(cmd, "salvage: " + st.to_string());
+    return kExitFailed;
+  }
+  std::printf("salvage: the log holds positions [0, %" PRIu64 ")\n", end);
+  std::printf("%s\n", note.empty() ? "salvage: nothing was damaged; nothing moved"
+                                   : ("salvage: " + note).c_str());
+  const std::filesystem::path q = std::filesystem::path(dir) / "quarantine";
+  std::error_code ec;
+  if (std::filesystem::is_directory(q, ec))
+    for (const auto& e : std::filesystem::directory_iterator(q, ec))
+      std::printf("quarantine: %s (%" PRIu64 " bytes)\n", e.path().c_str(),
+                  static_cast<uint64_t>(e.file_size(ec)));
+  return kExitOk;
+}
+
+int run_verify(const std::string& dir, bool repair) {
   int code = kExitOk;
   if (!check_log_dir("verify", dir, &code)) return code;
-  auto r = LogReader::open(dir);
+  ReaderOptions ro;
+  ro.check_invariants = true;
+  auto r = LogReader::open(dir, ro);
   if (!r.ok()) {
     error_line("verify", r.status().to_string());
-    return r.status().code() == StatusCode::not_found ? kExitUsage : kExitFailed;
+    if (r.status().code() == StatusCode::not_found) return kExitUsage;
+    // List every damaged region, not only the first.
+    PrintingReporter rep;
+    ReaderOptions all;
+    all.reporter = &rep;
+    all.every_region = true;
+    (void)LogReader::open(dir, all);
+    if (repair) return run_salvage("verify", dir) == kExitOk ? kExitOk : kExitFailed;
+    return kExitFailed;
   }
   LogInfo i = (*r)->info();
   std::printf("ok: %" PRIu64 " events in %zu segments, positions [%" PRIu64 ", %" PRIu64
@@ -129,6 +194,10 @@ int run_verify(const std::string& dir) {
     std::printf("note: crash-torn tail in segment %" PRIu64 " at offset %" PRIu64
                 " (%s); the next writer open truncates it\n",
                 i.tail_segment, i.tail_offset, i.tail_reason.c_str());
+  if (repair && i.tail_damaged) {
+    r->reset();
+    return run_salvage("verify", dir);
+  }
   return kExitOk;
 }
 
@@ -220,10 +289,29 @@ void add_info(CLI::App& app, int* exit_code) {
 
 void add_verify(CLI::App& app, int* exit_code) {
   auto dir = std::make_shared<std::string>();
+  auto repair = std::make_shared<bool>(false);
   CLI::App* c = app.add_subcommand(
-      "verify", "check every record; exit 0 consistent (a crash-torn tail included), 1 corrupt");
+      "verify",
+      "check every record and invariant; exit 0 consistent (a crash-torn tail included), 1 "
+      "corrupt (every damaged region listed)");
   c->add_option("dir", *dir, "log directory")->required();
-  c->callback([dir, exit_code] { *exit_code = run_verify(*dir); });
+  c->add_flag("--repair", *repair,
+              "then salvage: keep the valid prefix, move the rest into DIR/quarantine/ (exit 0 "
+              "when repaired)");
+  c->callback([dir, repair, exit_code] { *exit_code = run_verify(*dir, *repair); });
+}
+
+void add_salvage(CLI::App& app, int* exit_code) {
+  auto dir = std::make_shared<std::string>();
+  CLI::App* c = app.add_subcommand(
+      "salvage",
+      "open with point_in_time recovery: keep the valid prefix, move everything after the first "
+      "damage into DIR/quarantine/ (never deleted), report what moved and why");
+  c->add_option("dir", *dir, "log directory")->required();
+  c->callback([dir, exit_code] {
+    int code = kExitOk;
+    *exit_code = check_log_dir("salvage", *dir, &code) ? run_salvage("salvage", *dir) : code;
+  });
 }
 
 void add_dump(CLI::App& app, int* exit_code) {

@@ -18,6 +18,7 @@ void add_gen(CLI::App& app, int* exit_code);
 void add_info(CLI::App& app, int* exit_code);
 void add_verify(CLI::App& app, int* exit_code);
 void add_dump(CLI::App& app, int* exit_code);
+void add_salvage(CLI::App& app, int* exit_code);
 void add_bench(CLI::App& app, int* exit_code);
 void add_stat(CLI::App& app, int* exit_code);
 void add_rebuild(CLI::App& app, int* exit_code);

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   add_info(app, &exit_code);
   add_verify(app, &exit_code);
   add_dump(app, &exit_code);
+  add_salvage(app, &exit_code);
   add_bench(app, &exit_code);
   add_stat(app, &exit_code);
   add_rebuild(app, &exit_code);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "internal/segment.h"
+#include "sluice/bus/log_reader.h"
 #include "sluice/bus/log_types.h"
 #include "sluice/status.h"
 
@@ -27,13 +28,32 @@ struct SegmentSummary {
   bool sealed = false;
 };
 
+// The durable watermark recorded in sluice.meta (docs/write-log.md, "Power loss"):
+// everything before (segment, offset) was flushed before the file was written.
+struct Watermark {
+  bool known = false;
+  uint64_t segment = 0;
+  uint64_t offset = 0;
+  uint64_t position = 0;
+};
+// Reads it; `known` false when sluice.meta is missing or has no watermark (a log written by
+// an older version, or never opened by a writer of this one).
+Watermark read_watermark(const std::string& dir);
+
 struct LogScan {
   std::vector<SegmentSummary> segments;   // activated segments, ascending
   std::vector<MappedSegment> maps;        // parallel to segments when keep_maps
-  std::vector<uint64_t> unactivated;      // trailing prepared segments (header never written)
+  std::vector<uint64_t> unactivated;      // trailing prepared segments (header never written,
+                                          // every byte zero, or torn_headers)
+  std::vector<uint64_t> torn_headers;     // of those: a header torn by a power cut while it
+                                          // was being activated (bad, nothing after it)
+  std::vector<uint64_t> beyond;           // segments after a torn non-last segment of a
+                                          // `none` log: outside the recovered prefix
+  Watermark watermark;
+  std::string cut_reason;                 // point_in_time: the corruption the log was cut at
   uint64_t next_position = 0;             // one past the last visible event
-  // A damaged tail in the last segment that recovery truncates: torn or zero-filled record,
-  // incomplete batch, garbage. Never reported when a valid record follows (that's corruption).
+  // A damaged tail that recovery truncates: torn or zero-filled record, incomplete batch,
+  // garbage, all after the durable watermark. Damage before it is corruption.
   bool tail_damaged = false;
   uint64_t tail_segment = 0;
   uint64_t tail_offset = 0;     // truncation point
@@ -43,8 +63,15 @@ struct LogScan {
 
 using RecordCallback = std::function<void(const RecordView&)>;
 
+// Every damaged region of every segment in dir, told to `reporter`: after each damage the
+// scan resynchronises at the next record that decodes. A diagnostic for tools: decides
+// nothing (scan_log does).
+void report_every_region(const std::string& dir, Reporter& reporter);
+
 // Errors: not_found (no directory), corruption (naming segment and offset), io_error.
+// cut_at_corruption (RecoveryMode::point_in_time): corruption ends the log where it starts
+// instead of failing the scan; what follows is reported as the tail and `beyond`.
 Result<LogScan> scan_log(FileOps& ops, const std::string& dir, const RecordCallback& on_record,
-                         bool keep_maps);
+                         bool keep_maps, bool cut_at_corruption = false);
 
 }  // namespace sluice::log_internal

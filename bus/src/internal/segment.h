@@ -24,7 +24,12 @@ std::string segment_path(const std::string& dir, uint64_t index);
 Result<std::vector<uint64_t>> list_segments(const std::string& dir);
 // fsync the directory itself, so that a created or renamed entry survives a crash.
 Status sync_directory(FileOps& ops, const std::string& dir);
+// fdatasync a file by path.
+Status sync_file(FileOps& ops, const std::string& path);
 std::string errno_text(int err);
+// Offset of the first non-zero byte at or after `from` in the file at `path`, -1 if none,
+// -2 if it cannot be read.
+int64_t first_nonzero_byte(const std::string& path, uint64_t from);
 
 // Bytes a preparation step touches between two pace() calls: 128 KiB of zeros written or
 // pages populated is ~20-30 us of kernel time here (64 MiB took ~14 ms in all).
@@ -65,15 +70,21 @@ class MappedSegment {
   static Result<MappedSegment> open_write(FileOps& ops, const std::string& path, uint64_t index,
                                           uint64_t segment_size);
   // Creates a new segment file: preallocated with posix_fallocate (never sparse), the
-  // directory fsynced, mapped read-write. `durable` (group, sync): the allocation is fsynced
-  // too. `prefault`: its pages are brought into memory and mapped now, off the hot path.
-  // The header stays zero until activate().
+  // allocation and size fsynced, then the directory fsynced (so that after a power cut the
+  // file is there, at its full size, before anything in it is acknowledged), mapped
+  // read-write. `durable` (group, sync): no zeros are written through the page cache.
+  // `prefault`: its pages are brought into memory and mapped now, off the hot path. The
+  // header stays zero until activate().
+  // A file of that name that already exists is reused only if every byte of it is zero (a
+  // segment prepared by an earlier open); one holding any other byte is refused with
+  // `corruption`, naming the offset: the writer never creates a segment over bytes it did not
+  // write.
   // `pace` (optional) is called between slices of the preparation (kPrepareSlice bytes of
   // zeros written or pages populated each): the maintenance thread yields its CPU there, so
   // preparing a segment never holds a CPU for more than one slice at a time.
   static Result<MappedSegment> create(FileOps& ops, const std::string& dir, uint64_t index,
                                       uint64_t segment_size, bool prefault, bool durable,
-                                      SlicePacer* pace = nullptr);
+                                      SlicePacer* pace = nullptr, mode_t mode = 0640);
   // Unmaps in kPrepareSlice pieces with `pace` between them, then closes (a 64 MiB munmap in
   // one call holds a CPU for milliseconds).
   void release_sliced(SlicePacer* pace) noexcept;
@@ -91,8 +102,9 @@ class MappedSegment {
   // Acquire: pairs with the release store of the magic in activate().
   bool activated() const noexcept;
   // Writes the header and release-stores the magic last. Not durable until flushed.
-  void activate(uint64_t base_position, int64_t created_ns) noexcept;
-  // Checks magic, version, index, size and header CRC. Only valid once activated().
+  void activate(uint64_t base_position, int64_t created_ns, uint32_t flags = 0) noexcept;
+  // Checks magic, version, index, size, flags, reserved fields and header CRC. Only valid
+  // once activated().
   Status check_header() const;
   // msync(MS_SYNC) of [begin, end), widened to pages.
   Status sync(uint64_t begin, uint64_t end) const;

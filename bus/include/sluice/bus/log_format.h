@@ -71,6 +71,21 @@ enum RecordFlags : uint8_t {
   kKnownFlags = 0x0f,
 };
 
+enum SegmentFlags : uint32_t {
+  // The previous segment was flushed whole (seal included) before this header was written:
+  // damage in it cannot be a power cut's (group and sync set it; none does not).
+  kSegmentPrevDurable = 0x1,
+  kKnownSegmentFlags = 0x1,
+};
+
+// Keys of the durable watermark in sluice.meta: every segment below durable_segment, and
+// the bytes [0, durable_offset) of segment durable_segment, were flushed before the file was
+// written; durable_position is the position after the last event in them.
+inline constexpr char kMetaDurableSegment[] = "durable_segment";
+inline constexpr char kMetaDurableOffset[] = "durable_offset";
+inline constexpr char kMetaDurablePosition[] = "durable_position";
+inline constexpr char kQuarantineDir[] = "quarantine";
+
 struct SegmentHeader {
   uint64_t magic;          // kSegmentMagic; stored last, with release, to activate
   uint32_t format_version;
@@ -79,7 +94,7 @@ struct SegmentHeader {
   uint64_t base_position;  // position of the first event in this segment
   uint64_t segment_size;   // bytes, header included
   int64_t created_ns;      // CLOCK_REALTIME
-  uint32_t flags;          // 0
+  uint32_t flags;          // SegmentFlags; other bits 0
   uint32_t reserved0;      // 0
   uint32_t reserved1;      // 0
   uint32_t header_crc;     // masked crc32c of bytes [8, 60)

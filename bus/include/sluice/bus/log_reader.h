@@ -35,8 +35,35 @@ namespace log_internal {
 class MappedSegment;
 }
 
+// A damaged region of a log, as recovery or `sluice verify` found it.
+struct LogDamage {
+  std::string path;         // segment file
+  uint64_t segment = 0;
+  uint64_t offset = 0;      // where the damage starts
+  uint64_t end_offset = 0;  // where the next valid record, or the zero space, starts (0: unknown)
+  bool corruption = false;  // true: refused (below the durable watermark, or inconsistent);
+                            // false: a torn tail that a writer's open cuts
+  std::string reason;
+};
+
+// Told about damage, like leveldb's log::Reader::Reporter: tools list what they find.
+class Reporter {
+ public:
+  virtual ~Reporter() = default;
+  virtual void on_damage(const LogDamage& d) = 0;
+};
+
 struct ReaderOptions {
   FileOps* file_ops = nullptr;  // nullptr: the real system calls
+  // Told about the torn tail or the corruption open() finds (and, with every_region, about
+  // every damaged region of every segment, found by resynchronising at the next record that
+  // decodes). nullptr: nobody.
+  Reporter* reporter = nullptr;
+  bool every_region = false;
+  // Also check the invariants the scan does not (docs/log-format.md, "Recovery"): timestamps
+  // never decrease, a stream record's position is the next event's, stream names are valid
+  // UTF-8, padding is zero. `sluice verify` sets it.
+  bool check_invariants = false;
 };
 
 struct SegmentInfo {
@@ -150,10 +177,15 @@ class LogReader {
   explicit LogReader(std::string dir, const ReaderOptions& options);
   Status open_impl();
   void index_record(Segment& seg, const RecordView& v);
+  void check_invariants(const RecordView& v);
   Status index_error(const RecordView& v, const std::string& what) const;
+  void report_damage(const Status& st);
 
   const std::string dir_;
   FileOps* ops_;
+  ReaderOptions options_;
+  int64_t invariant_ts_ = INT64_MIN;           // check_invariants: last timestamp seen
+  std::vector<RecordView> pending_positioned_;  // check_invariants: stream records before the next event
   std::vector<std::unique_ptr<Segment>> segments_;
   std::vector<Stream> streams_;  // index = id - 1
   std::unordered_map<std::string, StreamId> stream_ids_;

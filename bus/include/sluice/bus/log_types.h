@@ -1,6 +1,8 @@
 // Value types shared by LogWriter and LogReader.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <span>
@@ -89,6 +91,17 @@ class CommitListener {
   virtual void on_commit(const RecordView& v, bool end_of_batch) noexcept = 0;
 };
 
+// What LogWriter::open does with corruption (docs/write-log.md, "Recovery modes").
+enum class RecoveryMode : uint8_t {
+  // Refuse to open, naming segment and offset; change nothing. Torn tails (after the durable
+  // watermark) are cut, their bytes kept in quarantine/.
+  strict,
+  // Keep the valid prefix: cut the log at the first damage, wherever it is, moving the cut
+  // bytes and every later segment into quarantine/ (never deleting them). recovery_note()
+  // says what was moved and why. For an operator who chose to lose what follows the damage.
+  point_in_time,
+};
+
 struct LogOptions {
   uint64_t segment_size = 64ull << 20;          // bytes per segment file, header included
   Durability durability = Durability::none;
@@ -113,6 +126,12 @@ struct LogOptions {
   // Bit c: keep the maintenance thread off CPU c (c < 64), e.g. CPUs of busy-spinning
   // consumers. The engine sets its pinned workers' CPUs here.
   uint64_t maintenance_avoid_cpus = 0;
+  // Permissions of the files the writer creates (segments, sluice.meta, LOCK, quarantined
+  // bytes; the umask applies too) and of a log directory it creates. Default: owner read and
+  // write, group read.
+  mode_t file_mode = 0640;
+  RecoveryMode recovery = RecoveryMode::strict;
+  mode_t dir_mode = 0750;
 };
 
 // A zero-copy view of one committed record, pointing into the mapped segment. Valid while the

@@ -62,9 +62,11 @@ struct LogWriterStats {
 class LogWriter {
  public:
   // Opens (creating if allowed) the log in `dir`, recovering it: a torn or zero-filled tail
-  // is truncated; corruption (a bad record followed by a valid one, a missing segment) is
-  // refused with an error naming segment and offset. Fails with busy if another writer
-  // holds the log.
+  // after the durable watermark is truncated (its bytes are first copied into the log's
+  // quarantine/ directory); damage before the watermark, a missing segment, data in a
+  // prepared segment are refused as corruption, with an error naming segment and offset.
+  // Then everything recovered is flushed and the watermark moved to its end. Fails with
+  // busy if another writer holds the log.
   static Result<std::unique_ptr<LogWriter>> open(const std::string& dir,
                                                  const LogOptions& options = {});
   ~LogWriter();
@@ -130,7 +132,8 @@ class LogWriter {
   // What recovery found and truncated on open ("" when the tail was clean).
   const std::string& recovery_note() const noexcept { return recovery_note_; }
 
-  // Stops the maintenance thread, flushes (group, sync), unmaps, releases the lock.
+  // Stops the maintenance thread, flushes what this open wrote (every durability: a closed
+  // log is durable whole), records the durable watermark, unmaps, releases the lock.
   Status close();
 
  private:
@@ -139,6 +142,11 @@ class LogWriter {
   Status recover(bool* need_new_segment, uint64_t* last_index);
   Status roll(uint64_t needed) noexcept;
   Status write_meta();
+  // Flushes segments [from, segment_->index()] (the current one up to tail_) and moves the
+  // durable watermark to the end.
+  Status make_all_durable(uint64_t from);
+  Status quarantine_bytes(const std::string& name, const std::byte* data, size_t n);
+  Status quarantine_file(const std::string& name);
   void maintenance_loop();
   Status place_maintenance_thread();
   Status group_flush_locked();
@@ -191,6 +199,10 @@ class LogWriter {
   const bool fused_;  // append() takes append_fused()
   int lock_fd_ = -1;
   std::string recovery_note_;
+  // The durable watermark last written to sluice.meta (writer thread; open and close).
+  uint64_t durable_segment_ = 0;
+  uint64_t durable_offset_ = 0;
+  uint64_t durable_position_ = 0;
 
   // Owned by the writer thread.
   std::unique_ptr<log_internal::MappedSegment> segment_;

@@ -211,6 +211,11 @@ class KeyedStore {
     clear();
     uint64_t n;
     if (!r.u64(&n)) return Status(StatusCode::corruption, what + ": truncated entry count");
+    // A hostile count must not size the table: each entry needs its bytes (the snapshot
+    // fuzzer found reserve(2^60) crashing in make_table).
+    if (n > r.remaining() / (sizeof(uint64_t) + sizeof(V)))
+      return Status(StatusCode::corruption, what + ": " + std::to_string(n) + " entries, but only " +
+                                                std::to_string(r.remaining()) + " bytes follow");
     reserve(n);
     for (uint64_t i = 0; i < n; ++i) {
       uint64_t k;
