@@ -138,23 +138,33 @@ TEST(EngineMetricsConcurrency, PrometheusEndpointServesTheCountersOnLoopback) {
   const std::string body = resp.substr(resp.find("\r\n\r\n") + 4);
   std::vector<std::string> bad;
   auto series = parse_exposition(body, &bad);
+  // The value of a series that must be there: a missing one fails (std::map::operator[]
+  // would read it as 0 and pass every check against 0).
+  auto value = [&](const std::string& key) {
+    auto it = series.find(key);
+    if (it == series.end()) {
+      ADD_FAILURE() << "series missing: " << key;
+      return -1.0;
+    }
+    return it->second;
+  };
   EXPECT_TRUE(bad.empty()) << "malformed: " << (bad.empty() ? "" : bad[0]);
   // The head and, per projection, position, lag, latency quantiles, dead letters, state.
-  EXPECT_EQ(series["sluice_head_position"], 101);
-  EXPECT_EQ(series["sluice_engine_up"], 1);
+  EXPECT_EQ(value("sluice_head_position"), 101);
+  EXPECT_EQ(value("sluice_engine_up"), 1);
   const std::string b = "{projection=\"balances\"}";
-  EXPECT_EQ(series["sluice_projection_applied_position" + b], 101);
+  EXPECT_EQ(value("sluice_projection_applied_position" + b), 101);
   EXPECT_EQ(series.count("sluice_projection_events_behind" + b), 1u);
   EXPECT_EQ(series.count("sluice_projection_bytes_behind" + b), 1u);
   EXPECT_EQ(series.count("sluice_projection_time_behind_seconds" + b), 1u);
   for (const char* q : {"0.5", "0.9", "0.99", "0.999"})
     EXPECT_EQ(series.count("sluice_projection_latency_seconds{projection=\"balances\",quantile=\"" + std::string(q) + "\"}"), 1u) << q;
-  EXPECT_EQ(series["sluice_projection_latency_seconds_count" + b], 101);
+  EXPECT_EQ(value("sluice_projection_latency_seconds_count" + b), 101);
   EXPECT_EQ(series.count("sluice_projection_latency_max_seconds" + b), 1u);
-  EXPECT_EQ(series["sluice_projection_dead_letters" + b], 1);  // the overdraft
-  EXPECT_EQ(series["sluice_projection_dead_letters{projection=\"daily_totals\"}"], 0);
-  EXPECT_EQ(series["sluice_projection_state{projection=\"balances\",state=\"running\"}"], 1);
-  EXPECT_EQ(series["sluice_projection_state{projection=\"balances\",state=\"failed\"}"], 0);
+  EXPECT_EQ(value("sluice_projection_dead_letters" + b), 1);  // the overdraft
+  EXPECT_EQ(value("sluice_projection_dead_letters{projection=\"daily_totals\"}"), 0);
+  EXPECT_EQ(value("sluice_projection_state{projection=\"balances\",state=\"running\"}"), 1);
+  EXPECT_EQ(value("sluice_projection_state{projection=\"balances\",state=\"failed\"}"), 0);
   // The worker's ring consumer (the monitor copies its counters every interval).
   const std::string c = "{consumer=\"worker-0 (balances, daily_totals)\"}";
   for (const char* f : {"events", "overruns", "caught_up", "rejoins"})
