@@ -76,13 +76,19 @@ TEST(ProjectionRunner, CheckpointedRestartsAndRebuildGiveTheSameDigest) {
   uint64_t live_digest = 0;
   const uint64_t stops[] = {3001, 9999, 15000, end};
   const uint32_t batches[] = {1, 7, 333, 1024};
+  uint64_t checkpointed = 0;  // where the previous round's checkpoint is
   for (int i = 0; i < 4; ++i) {
     ProjectionRunner r("balances", balances_factory(), o, {.log_dir = dir});
     ASSERT_TRUE(r.open(end).ok());
+    // Restored from the previous round's checkpoint (were it ignored, the runner would
+    // replay from 0 and the digests below would still agree).
+    ASSERT_EQ(r.next_position(), checkpointed) << "round " << i;
     auto tail = LogTail::open(dir).value();
     run_to(*tail, r, stops[i], batches[i]);
     // Stop mid-way: the checkpoint is written at whatever position the runner reached.
     ASSERT_TRUE(write_checkpoint(dir, "balances", r.snapshot_now()).ok());
+    checkpointed = r.next_position();
+    ASSERT_GT(checkpointed, 0u);
     live_digest = r.digest();
   }
   auto rebuilt = rebuild_projection(dir, "balances", balances_factory(), o);

@@ -3,6 +3,7 @@
 #include "sluice/stats/counters_file.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,14 +57,20 @@ TEST(CountersFile, BadFilesAreRefusedWithTheirPath) {
   EXPECT_EQ(counters::CountersFile::open_read(path + ".none").status().code(), StatusCode::not_found);
 }
 
-// The child maps the file and watches the applied position: it must only grow and must
-// reach the final value. Exit code 0 = all good.
+// The child maps the file and watches the applied position while the parent moves it: it
+// must only grow, the child must see it *between* 0 and the final value (a reader that only
+// ever saw the final value — a file written once at the end — would not count as live), and
+// it must reach the final value. The parent stops half-way until the child has seen a value
+// in flight (a pipe), so the check does not depend on scheduling. Exit code 0 = all good.
 TEST(CountersFileConcurrency, AnotherProcessReadsTheCountersLive) {
   const std::string path = fresh_path("live");
-  constexpr uint64_t kFinal = 200000;
+  constexpr uint64_t kFinal = 200000, kHalf = kFinal / 2;
+  int seen_pipe[2];
+  ASSERT_EQ(::pipe(seen_pipe), 0);
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
+    ::close(seen_pipe[0]);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     std::unique_ptr<counters::CountersFile> r;
     while (!r && std::chrono::steady_clock::now() < deadline) {
@@ -72,24 +79,37 @@ TEST(CountersFileConcurrency, AnotherProcessReadsTheCountersLive) {
       else std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     if (!r) ::_exit(2);
-    uint64_t last = 0, seen_changes = 0;
+    uint64_t last = 0;
+    bool saw_in_flight = false;
     while (std::chrono::steady_clock::now() < deadline) {
       const counters::Slot& s = r->slot(0);
       if (counters::CountersFile::state(s) == counters::SlotState::free) continue;
       const uint64_t v = counters::get(s.counters.applied_position);
       if (v < last) ::_exit(3);  // went backwards
-      if (v != last) ++seen_changes;
       last = v;
-      if (v == kFinal) ::_exit(seen_changes > 0 ? 0 : 4);
+      if (!saw_in_flight && v > 0 && v < kFinal) {
+        saw_in_flight = true;
+        const char c = 1;
+        if (::write(seen_pipe[1], &c, 1) != 1) ::_exit(6);
+      }
+      if (v == kFinal) ::_exit(saw_in_flight ? 0 : 4);
     }
     ::_exit(5);
   }
+  ::close(seen_pipe[1]);
   auto f = counters::CountersFile::create(path, {.log_dir = "d", .segment_size = 1, .slot_count = 2}).value();
   counters::Slot* s = f->allocate(counters::SlotKind::projection, "p").value();
   for (uint64_t v = 1; v <= kFinal; ++v) {
     counters::put(s->counters.applied_position, v);
+    if (v == kHalf) {  // wait (60 s at most) until the child has seen a value in flight
+      pollfd p{seen_pipe[0], POLLIN, 0};
+      ASSERT_EQ(::poll(&p, 1, 60'000), 1) << "the other process never saw the counter move";
+      char c;
+      ASSERT_EQ(::read(seen_pipe[0], &c, 1), 1);
+    }
     if (v % 1000 == 0) std::this_thread::yield();
   }
+  ::close(seen_pipe[0]);
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status));
