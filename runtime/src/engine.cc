@@ -286,7 +286,10 @@ Status Engine::stop(std::chrono::milliseconds timeout) {
   stop_services_.store(true, std::memory_order_release);  // pairs with the services' acquire
   checkpoint_thread_.join();
   monitor_thread_.join();
-  if (stats_) publish_bus_counters();  // the final figures
+  if (stats_) {  // the final figures
+    publish_bus_counters();
+    publishers_->run();
+  }
   write_pending_checkpoints(true);
   for (auto& r : runners_) {
     if (r->failed()) continue;

@@ -60,12 +60,40 @@ void Engine::publish_bus_counters() noexcept {
   }
 }
 
+Result<counters::Slot*> Engine::stats_slot(counters::SlotKind kind, std::string_view name) {
+  if (!stats_) return static_cast<counters::Slot*>(nullptr);
+  std::lock_guard lock(stats_mu_);
+  return stats_->allocate(kind, name);
+}
+
+uint64_t StatsPublishers::add(std::function<void()> publish) {
+  std::lock_guard lock(mu_);
+  publishers_.emplace_back(next_, std::move(publish));
+  return next_++;
+}
+
+void StatsPublishers::remove(uint64_t id) {
+  std::lock_guard lock(mu_);
+  std::erase_if(publishers_, [id](const auto& p) { return p.first == id; });
+}
+
+void StatsPublishers::run() noexcept {
+  std::lock_guard lock(mu_);
+  for (auto& [id, publish] : publishers_) {
+    try {
+      publish();
+    } catch (...) {  // a throwing publisher must not end the monitor
+    }
+  }
+}
+
 void Engine::monitor_loop() noexcept {
   std::vector<bool> active(runners_.size(), false);
   while (!stop_services_.load(std::memory_order_acquire)) {  // pairs with stop()'s release
     if (stats_) {
       counters::put(stats_->header().heartbeat_ns, static_cast<uint64_t>(realtime_ns()));
       publish_bus_counters();
+      publishers_->run();
     }
     const uint64_t head = writer_->committed_position();
     for (size_t i = 0; i < runners_.size(); ++i) {

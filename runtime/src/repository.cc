@@ -175,7 +175,33 @@ RepositoryCore::RepositoryCore(AppendPort& port, std::unique_ptr<AppendPort> own
                                uint64_t fingerprint, const RepositoryOptions& options)
     : port_(&port), owned_(std::move(owned)), type_name_(std::move(type_name)), fingerprint_(fingerprint), o_(options) {}
 
-RepositoryCore::~RepositoryCore() = default;
+RepositoryCore::~RepositoryCore() {
+  if (stats_publishers_) stats_publishers_->remove(stats_publisher_);
+}
+
+Status RepositoryCore::attach_stats(Engine& engine) {
+  auto slot = engine.stats_slot(counters::SlotKind::repository, type_name_);
+  if (!slot.ok()) return slot.status();
+  counters::Slot* s = slot.value();
+  if (s == nullptr) return Status::OK();  // stats file off
+  stats_publishers_ = engine.stats_publishers();
+  stats_publisher_ = stats_publishers_->add([this, s] {
+    const RepositoryStats st = stats();
+    counters::RepositoryCounters& c = s->repository;
+    counters::put(c.commands, st.commands);
+    counters::put(c.accepted, st.accepted);
+    counters::put(c.rejected, st.rejected);
+    counters::put(c.duplicates, st.duplicates);
+    counters::put(c.conflicts, st.conflicts);
+    counters::put(c.conflict_failures, st.conflict_failures);
+    counters::put(c.snapshots_written, st.snapshots_written);
+    counters::put(c.snapshots_loaded, st.snapshots_loaded);
+    counters::put(c.snapshots_ignored, st.snapshots_ignored);
+    counters::put(c.keys_out_of_window, st.keys_out_of_window);
+    counters::put(c.key_collisions, st.key_collisions);
+  });
+  return Status::OK();
+}
 
 Result<std::unique_ptr<RepositoryCore>> RepositoryCore::open(AppendPort& port, std::unique_ptr<AppendPort> owned,
                                                              std::string type_name, uint64_t fingerprint,

@@ -175,6 +175,24 @@ EngineStat read_stats(const CountersFile& f) {
       e.ingress.queued = get(s.ingress.queued);
       continue;
     }
+    if (s.header.kind == static_cast<uint32_t>(SlotKind::repository)) {
+      const RepositoryCounters& c = s.repository;
+      RepositoryStat r;
+      r.name = name;
+      r.commands = get(c.commands);
+      r.accepted = get(c.accepted);
+      r.rejected = get(c.rejected);
+      r.duplicates = get(c.duplicates);
+      r.conflicts = get(c.conflicts);
+      r.conflict_failures = get(c.conflict_failures);
+      r.snapshots_written = get(c.snapshots_written);
+      r.snapshots_loaded = get(c.snapshots_loaded);
+      r.snapshots_ignored = get(c.snapshots_ignored);
+      r.keys_out_of_window = get(c.keys_out_of_window);
+      r.key_collisions = get(c.key_collisions);
+      e.repositories.push_back(std::move(r));
+      continue;
+    }
     if (s.header.kind == static_cast<uint32_t>(SlotKind::relay)) {
       RelayStat r;
       r.name = name;

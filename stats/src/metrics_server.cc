@@ -185,6 +185,21 @@ std::string prometheus_text(const counters::EngineStat& s, int64_t now_ns) {
   consumer("sluice_consumer_caught_up_total", "Records read from the log instead of the ring",
            &counters::ConsumerStat::caught_up);
   consumer("sluice_consumer_rejoins_total", "Times the consumer went back to the ring", &counters::ConsumerStat::rejoins);
+  // Aggregate repositories (label repository="<aggregate type>").
+  auto repo = [&](std::string_view name, std::string_view help, uint64_t counters::RepositoryStat::*field) {
+    if (s.repositories.empty()) return;
+    x.family(name, "counter", help);
+    for (const counters::RepositoryStat& r : s.repositories)
+      x.sample(name, "repository=\"" + label_value(r.name) + "\"", static_cast<double>(r.*field));
+  };
+  repo("sluice_repository_commands_total", "Commands executed", &counters::RepositoryStat::commands);
+  repo("sluice_repository_rejected_total", "Commands the handler rejected", &counters::RepositoryStat::rejected);
+  repo("sluice_repository_duplicates_total", "Commands answered from the idempotency index",
+       &counters::RepositoryStat::duplicates);
+  repo("sluice_repository_conflicts_total", "Appends that met a version conflict", &counters::RepositoryStat::conflicts);
+  repo("sluice_repository_snapshots_ignored_total",
+       "Snapshots ignored (corrupt, old format, other fingerprint or log): full replay instead",
+       &counters::RepositoryStat::snapshots_ignored);
   if (s.ingress.present) {
     x.family("sluice_ingress_requests_total", "counter", "Submissions the writer thread handled");
     x.sample("sluice_ingress_requests_total", "", static_cast<double>(s.ingress.requests));

@@ -114,6 +114,42 @@ TEST(AggregateSnapshot, StaleFingerprintIsIgnoredCountedAndRewritten) {
   EXPECT_EQ(l2.state.balance, 130);
 }
 
+TEST(AggregateSnapshot, IgnoredSnapshotsAreCountedInTheStatsFile) {
+  // As above, on an engine with its stats file: the warning reaches `sluice stat` and the
+  // Prometheus endpoint (the monitor copies the repository's counters; stop() once more).
+  const std::string dir = fresh_engine_dir("snapshot", "stats");
+  EngineOptions o = testing::small_engine_options();
+  o.worker_cpus = {-1};
+  o.writer = WriterMode::ingress;
+  auto e = Engine::open(dir, o).value();
+  ASSERT_TRUE(e->bind<bank::Deposited>(serialization::CodecId::raw).ok());
+  ASSERT_TRUE(e->bind<bank::Withdrawn>(serialization::CodecId::raw).ok());
+  ASSERT_TRUE(e->start().ok());
+  SnapshotPolicy p;
+  p.every_events = 5;
+  {
+    auto repo = Repository<BankAccount>::open(*e, bank::account_type(p)).value();
+    const StreamId id = repo->stream("account-1").value();
+    for (int i = 0; i < 6; ++i) ASSERT_TRUE(repo->execute(id, Deposit{1, 10, 1}).ok());
+    sluice::AggregateType<BankAccount> changed("bank.Account", bank::kBankAccountFingerprint + 1);
+    changed.apply<bank::Deposited>().apply<bank::Withdrawn>().handle<Deposit>().handle<Withdraw>().snapshots(p);
+    auto next = Repository<BankAccount>::open(*e, std::move(changed)).value();
+    ASSERT_TRUE(next->execute(id, Deposit{1, 10, 1}).ok());  // loads: the snapshot is ignored
+    ASSERT_EQ(next->stats().snapshots_ignored, 1u);
+    ASSERT_TRUE(e->stop().ok());  // publishes the final figures while both repositories live
+  }
+  const counters::EngineStat st = counters::read_stats(*e->stats());
+  ASSERT_EQ(st.repositories.size(), 2u);
+  uint64_t ignored = 0, commands = 0;
+  for (const counters::RepositoryStat& r : st.repositories) {
+    EXPECT_EQ(r.name, "bank.Account");
+    ignored += r.snapshots_ignored;
+    commands += r.commands;
+  }
+  EXPECT_EQ(ignored, 1u);
+  EXPECT_EQ(commands, 7u);
+}
+
 TEST(AggregateSnapshot, CorruptSnapshotIsIgnoredAndTheStateIsReplayed) {
   BankEngine b;
   b.open(fresh_engine_dir("snapshot", "corrupt"));

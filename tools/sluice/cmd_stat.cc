@@ -90,6 +90,39 @@ void print_relays(const std::vector<counters::RelayStat>& relays) {
                 r.connected ? "" : "disconnected");
 }
 
+// ,"repositories":[...] (aggregate repositories' command counters).
+std::string repositories_json(const std::vector<counters::RepositoryStat>& rs) {
+  std::string o = ",\"repositories\":[";
+  for (size_t i = 0; i < rs.size(); ++i) {
+    const auto& r = rs[i];
+    auto num = [&](const char* k, uint64_t v) { o += std::string(",\"") + k + "\":" + std::to_string(v); };
+    o += std::string(i ? "," : "") + "{\"name\":" + json_string(r.name);
+    num("commands", r.commands);
+    num("accepted", r.accepted);
+    num("rejected", r.rejected);
+    num("duplicates", r.duplicates);
+    num("conflicts", r.conflicts);
+    num("conflict_failures", r.conflict_failures);
+    num("snapshots_written", r.snapshots_written);
+    num("snapshots_loaded", r.snapshots_loaded);
+    num("snapshots_ignored", r.snapshots_ignored);
+    num("keys_out_of_window", r.keys_out_of_window);
+    num("key_collisions", r.key_collisions);
+    o += "}";
+  }
+  return o + "]";
+}
+
+void print_repositories(const std::vector<counters::RepositoryStat>& rs) {
+  if (rs.empty()) return;
+  std::printf("%-20s %10s %10s %9s %10s %9s %10s %s\n", "repository", "commands", "rejected", "dupl.", "conflicts",
+              "snap w/l", "snap ign.", "");
+  for (const auto& r : rs)
+    std::printf("%-20s %10" PRIu64 " %10" PRIu64 " %9" PRIu64 " %10" PRIu64 " %4" PRIu64 "/%-4" PRIu64 " %10" PRIu64 " %s\n",
+                r.name.c_str(), r.commands, r.rejected, r.duplicates, r.conflicts, r.snapshots_written,
+                r.snapshots_loaded, r.snapshots_ignored, r.snapshots_ignored ? "WARNING: snapshots ignored" : "");
+}
+
 std::string to_json(const counters::EngineStat& s) {
   std::string o = "{\"pid\":" + std::to_string(s.pid) + ",\"running\":" + (engine_alive(s) ? "true" : "false") +
                   ",\"heartbeat_age_ms\":" + std::to_string((realtime_ns() - s.heartbeat_ns) / 1'000'000) +
@@ -134,7 +167,7 @@ std::string to_json(const counters::EngineStat& s) {
     o += ",\"ingress\":{\"requests\":" + std::to_string(s.ingress.requests) +
          ",\"back_pressured\":" + std::to_string(s.ingress.back_pressured) +
          ",\"queued\":" + std::to_string(s.ingress.queued) + "}";
-  return o + relays_json(s.relays) + "}";
+  return o + relays_json(s.relays) + repositories_json(s.repositories) + "}";
 }
 
 void print_table(const counters::EngineStat& s, const std::string& dir) {
@@ -163,6 +196,7 @@ void print_table(const counters::EngineStat& s, const std::string& dir) {
     std::printf("ingress: %" PRIu64 " submissions, %" PRIu64 " back-pressured, %" PRIu64 " queued\n", s.ingress.requests,
                 s.ingress.back_pressured, s.ingress.queued);
   print_relays(s.relays);
+  print_repositories(s.repositories);
   std::fflush(stdout);
 }
 

@@ -57,6 +57,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -143,6 +144,20 @@ class ProjectionHandle {
 // One submitting thread's handle on the engine's ingress (WriterMode::ingress): pipelined
 // submissions with tickets, or waiting ones. From Engine::submitter(); give it back (destroy
 // it) before the engine goes. Not for two threads at once.
+// Callbacks the engine's monitor runs to publish other components' counters (any thread may
+// add or remove one; removal waits for a run in progress).
+class StatsPublishers {
+ public:
+  uint64_t add(std::function<void()> publish);
+  void remove(uint64_t id);
+  void run() noexcept;  // the monitor thread
+
+ private:
+  std::mutex mu_;
+  std::vector<std::pair<uint64_t, std::function<void()>>> publishers_;  // under mu_
+  uint64_t next_ = 1;                                                   // under mu_
+};
+
 class Submitter {
  public:
   Submitter() = default;
@@ -256,6 +271,15 @@ class Engine {
   // Queries see the old model until the swap, the new one after. Blocks until swapped.
   Result<RebuildResult> rebuild(std::string_view projection, std::function<void(const RebuildProgress&)> on_progress = nullptr);
 
+  // ---- stats of the layers above the engine (aggregate repositories, ...) ---------------------
+  // A slot of `kind` named `name` in the stats file (cold; any thread). nullptr: the stats
+  // file is off. Error: no free slot (EngineOptions::stats_slots).
+  Result<counters::Slot*> stats_slot(counters::SlotKind kind, std::string_view name);
+  // Publishers run on the monitor thread every monitor_interval and once more in stop(), so
+  // a component copies its own counters into its slot off its hot path. Shared, so that a
+  // component may remove itself even after the engine is gone.
+  std::shared_ptr<StatsPublishers> stats_publishers() const noexcept { return publishers_; }
+
   ProjectionRunner* runner(std::string_view name) const noexcept;
   std::vector<ProjectionRunner*> runners() const;
   // Per worker: OK, or why it could not be pinned (it then runs unpinned).
@@ -295,6 +319,8 @@ class Engine {
   std::unique_ptr<IngressAgent> ingress_agent_;
   std::unique_ptr<AgentRunner> writer_runner_;
   counters::Slot* ingress_slot_ = nullptr;
+  std::mutex stats_mu_;  // stats_slot() from any thread
+  std::shared_ptr<StatsPublishers> publishers_ = std::make_shared<StatsPublishers>();
   std::thread checkpoint_thread_;
   std::thread monitor_thread_;
   bool running_ = false;

@@ -95,6 +95,9 @@ class RepositoryCore {
                                                       std::string type_name, uint64_t fingerprint,
                                                       const RepositoryOptions& options);
   ~RepositoryCore();
+  // Publishes the counters into a `repository` slot of the engine's stats file, through the
+  // engine's monitor (cold; no-op when the stats file is off).
+  Status attach_stats(Engine& engine);
 
   AppendPort& port() noexcept { return *port_; }
   const RepositoryOptions& options() const noexcept { return o_; }
@@ -148,6 +151,8 @@ class RepositoryCore {
   std::mutex names_mu_;
   std::vector<std::pair<std::string, StreamId>> names_;
   mutable std::mutex warn_mu_;
+  std::shared_ptr<StatsPublishers> stats_publishers_;  // attach_stats(): the engine's
+  uint64_t stats_publisher_ = 0;
   std::string last_warning_;
   // in_flight_: execute() calls inside the repository; relaxed is enough: it only bounds
   // admission, it publishes nothing.
@@ -578,7 +583,10 @@ Result<std::unique_ptr<Repository<S>>> Repository<S>::open(Engine& engine, Aggre
                                                            const RepositoryOptions& options) {
   auto port = make_engine_port(engine, options.acknowledgement_timeout);
   AppendPort& p = *port;
-  return open_impl(p, std::move(port), engine.registry(), std::move(type), options);
+  auto repo = open_impl(p, std::move(port), engine.registry(), std::move(type), options);
+  if (repo.ok())
+    if (Status st = repo.value()->core().attach_stats(engine); !st.ok()) return st;
+  return repo;
 }
 
 }  // namespace sluice

@@ -99,6 +99,7 @@ enum class SlotKind : uint32_t {
   ingress = 3,     // IngressCounters: the engine's submission queue (the monitor copies them)
   relay = 4,       // RelayCounters: a connector relay (log -> JetStream / Kafka), the
                    // append -> acknowledged histogram (connectors/)
+  repository = 5,  // RepositoryCounters: an aggregate repository (the monitor copies them)
 };
 
 struct SlotHeader {
@@ -192,6 +193,24 @@ static_assert(sizeof(RelayCounters) == 256);
 static_assert(offsetof(RelayCounters, lag_events) == 32);
 static_assert(offsetof(RelayCounters, connected) == 104);
 
+// Kind repository: one aggregate type's command bus (runtime/repository.h). Written by the
+// engine's monitor from the repository's own atomics every interval.
+struct RepositoryCounters {
+  uint64_t commands;            // 0
+  uint64_t accepted;            // 8
+  uint64_t rejected;            // 16: by the handler (nothing written)
+  uint64_t duplicates;          // 24: answered from the idempotency index
+  uint64_t conflicts;           // 32: appends that met a conflict (retried or failed)
+  uint64_t conflict_failures;   // 40: commands that gave up after the retry policy
+  uint64_t snapshots_written;   // 48
+  uint64_t snapshots_loaded;    // 56
+  uint64_t snapshots_ignored;   // 64: corrupt, old format, other fingerprint or log: warned, replayed
+  uint64_t keys_out_of_window;  // 72
+  uint64_t key_collisions;      // 80
+  uint8_t reserved[256 - 88];
+};
+static_assert(sizeof(RepositoryCounters) == 256);
+
 struct Slot {
   SlotHeader header;             // 0
   union {                        // 256: by header.kind
@@ -199,6 +218,7 @@ struct Slot {
     ConsumerCounters consumer;
     IngressCounters ingress;
     RelayCounters relay;
+    RepositoryCounters repository;
   };
   AlertWords alerts;             // 512
   uint8_t pad[4096 - 768];       // 768
@@ -299,6 +319,12 @@ struct RelayStat {
   uint64_t checkpoint_position = 0;
   HistogramSummary latency;  // append -> acknowledged
 };
+struct RepositoryStat {
+  std::string name;  // the aggregate type
+  uint64_t commands = 0, accepted = 0, rejected = 0, duplicates = 0, conflicts = 0, conflict_failures = 0;
+  uint64_t snapshots_written = 0, snapshots_loaded = 0, snapshots_ignored = 0;
+  uint64_t keys_out_of_window = 0, key_collisions = 0;
+};
 struct EngineStat {
   int64_t pid = 0;
   std::string log_dir;
@@ -308,6 +334,7 @@ struct EngineStat {
   std::vector<ConsumerStat> consumers;
   IngressStat ingress;
   std::vector<RelayStat> relays;
+  std::vector<RepositoryStat> repositories;
 };
 // One reading of every used slot (an estimate: see the file comment).
 EngineStat read_stats(const CountersFile& f);
