@@ -47,7 +47,7 @@ IngressProducer::IngressProducer(Ingress& ingress, uint32_t capacity)
 
 IngressProducer::~IngressProducer() = default;
 
-SubmitCode IngressProducer::enqueue(IngressRequest& r, Ticket* ticket) noexcept {
+SubmitCode IngressProducer::enqueue(IngressRequest& r, uint32_t count, Ticket* ticket) noexcept {
   // The entry is free once it holds the result of the ticket one ring ago (or never held
   // one). Acquire: pairs with the writer's release in complete(); nothing is read through it
   // here, but the entry's next result must not be overtaken by the old one's write.
@@ -64,6 +64,8 @@ SubmitCode IngressProducer::enqueue(IngressRequest& r, Ticket* ticket) noexcept 
   }
   r.producer = this;
   r.ticket = next_;
+  // Only now: the entry's previous ticket is finished, so its count is no longer needed.
+  counts_[next_ & mask_] = count;
   // try_enqueue never allocates: it fails when the preallocated blocks are used up.
   const bool ok = ingress_.q_->queue.try_enqueue(token_->token, r);
   // Release: the enqueue above happens before close() stops waiting for us.
@@ -83,8 +85,7 @@ SubmitCode IngressProducer::try_submit(StreamId stream, ExpectedVersion expected
   r.stream = stream;
   r.expected = expected;
   r.events = events;
-  counts_[next_ & mask_] = static_cast<uint32_t>(events.size());
-  return enqueue(r, ticket);
+  return enqueue(r, static_cast<uint32_t>(events.size()), ticket);
 }
 
 bool IngressProducer::try_result(Ticket ticket, AppendResult* out) const noexcept {
@@ -176,9 +177,8 @@ Result<StreamId> IngressProducer::define_stream(std::string_view name) {
   if (name.empty()) return Status(StatusCode::invalid_argument, "stream name is empty");
   IngressRequest r;
   r.define_stream = name;
-  counts_[next_ & mask_] = 0;
   Ticket t = 0;
-  const SubmitCode c = enqueue(r, &t);
+  const SubmitCode c = enqueue(r, 0, &t);
   if (c != SubmitCode::ok)
     return Status(c == SubmitCode::closed ? StatusCode::closed : StatusCode::busy,
                   "define stream '" + std::string(name) + "': the ingress " +

@@ -48,7 +48,10 @@ TEST_F(IngressTest, BackPressureIsAValueAndTicketsCompleteInOrder) {
     tickets.push_back(t);
   }
   Ticket t = 0;
-  EXPECT_EQ(p.try_submit(s_, ExpectedVersion::any(), {&e_, 1}, &t), SubmitCode::back_pressured)
+  // A refused request (here of 5 events) must not disturb the unfinished one whose results
+  // entry it would have used (its event count decides when it is acknowledged).
+  const EventData five[5] = {e_, e_, e_, e_, e_};
+  EXPECT_EQ(p.try_submit(s_, ExpectedVersion::any(), five, &t), SubmitCode::back_pressured)
       << "a fifth request with max_in_flight 4 must be refused, not queued";
   EXPECT_EQ(in_->back_pressured(), 1u);
   AppendResult r;

@@ -139,7 +139,7 @@ class IngressProducer {
   };
   static_assert(sizeof(AppendResult) <= 24);
   IngressProducer(Ingress& ingress, uint32_t capacity);
-  [[nodiscard]] SubmitCode enqueue(IngressRequest& r, Ticket* ticket) noexcept;
+  [[nodiscard]] SubmitCode enqueue(IngressRequest& r, uint32_t count, Ticket* ticket) noexcept;
   bool acknowledged(Ticket t, const AppendResult& r) const noexcept;
   void complete(Ticket t, const AppendResult& r) noexcept;  // writer thread
 
