@@ -6,8 +6,8 @@
 // The path of one event, with its threads (WriterMode::ingress):
 //
 //   producer thread ── Submitter::try_submit() ──► bus::Ingress (moodycamel, one sub-queue per producer)
-//     (any number; no lock,                              │
-//      no allocation, no syscall)                        ▼
+//     (any number; no lock, no                           │
+//      allocation; a syscall only to wake a parked writer) ▼
 //   writer thread (AgentRunner + IngressAgent) ── LogWriter::append() ── record committed in the mapped segment
 //     completes the ticket (results ring, release)       │ CommitListeners, on the writer thread:
 //     ◄── producer's wait()/try_acknowledged()           ├─► HeadCounters: head position/address/time → stats file
