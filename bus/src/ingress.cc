@@ -217,7 +217,7 @@ Result<IngressProducer*> Ingress::acquire_producer() {
 void Ingress::release_producer(IngressProducer* p) noexcept {
   if (p == nullptr) return;
   std::lock_guard lock(pool_mu_);
-  free_.push_back(p);  // capacity reserved? push_back may allocate: cold path
+  free_.push_back(p);  // cold path: may allocate
 }
 
 void Ingress::close() noexcept {

@@ -32,13 +32,15 @@ std::string errno_text(int err);
 int64_t first_nonzero_byte(const std::string& path, uint64_t from);
 
 // Bytes a preparation step touches between two pace() calls: 128 KiB of zeros written or
-// pages populated is ~20-30 us of kernel time here (64 MiB took ~14 ms in all).
+// pages populated would be ~20-30 us of kernel time at the rate estimated for a whole segment
+// (64 MiB in ~14 ms); the wall time actually measured per slice is larger (SlicePacer,
+// bench/results/e2e-2026-11-29.md: 0.36-5 ms, preemption and I/O waits included).
 inline constexpr uint64_t kPrepareSlice = 128 * 1024;
 
 // Called between two slices of background work (segment preparation, unmapping) on the
 // maintenance thread: yields the CPU to any thread waiting for it, and measures each slice's
-// wall time (an upper bound on how long the slice held a CPU), so that the claim "background
-// work holds a CPU for tens of microseconds at a time" is a figure, not a hope.
+// wall time (an upper bound on how long the slice held a CPU), so that the aim "background
+// work holds a CPU for tens of microseconds at a time" is checked by a figure.
 class SlicePacer {
  public:
   void begin() noexcept;    // before the first slice of a piece of work
