@@ -1,5 +1,6 @@
 #include "sluice/bus/log_writer.h"
 
+#include "sluice/bus/agent.h"  // name_current_thread
 #include "sluice/bus/clock.h"
 
 #include <fcntl.h>
@@ -935,7 +936,17 @@ uint64_t LogWriter::longest_background_slice_ns() const noexcept {
   return pacer_ ? pacer_->longest_slice_ns() : 0;
 }
 
+bool LogWriter::wait_prepared(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  prepared_cv_.wait_for(lock, timeout, [&] {
+    return prepared_.size() >= options_.prepared_segments || !prepare_error_.ok() ||
+           failed_.load(std::memory_order_relaxed);
+  });
+  return prepared_.size() >= options_.prepared_segments;
+}
+
 void LogWriter::maintenance_loop() {
+  name_current_thread("log-maintenance");
   std::unique_lock lock(mu_);
   const auto wait = options_.durability == Durability::group
                         ? std::min<std::chrono::microseconds>(options_.group_interval,

@@ -31,10 +31,17 @@ bool Engine::write_pending_checkpoints(bool final_pass) {
   return any;
 }
 
+bool Engine::services_sleep(std::chrono::nanoseconds d) {
+  std::unique_lock lock(services_mu_);
+  // Acquire: pairs with the release in stop() (made under services_mu_, so no lost wake-up).
+  return !services_cv_.wait_for(lock, d, [this] { return stop_services_.load(std::memory_order_acquire); });
+}
+
 void Engine::checkpoint_loop() noexcept {
+  name_current_thread("checkpoints");
   // Acquire: pairs with the release in stop().
   while (!stop_services_.load(std::memory_order_acquire)) {
-    if (!write_pending_checkpoints(false)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (!write_pending_checkpoints(false) && !services_sleep(checkpoint_poll_)) break;
   }
 }
 
@@ -88,6 +95,7 @@ void StatsPublishers::run() noexcept {
 }
 
 void Engine::monitor_loop() noexcept {
+  name_current_thread("monitor");
   std::vector<bool> active(runners_.size(), false);
   while (!stop_services_.load(std::memory_order_acquire)) {  // pairs with stop()'s release
     if (stats_) {
@@ -125,7 +133,7 @@ void Engine::monitor_loop() noexcept {
         }
       }
     }
-    std::this_thread::sleep_for(o_.monitor_interval);
+    if (!services_sleep(o_.monitor_interval)) break;
   }
 }
 
