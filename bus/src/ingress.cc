@@ -123,7 +123,7 @@ uint64_t IngressProducer::in_flight() noexcept {
 }
 
 bool IngressProducer::acknowledged(Ticket t, const AppendResult& r) const noexcept {
-  if (!r.ok() || ingress_.writer_ == nullptr) return true;
+  if (!r.ok() || ingress_.writer_ == nullptr || ingress_.acknowledged_on_commit_) return true;
   const uint32_t n = counts_[t & mask_];
   return ingress_.writer_->acknowledged_position() >= r.position + n || ingress_.writer_->failed();
 }
@@ -206,6 +206,11 @@ Ingress::Ingress(const IngressOptions& options) : o_(options) {
 }
 
 Ingress::~Ingress() = default;
+
+void Ingress::attach(LogWriter* writer) noexcept {
+  writer_ = writer;
+  acknowledged_on_commit_ = writer != nullptr && writer->options().durability == Durability::none;
+}
 
 Result<IngressProducer*> Ingress::acquire_producer() {
   std::lock_guard lock(pool_mu_);

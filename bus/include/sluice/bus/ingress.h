@@ -185,7 +185,7 @@ class Ingress {
   Ingress& operator=(const Ingress&) = delete;
 
   // The writer whose acknowledged position completions wait for (set before use).
-  void attach(LogWriter* writer) noexcept { writer_ = writer; }
+  void attach(LogWriter* writer) noexcept;
   // A producer for the calling thread (cold: may allocate its token once; pooled after).
   // Error: max_producers are in use.
   Result<IngressProducer*> acquire_producer();
@@ -211,6 +211,10 @@ class Ingress {
   const IngressOptions o_;
   std::unique_ptr<Queue> q_;
   LogWriter* writer_ = nullptr;
+  // Durability none: a committed append is acknowledged (set by attach()). wait() then does
+  // not read the writer's acknowledged position — a line the writer rewrites on every
+  // append, i.e. one more transfer between the two cores per waiting submit.
+  bool acknowledged_on_commit_ = false;
   std::mutex pool_mu_;
   // Written under pool_mu_. Its capacity is reserved (max_producers) so that it never moves:
   // the writer thread reads producers_[i] of a dequeued request without the lock (the
