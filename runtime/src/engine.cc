@@ -175,8 +175,9 @@ Status Engine::start() {
   running_ = true;
   if (o_.metrics_port >= 0 && stats_) {
     counters::CountersFile* f = stats_.get();
-    auto m = MetricsServer::start(static_cast<uint16_t>(o_.metrics_port),
-                                  [f] { return prometheus_text(counters::read_stats(*f), realtime_ns()); });
+    auto m = MetricsServer::start(
+        static_cast<uint16_t>(o_.metrics_port), [f] { return prometheus_text(counters::read_stats(*f), realtime_ns()); },
+        [f] { return stats_json(*f, realtime_ns()); });  // the lag page at /, its data at /stats.json
     if (!m.ok()) {
       stop().ignore();
       return Status(m.status().code(), "engine " + dir_ + ": " + m.status().message());
