@@ -297,7 +297,9 @@ Status Engine::stop(std::chrono::milliseconds timeout) {
     CheckpointData d = r->snapshot_now();
     if (d.position > writer_->acknowledged_position()) continue;  // cannot happen after flush()
     d.written_ns = realtime_ns();
-    Status st = write_checkpoint(dir_, r->name(), d);
+    // The log's file seam and permissions for its checkpoints too.
+    Status st = write_checkpoint(dir_, r->name(), d,
+                                 {.file_ops = o_.log.file_ops, .file_mode = o_.log.file_mode, .dir_mode = o_.log.dir_mode});
     r->pending_done(d, st.ok());
     if (!st.ok() && result.ok()) result = st;
   }
