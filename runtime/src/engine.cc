@@ -187,8 +187,9 @@ Status Engine::start() {
   running_ = true;
   if (o_.metrics_port >= 0 && stats_) {
     counters::CountersFile* f = stats_.get();
-    auto m = MetricsServer::start(static_cast<uint16_t>(o_.metrics_port),
-                                  [f] { return prometheus_text(counters::read_stats(*f), realtime_ns()); });
+    auto m = MetricsServer::start(
+        static_cast<uint16_t>(o_.metrics_port), [f] { return prometheus_text(counters::read_stats(*f), realtime_ns()); },
+        [f] { return stats_json(*f, realtime_ns()); });  // the lag page at /, its data at /stats.json
     if (!m.ok()) {
       stop().ignore();
       return Status(m.status().code(), "engine " + dir_ + ": " + m.status().message());
@@ -312,7 +313,9 @@ Status Engine::stop(std::chrono::milliseconds timeout) {
     CheckpointData d = r->snapshot_now();
     if (d.position > writer_->acknowledged_position()) continue;  // cannot happen after flush()
     d.written_ns = realtime_ns();
-    Status st = write_checkpoint(dir_, r->name(), d);
+    // The log's file seam and permissions for its checkpoints too.
+    Status st = write_checkpoint(dir_, r->name(), d,
+                                 {.file_ops = o_.log.file_ops, .file_mode = o_.log.file_mode, .dir_mode = o_.log.dir_mode});
     r->pending_done(d, st.ok());
     if (!st.ok() && result.ok()) result = st;
   }

@@ -25,7 +25,9 @@ bool Engine::write_pending_checkpoints(bool final_pass) {
       }
     }
     d.written_ns = realtime_ns();
-    Status st = write_checkpoint(dir_, r->name(), d);
+    // The log's file seam and permissions for its checkpoints too.
+    Status st = write_checkpoint(dir_, r->name(), d,
+                                 {.file_ops = o_.log.file_ops, .file_mode = o_.log.file_mode, .dir_mode = o_.log.dir_mode});
     r->pending_done(d, st.ok());
   }
   return any;

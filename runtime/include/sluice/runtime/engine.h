@@ -120,7 +120,8 @@ struct EngineOptions {
   int64_t (*clock_ns)() = nullptr;              // latency/lag clock; nullptr: CLOCK_REALTIME
   // Prometheus text endpoint (GET /metrics) on 127.0.0.1 only, served from start() to stop()
   // on a thread of its own: -1 = off (THE DEFAULT), 0 = an ephemeral port (metrics_port()
-  // says which), else that port. Needs stats_file.
+  // says which), else that port. Needs stats_file. The same port serves the live lag page
+  // at / and its data at /stats.json (docs/projections.md).
   int metrics_port = -1;
 };
 
