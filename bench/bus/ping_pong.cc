@@ -53,7 +53,7 @@ Latency ping_pong_ring(const Placement& p, uint64_t round_trips) {
   ro.cpu = p.worker(0);
   ro.idle.kind = IdleKind::busy_spin;
   AgentRunner runner(b, ro);
-  if (!runner.start().ok()) return {};
+  if (!runner.start().ok()) bench_fail("ping-pong: cannot start the echo");
   pin_this_thread(p.producer());
   IdleStrategy idle(spin_idle());
   std::vector<double> samples;
