@@ -254,6 +254,7 @@ class RingBuffer {
   // Claims n sequences, idling with `idle` while gating consumers hold the ring full.
   int64_t claim(int64_t n, IdleStrategy& idle) noexcept {
     int64_t hi;
+    if (try_claim(n, &hi)) [[likely]] return hi;  // no store to `idle` when it did not idle
     while (!try_claim(n, &hi)) idle.idle();
     idle.reset();
     return hi;
@@ -314,10 +315,12 @@ class RingBuffer {
 
   // ---- consumer side ----
   // The highest h in [from - 1, limit] such that every sequence in [from, h] is published.
-  // With in-order publication (single producer) the published sequences are a prefix, so
-  // it checks `limit` first and otherwise binary-searches the boundary: O(log batch) stamp
-  // loads per poll instead of one per event. With out-of-order publication (multi
-  // producer) it scans: one load and compare per slot.
+  // One acquire load and compare per slot, in ring order, stopping at the first slot not
+  // published: it never reads a slot ahead of the publication boundary except that first
+  // one, on the line the consumer reads next anyway. (A binary search of the run, probing `limit` and midpoints first, read lines
+  // the producer had not written yet; each such read cost the producer an extra ownership
+  // transfer when it came to write them: batched publication was slower than single.)
+  // With out-of-order publication (multi producer) the same scan finds the in-order prefix.
   // Catch-up readers may get a run that includes slots rewritten since; consume_run<true>
   // validates every copy, so they never use one.
   int64_t published_run(int64_t from, int64_t limit) const noexcept {
@@ -329,22 +332,9 @@ class RingBuffer {
       return base[q & mask].stamp.load(std::memory_order_acquire) == stamp_of(q, false);
     };
     if (limit < from || !published(from)) return from - 1;
-    if constexpr (Sequencer::kInOrderPublication) {
-      // A consumer that keeps up finds one new event: answer that with one more load.
-      if (from == limit || !published(from + 1)) return from;
-      if (published(limit)) return limit;
-      int64_t yes = from + 1, no = limit;  // published(yes), !published(no)
-      while (no - yes > 1) {
-        const int64_t mid = yes + (no - yes) / 2;
-        if (published(mid)) yes = mid;
-        else no = mid;
-      }
-      return yes;
-    } else {
-      int64_t h = from;
-      while (h < limit && published(h + 1)) ++h;
-      return h;
-    }
+    int64_t h = from;
+    while (h < limit && published(h + 1)) ++h;
+    return h;
   }
   // Copies the events of [lo, hi] (found by published_run) and calls f(event, seq) for each.
   // kValidate (catch-up readers): stops before the first copy a rewrite overlapped.
