@@ -120,6 +120,24 @@ TEST(RingBuffer, PublishedRunStopsAtTheFirstUnpublishedSlot) {
   }
 }
 
+TEST(RingBuffer, PublishNWritesAndPublishesEveryEventInOrder) {
+  RingBuffer<uint64_t> ring(16);
+  IdleStrategy idle{IdleOptions{}};
+  EXPECT_EQ(ring.publish_n(5, idle, [](int64_t i) { return static_cast<uint64_t>(100 + i); }), 4);
+  EXPECT_EQ(ring.head(), 4);
+  EXPECT_EQ(ring.published_run(0, 15), 4);
+  for (int64_t q = 0; q <= 4; ++q) {
+    uint64_t v = 0;
+    ring.read(q, &v);
+    EXPECT_EQ(v, static_cast<uint64_t>(100 + q));
+  }
+  const uint64_t more[3] = {7, 8, 9};
+  EXPECT_EQ(ring.publish_batch(std::span<const uint64_t>(more, 3), idle), 7);
+  uint64_t v = 0;
+  ring.read(7, &v);
+  EXPECT_EQ(v, 9u);
+}
+
 TEST(RingBuffer, MultiProducerPublishedRunStopsAtAGap) {
   RingBuffer<uint64_t, MultiProducerSequencer> ring(16);
   int64_t a, b;
