@@ -31,7 +31,9 @@ Placement placement_from(const SuiteArgs& args);
 // elimination without touching shared memory.
 // (The count is the consumer's sequence; the handler keeps just the sum, like the Boost
 // baseline's consumer loop.)
-struct SumHandler {
+// Aligned to a line pair: the consumer thread writes it on every event, and it must not share
+// a line with the producer's state (its IdleStrategy, its loop variables) on the same stack.
+struct alignas(2 * kCacheLine) SumHandler {
   uint64_t sum = 0;
   void on_event(const uint64_t& v, int64_t, bool) noexcept { sum += v; }
 };

@@ -48,7 +48,7 @@ Throughput run(const Placement& p, uint64_t events, Shape shape) {
   ro.cpu = p.worker(0);
   ro.idle.kind = IdleKind::busy_spin;
   AgentRunner runner(worker, ro);
-  if (!runner.start().ok()) return {};
+  if (!runner.start().ok()) bench_fail("one-to-three: cannot start the worker");
   pin_this_thread(p.producer());
   IdleStrategy idle(spin_idle());
   const auto t0 = Clock::now();
@@ -60,7 +60,11 @@ Throughput run(const Placement& p, uint64_t events, Shape shape) {
   const double s = seconds_since(t0);
   runner.request_stop();
   runner.join().ignore();
-  if (h1.sum != h2.sum || h2.sum != h3.sum) return {};  // every consumer saw every event
+  // Every consumer saw every event, once.
+  if (h1.sum != sum_below(events) || h2.sum != h1.sum || h3.sum != h1.sum)
+    bench_fail("one-to-three (shape %d): consumer sums %llu %llu %llu, expected %llu", static_cast<int>(shape),
+               static_cast<unsigned long long>(h1.sum), static_cast<unsigned long long>(h2.sum),
+               static_cast<unsigned long long>(h3.sum), static_cast<unsigned long long>(sum_below(events)));
   return {static_cast<double>(events) / s};
 }
 }  // namespace

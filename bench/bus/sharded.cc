@@ -56,7 +56,7 @@ Throughput sharded(const Placement& p, uint64_t events, int workers, int work_it
     ro.cpu = p.worker(static_cast<size_t>(i));
     ro.idle.kind = IdleKind::yield;
     rs.push_back(std::make_unique<AgentRunner>(*ps[static_cast<size_t>(i)], ro));
-    if (!rs.back()->start().ok()) return {};
+    if (!rs.back()->start().ok()) bench_fail("sharded: cannot start worker %d", i);
   }
   pin_this_thread(p.producer());
   IdleOptions io;
@@ -74,7 +74,9 @@ Throughput sharded(const Placement& p, uint64_t events, int workers, int work_it
     r->join().ignore();
   }
   for (auto& h : hs) handled += h->count;
-  if (handled != events) return {};
+  if (handled != events)
+    bench_fail("sharded (%d workers): handled %llu events of %llu", workers, static_cast<unsigned long long>(handled),
+               static_cast<unsigned long long>(events));
   return {static_cast<double>(events) / s};
 }
 

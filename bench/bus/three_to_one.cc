@@ -42,7 +42,7 @@ Throughput three_to_one_ring(const Placement& p, uint64_t events) {
   ro.cpu = p.worker(0);
   ro.idle.kind = IdleKind::busy_spin;
   AgentRunner runner(proc, ro);
-  if (!runner.start().ok()) return {};
+  if (!runner.start().ok()) bench_fail("three-to-one: cannot start the consumer");
   const uint64_t per = events / kProducers;
   std::atomic<bool> go{false};
   std::vector<std::thread> producers;
@@ -64,6 +64,9 @@ Throughput three_to_one_ring(const Placement& p, uint64_t events) {
   const double s = seconds_since(t0);
   runner.request_stop();
   runner.join().ignore();
+  if (h.sum != kProducers * sum_below(per))
+    bench_fail("three-to-one ring: consumer sum %llu, expected %llu", static_cast<unsigned long long>(h.sum),
+               static_cast<unsigned long long>(kProducers * sum_below(per)));
   return {static_cast<double>(per * kProducers) / s};
 }
 
@@ -100,7 +103,10 @@ Throughput three_to_one_moodycamel(const Placement& p, uint64_t events) {
   for (auto& t : producers) t.join();
   consumer.join();
   const double s = seconds_since(t0);
-  return {static_cast<double>(total) / s + static_cast<double>(sum & 0)};
+  if (sum != kProducers * sum_below(per))
+    bench_fail("three-to-one moodycamel: consumer sum %llu, expected %llu", static_cast<unsigned long long>(sum),
+               static_cast<unsigned long long>(kProducers * sum_below(per)));
+  return {static_cast<double>(total) / s};
 }
 
 }  // namespace sluice::bench::bus

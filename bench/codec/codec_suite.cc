@@ -53,9 +53,8 @@ double rate(uint64_t n, Op&& op, int reps = 5) {
   return best;
 }
 
-void fail(const char* what, const Status& st) {
-  std::fprintf(stderr, "bench codec: %s: %s\n", what, st.to_string().c_str());
-  std::exit(1);
+[[noreturn]] void fail(const char* what, const Status& st) {
+  bench_fail("codec: %s: %s", what, st.to_string().c_str());
 }
 
 template <class T>
@@ -82,6 +81,7 @@ void measure(Figures& fig, CodecId c, const std::string& size, Make make, uint64
   const std::string sfx = std::string(to_string(c)) + "_" + size;
   fig.add("encode_" + sfx, rate(n, [&](uint64_t i) {
             auto e = b.encode(events[i % kVariants], buf);
+            if (!e.ok()) fail("encode", e.status());
             keep(e);
           }),
           "events/s");
@@ -95,10 +95,17 @@ void measure(Figures& fig, CodecId c, const std::string& size, Make make, uint64
   T out;
   fig.add("decode_" + sfx, rate(n, [&](uint64_t i) {
             Status st = b.decode(b.type_id(), b.version(), c, payloads[i % kVariants], &out);
-            keep(st);
+            if (!st.ok()) fail("decode", st);
             keep(out);
           }),
           "events/s");
+  // Every variant decodes back to the event it was encoded from.
+  for (size_t i = 0; i < kVariants; ++i) {
+    if (Status st = b.decode(b.type_id(), b.version(), c, payloads[i], &out); !st.ok()) fail("decode", st);
+    if (!(out == events[i]))
+      fail("decode", Status(StatusCode::corruption, "decode_" + sfx + ": variant " + std::to_string(i) +
+                                                       " does not decode to the event it was encoded from"));
+  }
 }
 
 }  // namespace
@@ -128,15 +135,15 @@ int run_codec_suite(const SuiteArgs& args) {
     std::vector<std::vector<std::byte>> payloads;
     for (size_t i = 0; i < kVariants; ++i) {
       auto d = b.encode(sluice::testing::sample_order(i), buf);
+      if (!d.ok()) fail("encode", d.status());
       payloads.emplace_back(d->payload.begin(), d->payload.end());
     }
     fig.add("flatbuffers_access_medium", rate(n(3'000'000), [&](uint64_t i) {
               auto t = FlatBuffersCodec::access<sluice::testing::fb::Order>(payloads[i % kVariants]);
-              if (t.ok()) {
-                const auto* o = *t;
-                double v = o->price() * static_cast<double>(o->quantity()) + static_cast<double>(o->order_id());
-                keep(v);
-              }
+              if (!t.ok()) fail("flatbuffers access", t.status());
+              const auto* o = *t;
+              double v = o->price() * static_cast<double>(o->quantity()) + static_cast<double>(o->order_id());
+              keep(v);
             }),
             "events/s", "Verifier + 3 fields read in place");
     fig.add("flatbuffers_access_unverified_medium", rate(n(10'000'000), [&](uint64_t i) {
@@ -155,13 +162,14 @@ int run_codec_suite(const SuiteArgs& args) {
     std::vector<std::string> payloads;
     for (size_t i = 0; i < kVariants; ++i) {
       auto d = b.encode(sluice::testing::sample_order(i), buf);
+      if (!d.ok()) fail("encode", d.status());
       payloads.emplace_back(reinterpret_cast<const char*>(d->payload.data()), d->payload.size());
     }
     Order out;
     fig.add("json_nlohmann_decode_medium", rate(n(200'000), [&](uint64_t i) {
               const std::string& p = payloads[i % kVariants];
               Status st = b.core().decode_json_dom(std::as_bytes(std::span(p.data(), p.size())), &out);
-              keep(st);
+              if (!st.ok()) fail("nlohmann decode", st);
               keep(out);
             }),
             "events/s", "nlohmann DOM; the codec uses simdjson");
@@ -180,6 +188,7 @@ int run_codec_suite(const SuiteArgs& args) {
     std::vector<std::string> old_payloads;
     for (size_t i = 0; i < kVariants; ++i) {
       auto d = v1.encode(DepositedV1{7700 + i, static_cast<int64_t>(100 + i)}, buf);
+      if (!d.ok()) fail("encode", d.status());
       old_payloads.emplace_back(reinterpret_cast<const char*>(d->payload.data()), d->payload.size());
     }
     Deposited out;
@@ -197,7 +206,7 @@ int run_codec_suite(const SuiteArgs& args) {
     const double step_only = rate(n(1'000'000), [&](uint64_t) {
       nlohmann::json d = doc;
       Status st = step(d);
-      keep(st);
+      if (!st.ok()) fail("upcaster step", st);
       keep(d);
     });
     const double copy_only = rate(n(1'000'000), [&](uint64_t) {

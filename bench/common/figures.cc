@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 #include <cmath>
+#include <cstdarg>
+#include <cstdlib>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -126,6 +128,17 @@ std::string iso_date_utc() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
   return buf;
+}
+
+void bench_fail(const char* fmt, ...) {
+  std::fflush(stdout);
+  std::fputs("bench FAILED: ", stderr);
+  va_list ap;
+  va_start(ap, fmt);
+  std::vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  std::fputc('\n', stderr);
+  std::exit(2);
 }
 
 double percentile(std::vector<double> s, double pct) {

@@ -61,6 +61,14 @@ inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// A benchmark whose result is wrong must not yield a figure: prints "bench FAILED: ..."
+// (printf format) to stderr and exits the process with status 2. Every suite calls it when
+// a consumer's sum, a decode status, an acknowledgement or a count does not verify.
+[[noreturn]] void bench_fail(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// Sum of 0 + 1 + ... + (n - 1), what a consumer of the values 0..n-1 must have added up.
+inline uint64_t sum_below(uint64_t n) { return n == 0 ? 0 : (n % 2 == 0 ? (n / 2) * (n - 1) : n * ((n - 1) / 2)); }
+
 // Pins the calling thread to `cpu` (no-op for cpu < 0). Returns false if it failed.
 bool pin_this_thread(int cpu);
 

@@ -108,6 +108,8 @@ void MappedSegment::reset() noexcept {
 
 void SlicePacer::begin() noexcept { start_ = steady_ns(); }
 
+bool SlicePacer::due(int64_t budget_ns) const noexcept { return steady_ns() - start_ >= budget_ns; }
+
 void SlicePacer::between() noexcept {
   const int64_t now = steady_ns();
   const auto took = static_cast<uint64_t>(now - start_);
@@ -197,7 +199,8 @@ Result<MappedSegment> MappedSegment::open_write(FileOps& ops, const std::string&
 
 Result<MappedSegment> MappedSegment::create(FileOps& ops, const std::string& dir, uint64_t index,
                                             uint64_t segment_size, bool prefault,
-                                            bool durable, SlicePacer* pace, mode_t mode) {
+                                            bool durable, SlicePacer* pace, mode_t mode,
+                                            PageTouch touch) {
   MappedSegment s;
   s.ops_ = &ops;
   s.index_ = index;
@@ -262,6 +265,24 @@ Result<MappedSegment> MappedSegment::create(FileOps& ops, const std::string& dir
       if (pace) pace->between();
     }
 #endif
+    // Then one access per page through the mapping (see PageTouch), in slices of at most
+    // kTouchSliceNs of wall time: on a VM that maps guest memory lazily this is where the
+    // first access costs microseconds, and it is better paid here than by the appender.
+    // The segment is not shared yet (this thread owns it), so plain accesses suffice;
+    // volatile keeps the compiler from dropping them.
+    if (touch != PageTouch::none) {
+      const bool store = touch == PageTouch::write && !durable;
+      constexpr uint64_t kPage = 4096;
+      volatile std::byte* const p8 = s.base_;
+      uint64_t sink = 0;
+      for (uint64_t off = 0; off < segment_size; off += kPage) {
+        if (store) p8[off] = std::byte{0};
+        else sink += static_cast<uint64_t>(p8[off]);
+        if (pace && (off / kPage) % 8 == 7 && pace->due(kTouchSliceNs)) pace->between();
+      }
+      asm volatile("" : : "r"(sink));  // the reads are volatile already; the sum is unused
+      if (pace) pace->between();
+    }
   }
   if (Status st = sync_directory(ops, dir); !st.ok()) {
     s.reset();

@@ -98,6 +98,59 @@ TEST(RingBuffer, MultiProducerSequencerClaimsContiguousRanges) {
   EXPECT_EQ(ring.probe(3, &stamp), (RingBuffer<uint64_t, MultiProducerSequencer>::SlotState::available));
 }
 
+// published_run finds the end of the published prefix exactly, for runs of every length
+// from every start (crossing cache lines and the ring's wrap), and never goes past `limit`.
+TEST(RingBuffer, PublishedRunStopsAtTheFirstUnpublishedSlot) {
+  RingBuffer<uint64_t> ring(64);
+  IdleStrategy idle{IdleOptions{}};
+  int64_t next = 0;
+  for (int64_t len = 1; len <= 40; ++len) {
+    const int64_t hi = ring.claim(len, idle);
+    ASSERT_EQ(hi, next + len - 1);
+    for (int64_t q = next; q <= hi; ++q) ring.write(q, static_cast<uint64_t>(q));
+    EXPECT_EQ(ring.published_run(next, next + 63), next - 1) << "claimed, not published";
+    ring.publish(next, hi);
+    EXPECT_EQ(ring.published_run(next, next + 63), hi) << "run of " << len << " from " << next;
+    EXPECT_EQ(ring.published_run(next, next), next);
+    if (len > 2) {
+      EXPECT_EQ(ring.published_run(next + 1, hi - 1), hi - 1) << "limit";
+    }
+    EXPECT_EQ(ring.published_run(hi + 1, hi + 10), hi) << "nothing after the run";
+    next = hi + 1;
+  }
+}
+
+TEST(RingBuffer, PublishNWritesAndPublishesEveryEventInOrder) {
+  RingBuffer<uint64_t> ring(16);
+  IdleStrategy idle{IdleOptions{}};
+  EXPECT_EQ(ring.publish_n(5, idle, [](int64_t i) { return static_cast<uint64_t>(100 + i); }), 4);
+  EXPECT_EQ(ring.head(), 4);
+  EXPECT_EQ(ring.published_run(0, 15), 4);
+  for (int64_t q = 0; q <= 4; ++q) {
+    uint64_t v = 0;
+    ring.read(q, &v);
+    EXPECT_EQ(v, static_cast<uint64_t>(100 + q));
+  }
+  const uint64_t more[3] = {7, 8, 9};
+  EXPECT_EQ(ring.publish_batch(std::span<const uint64_t>(more, 3), idle), 7);
+  uint64_t v = 0;
+  ring.read(7, &v);
+  EXPECT_EQ(v, 9u);
+}
+
+TEST(RingBuffer, MultiProducerPublishedRunStopsAtAGap) {
+  RingBuffer<uint64_t, MultiProducerSequencer> ring(16);
+  int64_t a, b;
+  ASSERT_TRUE(ring.try_claim(3, &a));  // 0..2
+  ASSERT_TRUE(ring.try_claim(3, &b));  // 3..5
+  for (int64_t q = 3; q <= b; ++q) ring.write(q, 1);
+  ring.publish(3, b);  // published out of order: 0..2 are not yet
+  EXPECT_EQ(ring.published_run(0, 15), -1);
+  for (int64_t q = 0; q <= a; ++q) ring.write(q, 1);
+  ring.publish(0, a);
+  EXPECT_EQ(ring.published_run(0, 15), b);
+}
+
 TEST(EventProcessor, EndOfBatchOnLastEventOfEachPoll) {
   RingBuffer<uint64_t> ring(16);
   Collect c;

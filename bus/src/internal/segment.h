@@ -45,6 +45,9 @@ class SlicePacer {
  public:
   void begin() noexcept;    // before the first slice of a piece of work
   void between() noexcept;  // after each slice
+  // True once the current slice has run `budget_ns` (for work whose cost per step is not
+  // known in advance: touching pages costs ~0.1 us each on one VM and several us on another).
+  bool due(int64_t budget_ns) const noexcept;
   // The longest slice so far (ns). Any thread.
   uint64_t longest_slice_ns() const noexcept { return longest_.load(std::memory_order_relaxed); }
 
@@ -53,6 +56,21 @@ class SlicePacer {
   // Relaxed: a statistic written by the maintenance thread, read for display.
   std::atomic<uint64_t> longest_{0};
 };
+
+// How the maintenance thread finishes preparing a fresh segment, after MADV_POPULATE_*:
+//   none   nothing more.
+//   read   reads one byte of every page through the mapping.
+//   write  stores a zero byte into every page through the mapping (under group/sync: read,
+//          since a store would dirty every page and the kernel would write them back).
+// Why: on some VMs a page populated by the kernel still costs the first user-space access
+// several microseconds (the hypervisor fills its own page tables lazily); an access from the
+// maintenance thread pays that there instead of in the appender. Measured by `sluice bench
+// log` (memcpy_prepared_{none,read,write}_rate_64) on every machine it runs on; see
+// docs/write-log.md for the figures and the choice.
+enum class PageTouch : uint8_t { none, read, write };
+inline constexpr PageTouch kDefaultPageTouch = PageTouch::read;
+// The touch pass runs in slices of at most this much wall time (checked every 8 pages).
+inline constexpr int64_t kTouchSliceNs = 20'000;
 
 class MappedSegment {
  public:
@@ -84,9 +102,11 @@ class MappedSegment {
   // `pace` (optional) is called between slices of the preparation (kPrepareSlice bytes of
   // zeros written or pages populated each): the maintenance thread yields its CPU there, so
   // preparing a segment never holds a CPU for more than one slice at a time.
+  // `touch` (with prefault): see PageTouch; sliced by kTouchSliceNs.
   static Result<MappedSegment> create(FileOps& ops, const std::string& dir, uint64_t index,
                                       uint64_t segment_size, bool prefault, bool durable,
-                                      SlicePacer* pace = nullptr, mode_t mode = 0640);
+                                      SlicePacer* pace = nullptr, mode_t mode = 0640,
+                                      PageTouch touch = kDefaultPageTouch);
   // Unmaps in kPrepareSlice pieces with `pace` between them, then closes (a 64 MiB munmap in
   // one call holds a CPU for milliseconds).
   void release_sliced(SlicePacer* pace) noexcept;

@@ -125,7 +125,13 @@ class LogWriter {
   const std::string& dir() const noexcept { return dir_; }
   const LogOptions& options() const noexcept { return options_; }
   uint64_t segment_index() const noexcept;
-  LogWriterStats stats() const noexcept { return stats_; }
+  // flushes includes the group flushes of the maintenance thread.
+  LogWriterStats stats() const noexcept {
+    LogWriterStats s = stats_;
+    // Relaxed: a statistic; nothing is published through it.
+    s.flushes += group_flushes_.load(std::memory_order_relaxed);
+    return s;
+  }
   // The longest uninterrupted slice of background work (segment preparation, unmapping) the
   // maintenance thread ran between two yields of its CPU, in ns (wall time). Any thread.
   uint64_t longest_background_slice_ns() const noexcept;
@@ -226,6 +232,8 @@ class LogWriter {
   std::vector<std::string> stream_names_;  // index = id - 1
   std::unordered_map<std::string, StreamId> stream_ids_;
   LogWriterStats stats_;
+  // Group flushes done by the maintenance thread (its only writer; relaxed, see stats()).
+  std::atomic<uint64_t> group_flushes_{0};
   Status last_error_;
   bool closed_ = false;
   // Debug guard: one thread appends (checked only without NDEBUG; the member is always
