@@ -34,6 +34,7 @@ void add_rebuild(CLI::App& app, int* exit_code) {
     std::string dir, projection;
     bool dry_run = false;
     bool quiet = false;
+    bool json = false;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("DIR", o->dir, "log directory")->required();
@@ -41,7 +42,8 @@ void add_rebuild(CLI::App& app, int* exit_code) {
   for (auto n : bank::kProjectionNames) known += (known.empty() ? "" : ", ") + std::string(n);
   cmd->add_option("PROJECTION", o->projection, "projection name (known: " + known + ")")->required();
   cmd->add_flag("--dry-run", o->dry_run, "rebuild and print the digest, leave the checkpoint alone");
-  cmd->add_flag("--quiet", o->quiet, "no progress bar");
+  cmd->add_flag("--quiet", o->quiet, "no progress bar (there is none unless stderr is a terminal)");
+  cmd->add_flag("--json", o->json, "print the result as one JSON object");
   cmd->callback([o, exit_code, known] {
     if (!check_log_dir("rebuild", o->dir, exit_code)) return;
     ProjectionFactory f = bank::factory_for(o->projection);
@@ -61,7 +63,7 @@ void add_rebuild(CLI::App& app, int* exit_code) {
     Status st = registry.load(o->dir);
     if (st.ok()) st = bank::bind_for_reading(registry);
     if (!st.ok()) {
-      error_line("rebuild", st.to_string());
+      error_line("rebuild", describe(st));
       *exit_code = kExitFailed;
       return;
     }
@@ -69,20 +71,33 @@ void add_rebuild(CLI::App& app, int* exit_code) {
     ro.registry = &registry;
     ro.write_checkpoint = !o->dry_run;
     const bool tty = ::isatty(STDERR_FILENO);
-    if (!o->quiet)
+    if (!o->quiet && tty)
       ro.on_progress = [tty](const RebuildProgress& p) {
         const double frac = p.target ? static_cast<double>(p.position) / static_cast<double>(p.target) : 1.0;
         const int bar = static_cast<int>(frac * 30);
         std::fprintf(stderr, "%s[%.*s%*s] %5.1f%%  %llu/%llu events  %.2f M/s  ETA %.1fs%s", tty ? "\r" : "", bar,
                      "##############################", 30 - bar, "", frac * 100,
                      static_cast<unsigned long long>(p.position), static_cast<unsigned long long>(p.target),
-                     p.events_per_s / 1e6, p.eta_s, tty ? "" : "\n");
+                     p.events_per_s / 1e6, p.eta_s, "");
       };
     auto r = rebuild_projection(o->dir, o->projection, f, ProjectionOptions{}, ro);
     if (!o->quiet && tty) std::fprintf(stderr, "\n");
     if (!r.ok()) {
-      error_line("rebuild", r.status().to_string());
+      error_line("rebuild", describe(r.status()));
       *exit_code = kExitFailed;
+      return;
+    }
+    if (o->json) {
+      print_json(Json{{"projection", o->projection},
+                      {"events", r->events},
+                      {"seconds", r->seconds},
+                      {"digest", [&] {
+                         char b[20];
+                         std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(r->digest));
+                         return std::string(b);
+                       }()},
+                      {"dead_letters", r->dead_letters},
+                      {"checkpoint_replaced", !o->dry_run}});
       return;
     }
     std::printf("%s: %llu events in %.3fs (%.2f M events/s), digest %016llx, %llu dead letters%s\n",
