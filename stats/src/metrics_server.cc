@@ -119,10 +119,10 @@ std::string prometheus_text(const counters::EngineStat& s, int64_t now_ns) {
   }
   // The same latency as a histogram: histogram_quantile(0.99, rate(..._bucket[5m])) gives a
   // recent p99, which the lifetime summary above cannot.
-  x.family("sluice_projection_latency_histogram_seconds", "histogram",
+  x.family("sluice_projection_applied_latency_seconds", "histogram",
            "Append to applied latency (coarse buckets, powers of 4 from ~1 us)");
   for (const ProjectionStat& p : s.projections)
-    histogram_samples(x, "sluice_projection_latency_histogram_seconds", "projection=\"" + label_value(p.name) + "\"",
+    histogram_samples(x, "sluice_projection_applied_latency_seconds", "projection=\"" + label_value(p.name) + "\"",
                       p.latency_buckets);
   each("sluice_projection_latency_max_seconds", "gauge", "Largest append to applied latency seen",
        [](const ProjectionStat& p) { return static_cast<double>(p.latency.max) * kNs; });
@@ -180,10 +180,10 @@ std::string prometheus_text(const counters::EngineStat& s, int64_t now_ns) {
       x.sample("sluice_relay_latency_seconds_sum", l, r.latency.mean * static_cast<double>(r.latency.count) * kNs);
       x.sample("sluice_relay_latency_seconds_count", l, static_cast<double>(r.latency.count));
     }
-    x.family("sluice_relay_latency_histogram_seconds", "histogram",
+    x.family("sluice_relay_acked_latency_seconds", "histogram",
              "Append to acknowledged-by-the-broker latency (coarse buckets, powers of 4 from ~1 us)");
     for (const RelayStat& r : s.relays)
-      histogram_samples(x, "sluice_relay_latency_histogram_seconds", "relay=\"" + label_value(r.name) + "\"",
+      histogram_samples(x, "sluice_relay_acked_latency_seconds", "relay=\"" + label_value(r.name) + "\"",
                         r.latency_buckets);
   }
 

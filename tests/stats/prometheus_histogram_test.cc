@@ -53,13 +53,13 @@ TEST(PrometheusHistogram, ExpositionHasBucketsSumAndCountBesideTheSummary) {
   for (uint64_t v = 1; v <= 1000; ++v) counters::record(s->histogram, v * 1000);  // 1 us .. 1 ms
   auto r = counters::CountersFile::open_read(path).value();
   const std::string text = prometheus_text(counters::read_stats(*r), 0);
-  EXPECT_NE(text.find("# TYPE sluice_projection_latency_histogram_seconds histogram\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE sluice_projection_applied_latency_seconds histogram\n"), std::string::npos);
   EXPECT_NE(text.find("# TYPE sluice_projection_latency_seconds summary\n"), std::string::npos);
   std::map<std::string, double> buckets;  // le -> cumulative count
   std::istringstream in(text);
   double last = -1;
   for (std::string line; std::getline(in, line);) {
-    const std::string prefix = "sluice_projection_latency_histogram_seconds_bucket{projection=\"balances\",le=\"";
+    const std::string prefix = "sluice_projection_applied_latency_seconds_bucket{projection=\"balances\",le=\"";
     if (line.rfind(prefix, 0) != 0) continue;
     const size_t q = line.find('"', prefix.size());
     const double v = std::stod(line.substr(line.find("} ") + 2));
@@ -72,9 +72,9 @@ TEST(PrometheusHistogram, ExpositionHasBucketsSumAndCountBesideTheSummary) {
   EXPECT_EQ(buckets["1.024e-06"], 1);       // 1000 ns only
   EXPECT_EQ(buckets["6.5536e-05"], 65);     // 1..65 us
   EXPECT_EQ(buckets["0.00104858"], 1000);   // everything is under 2^20 ns
-  EXPECT_NE(text.find("sluice_projection_latency_histogram_seconds_count{projection=\"balances\"} 1000\n"),
+  EXPECT_NE(text.find("sluice_projection_applied_latency_seconds_count{projection=\"balances\"} 1000\n"),
             std::string::npos);
-  EXPECT_NE(text.find("sluice_projection_latency_histogram_seconds_sum{projection=\"balances\"} 0.5005"),
+  EXPECT_NE(text.find("sluice_projection_applied_latency_seconds_sum{projection=\"balances\"} 0.5005"),
             std::string::npos)
       << text;
 }
