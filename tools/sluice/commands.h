@@ -28,11 +28,15 @@ void add_info(CLI::App& app, int* exit_code);
 void add_verify(CLI::App& app, int* exit_code);
 void add_dump(CLI::App& app, int* exit_code);
 void add_salvage(CLI::App& app, int* exit_code);
-void add_bench(CLI::App& app, int* exit_code);
 void add_stat(CLI::App& app, int* exit_code);
 void add_rebuild(CLI::App& app, int* exit_code);
 void add_relay(CLI::App& app, int* exit_code);   // cmd_relay.cc (connectors)
 void add_ingest(CLI::App& app, int* exit_code);  // cmd_relay.cc (connectors)
+
+// Parses the command line and runs the chosen command's callback; returns the exit code. A
+// parse error is one line on stderr naming an unknown command or suite as such, or the
+// problem and the help to read (`see sluice dump --help`): exit 2.
+int run_cli(CLI::App& app, int argc, char** argv, const int* exit_code);
 
 // "sluice <cmd>: <message>" on stderr, one line.
 void error_line(const char* cmd, const std::string& message);

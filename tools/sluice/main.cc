@@ -1,8 +1,12 @@
 // sluice: the command-line tool. `sluice --help` lists the commands; docs/cli.md is its guide.
+// `sluice bench ...` runs the separate sluice-bench executable (the suites and what they
+// compare against are no dependency of the other commands).
 #include <unistd.h>
 
-#include <chrono>
+#include <cerrno>
+#include <climits>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "commands.h"
@@ -13,105 +17,37 @@
 #endif
 
 namespace sluice::tools {
-
-void error_line(const char* cmd, const std::string& message) {
-  std::fprintf(stderr, "sluice %s: %s\n", cmd, message.c_str());
-}
-
-std::string describe(const Status& st) {
-  if (st.message().empty()) return std::string(to_string(st.code()));
-  // Damage is worth a word of its own; other codes are internal names the message already explains.
-  return st.code() == StatusCode::corruption ? "corruption found: " + st.message() : st.message();
-}
-
-bool check_log_dir(const char* cmd, const std::string& dir, int* exit_code) {
-  std::error_code ec;
-  if (!std::filesystem::exists(dir, ec)) {
-    error_line(cmd, "no such directory: " + dir);
-    *exit_code = kExitUsage;
-    return false;
-  }
-  if (!std::filesystem::is_directory(dir, ec)) {
-    error_line(cmd, dir + " is not a directory");
-    *exit_code = kExitUsage;
-    return false;
-  }
-  return true;
-}
-
-std::string json_text(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
-
-void print_json(const Json& j) {
-  std::string s = json_text(j);
-  s += '\n';
-  std::fwrite(s.data(), 1, s.size(), stdout);
-  std::fflush(stdout);
-}
-
-namespace {
-int64_t mono_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
-
-Progress::Progress(const char* what, bool quiet) : what_(what), enabled_(!quiet && ::isatty(STDERR_FILENO)) {}
-Progress::~Progress() { finish(); }
-
-void Progress::update(uint64_t done, uint64_t total) {
-  if (!enabled_) return;
-  const int64_t now = mono_ns();
-  if (drawn_ && now - last_ns_ < 100'000'000) return;
-  last_ns_ = now;
-  drawn_ = true;
-  if (total > 0)
-    std::fprintf(stderr, "\r%s %llu/%llu (%.0f%%)\x1b[K", what_, static_cast<unsigned long long>(done),
-                 static_cast<unsigned long long>(total), 100.0 * static_cast<double>(done) / static_cast<double>(total));
-  else
-    std::fprintf(stderr, "\r%s %llu\x1b[K", what_, static_cast<unsigned long long>(done));
-}
-
-void Progress::finish() {
-  if (drawn_) std::fprintf(stderr, "\r\x1b[K");
-  drawn_ = false;
-}
-
 namespace {
 
-// The subcommands named on the command line, and the first word in a command position that
-// names none (CLI11 would only say "A subcommand is required").
-struct CommandWalk {
-  std::string path = "sluice";  // "sluice bench" for `sluice bench nosuch`
-  std::string unknown;          // the word that names no command
-  std::string kind;             // "command", "bench suite"
-  std::string known;            // what it could have been, comma-separated
-};
-
-CommandWalk walk_commands(CLI::App& app, int argc, char** argv) {
-  CommandWalk w;
-  CLI::App* cur = &app;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a.empty() || a[0] == '-') continue;
-    auto subs = cur->get_subcommands([](CLI::App*) { return true; });
-    if (subs.empty()) break;
-    CLI::App* next = nullptr;
-    for (CLI::App* s : subs)
-      if (s->get_name() == a) next = s;
-    if (next == nullptr) {
-      w.unknown = a;
-      w.kind = cur == &app ? "command" : cur->get_name() == "bench" ? "bench suite" : cur->get_name() + " subcommand";
-      for (CLI::App* s : subs) w.known += (w.known.empty() ? "" : ", ") + s->get_name();
-      return w;
-    }
-    w.path += " " + a;
-    cur = next;
+// sluice-bench beside this executable (build tree and install alike), else on PATH.
+std::string bench_executable() {
+  char self[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    const auto beside = std::filesystem::path(self).parent_path() / "sluice-bench";
+    if (::access(beside.c_str(), X_OK) == 0) return beside.string();
   }
-  // What could come next: for "a command is required".
-  for (CLI::App* s : cur->get_subcommands([](CLI::App*) { return true; }))
-    w.known += (w.known.empty() ? "" : ", ") + s->get_name();
-  w.kind = cur == &app ? "command" : cur->get_name() == "bench" ? "bench suite" : cur->get_name() + " subcommand";
-  return w;
+  return "sluice-bench";
+}
+
+// `sluice bench ARGS...`: every argument goes to sluice-bench, --help included.
+void add_bench_passthrough(CLI::App& app, int* exit_code) {
+  CLI::App* bench = app.add_subcommand("bench", "benchmarks with same-run baselines (`sluice bench --help`: the suites)");
+  bench->prefix_command();
+  bench->set_help_flag();
+  bench->callback([bench, exit_code] {
+    std::vector<std::string> args = {"sluice-bench"};
+    for (const std::string& a : bench->remaining()) args.push_back(a);
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const std::string exe = bench_executable();
+    std::fflush(stdout);
+    ::execvp(exe.c_str(), argv.data());
+    error_line("bench", "cannot run " + exe + ": " + std::strerror(errno) + " (sluice-bench is installed beside sluice)");
+    *exit_code = kExitFailed;
+  });
 }
 
 }  // namespace
@@ -119,7 +55,7 @@ CommandWalk walk_commands(CLI::App& app, int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace sluice::tools;
-  CLI::App app{"sluice: inspect, verify, follow, rebuild and benchmark Sluice event logs"};
+  CLI::App app{"sluice: inspect, verify, follow, rebuild and benchmark Sluice event logs", "sluice"};
   app.option_defaults()->always_capture_default();  // --help shows every default
   app.set_version_flag("--version",
                        std::string("sluice " SLUICE_VERSION " (log format version ") +
@@ -134,31 +70,10 @@ int main(int argc, char** argv) {
   add_verify(app, &exit_code);
   add_dump(app, &exit_code);
   add_salvage(app, &exit_code);
-  add_bench(app, &exit_code);
+  add_bench_passthrough(app, &exit_code);
   add_stat(app, &exit_code);
   add_rebuild(app, &exit_code);
   add_relay(app, &exit_code);
   add_ingest(app, &exit_code);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    const CommandWalk w = walk_commands(app, argc, argv);
-    if (!w.unknown.empty()) {
-      std::fprintf(stderr, "%s: unknown %s '%s' (%s: %s; see %s --help)\n", w.path.c_str(), w.kind.c_str(),
-                   w.unknown.c_str(), w.kind == "command" ? "commands" : "choices", w.known.c_str(), w.path.c_str());
-      return kExitUsage;
-    }
-    std::string msg = e.what();
-    if (msg.find("subcommand is required") != std::string::npos && !w.known.empty())
-      msg = "a " + w.kind + " is required (" + (w.kind == "command" ? "commands" : "choices") + ": " + w.known + ")";
-    std::fprintf(stderr, "%s: %s (see %s --help)\n", w.path.c_str(), msg.c_str(), w.path.c_str());
-    return kExitUsage;
-  }
-  return exit_code;
+  return run_cli(app, argc, argv, &exit_code);
 }
