@@ -18,6 +18,7 @@
 
 #include "bank_bfbs_generated.h"
 #include "bank_generated.h"
+#include "sluice/projections/catalog.h"
 #include "sluice/projections/keyed_store.h"
 #include "sluice/projections/projection.h"
 #include "sluice/projections/projection_runner.h"
@@ -191,5 +192,14 @@ inline sluice::ProjectionFactory factory_for(std::string_view name) {
   return nullptr;
 }
 inline constexpr std::string_view kProjectionNames[] = {"balances", "rich_accounts", "daily_totals"};
+
+// The sample's projections for tools: `bank_ledger rebuild DIR PROJECTION` (and so
+// `sluice rebuild --app bank_ledger DIR PROJECTION`) rebuilds any of them.
+inline sluice::ProjectionCatalog catalog() {
+  sluice::ProjectionCatalog c;
+  for (std::string_view n : kProjectionNames) c.add(std::string(n), factory_for(n));
+  c.set_types(bind_for_reading);
+  return c;
+}
 
 }  // namespace bank

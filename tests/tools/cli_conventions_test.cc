@@ -312,5 +312,27 @@ TEST_F(CliConventions, DumpFollowPrintsWhatAnotherProcessAppends) {
   }
 }
 
+// --- rebuild through an application's catalog -----------------------------------------------
+
+// `sluice rebuild --app BINARY` runs the application's own `rebuild` command
+// (sluice::rebuild_command over its ProjectionCatalog): the tool links no projections.
+TEST_F(CliConventions, RebuildRunsTheApplicationsCatalog) {
+  RunResult ledger = run({BANK_LEDGER, "--dir", dir(), "--events", "2000", "--producers", "2", "--accounts", "50"});
+  ASSERT_EQ(ledger.exit_code, 0) << ledger.err;
+  RunResult r = sluice_cli({"rebuild", "--app", BANK_LEDGER, dir(), "balances", "--dry-run", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 1u) << r.out;
+  EXPECT_EQ(lines[0]["projection"], "balances");
+  EXPECT_GT(lines[0]["events"].get<uint64_t>(), 0u);
+  EXPECT_EQ(lines[0]["checkpoint_replaced"], false);
+  EXPECT_EQ(lines[0]["digest"].get<std::string>().size(), 16u);
+
+  RunResult unknown = sluice_cli({"rebuild", "--app", BANK_LEDGER, dir(), "nosuch"});
+  expect_usage(unknown, "unknown projection 'nosuch'");
+  EXPECT_NE(unknown.err.find("balances"), std::string::npos) << "lists the known ones: " << unknown.err;
+  expect_usage(sluice_cli({"rebuild", dir(), "balances"}), "--app");
+}
+
 }  // namespace
 }  // namespace sluice
