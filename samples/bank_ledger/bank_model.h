@@ -70,16 +70,15 @@ struct sluice::serialization::EventTraits<bank::Withdrawn> {
 
 namespace bank {
 
-// Makes `registry` able to decode the bank events of a log it was loaded from (for
-// `sluice rebuild` and tests): binds both types when the log describes either of them. A
-// log without schemas (raw convention) leaves the registry empty. The codec bound here
-// does not matter to readers: each record is decoded with the codec it names.
+// Makes `registry` able to decode the bank events of a log it was loaded from (for the
+// offline rebuild and tests): registers both types for reading when the log describes either
+// of them. A log without schemas (raw convention) leaves the registry empty.
 inline sluice::Status bind_for_reading(sluice::serialization::SchemaRegistry& registry) {
   using sluice::serialization::EventTraits;
   if (!registry.type_id(EventTraits<Deposited>::name) && !registry.type_id(EventTraits<Withdrawn>::name))
     return sluice::Status::OK();
-  if (auto d = registry.bind<Deposited>(sluice::serialization::CodecId::json); !d.ok()) return d.status();
-  if (auto w = registry.bind<Withdrawn>(sluice::serialization::CodecId::json); !w.ok()) return w.status();
+  if (auto d = registry.register_for_reading<Deposited>(); !d.ok()) return d.status();
+  if (auto w = registry.register_for_reading<Withdrawn>(); !w.ok()) return w.status();
   return sluice::Status::OK();
 }
 
