@@ -45,13 +45,12 @@ wait_line() {
 "$build/samples/bank_ledger/bank_ledger" --dir "$work/log" --producers 2 --events 5000000 --metrics-port 0 \
   >"$work/ledger.out" 2>&1 &
 pids+=($!)
-ledger_url=$(wait_line "$work/ledger.out" 60 'metrics: http' | sed 's/.*\(http[^ ]*\).*/\1/') ||
+ledger_target=$(wait_line "$work/ledger.out" 60 'metrics: http' | grep -oE '127\.0\.0\.1:[0-9]+' | head -1) ||
   { say "FAILED: the bank ledger did not start"; cat "$work/ledger.out"; exit 1; }
-ledger_target=$(echo "$ledger_url" | sed 's|http://||; s|/metrics||')
 # The same counters served by the tool (it stays up if the ledger finishes first).
 "$build/tools/sluice" stat "$work/log" --prometheus 0 >"$work/stat.out" 2>&1 &
 pids+=($!)
-stat_target=$(wait_line "$work/stat.out" 30 'serving' | sed 's|.*http://||; s|/metrics.*||') ||
+stat_target=$(wait_line "$work/stat.out" 30 'serving' | grep -oE '127\.0\.0\.1:[0-9]+' | head -1) ||
   { say "FAILED: sluice stat --prometheus did not start"; cat "$work/stat.out"; exit 1; }
 
 cat >"$work/prometheus.yml" <<YML
