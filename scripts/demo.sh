@@ -37,7 +37,7 @@ wait $pid
 echo "== sluice stat --json (after it stopped)"
 $sluice stat "$bank" --json
 echo "== sluice rebuild: replay the log into a fresh balances model; the digest matches the live one above"
-$sluice rebuild "$bank" balances --quiet
+$sluice rebuild --app ./build/samples/bank_ledger/bank_ledger "$bank" balances --quiet
 echo "== sluice stat --dead-letters: none (the aggregate rejected the overdraft before anything was written)"
 $sluice stat "$bank" --dead-letters | head -5
 echo "== bank_ledger --audit 0: replay one account step by step against \"balance >= 0\" (offline, writes nothing)"
@@ -46,4 +46,4 @@ echo "== the same sample with --codec flatbuffers (handlers unchanged); sluice d
 rm -rf "$bank-fb"
 ./build/samples/bank_ledger/bank_ledger --dir "$bank-fb" --codec flatbuffers --events 30000 | tail -3
 $sluice dump "$bank-fb" --limit 2
-$sluice rebuild "$bank-fb" balances --quiet --dry-run
+$sluice rebuild --app ./build/samples/bank_ledger/bank_ledger "$bank-fb" balances --quiet --dry-run

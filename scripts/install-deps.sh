@@ -12,6 +12,7 @@ packages=(
   libflatbuffers-dev flatbuffers-compiler flatbuffers-compiler-dev
   nlohmann-json3-dev libsimdjson-dev
   libnats-dev nats-server librdkafka-dev
+  prometheus curl jq
 )
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq

@@ -19,3 +19,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 ctest --test-dir "$dir" --output-on-failure --timeout 900 -j2 "${ctest_args[@]}"
+# A real Prometheus server against the engine's endpoints (skipped, with a message, without the package).
+if [ -z "$sanitize" ]; then bash scripts/prometheus_e2e.sh "$dir"; fi
+# The installed package: find_package(Sluice) and pkg-config consumers built against a temporary prefix.
+if [ -z "$sanitize" ]; then bash scripts/package_test.sh "$dir"; fi

@@ -18,6 +18,7 @@
 
 #include "bank_bfbs_generated.h"
 #include "bank_generated.h"
+#include "sluice/projections/catalog.h"
 #include "sluice/projections/keyed_store.h"
 #include "sluice/projections/projection.h"
 #include "sluice/projections/projection_runner.h"
@@ -69,16 +70,15 @@ struct sluice::serialization::EventTraits<bank::Withdrawn> {
 
 namespace bank {
 
-// Makes `registry` able to decode the bank events of a log it was loaded from (for
-// `sluice rebuild` and tests): binds both types when the log describes either of them. A
-// log without schemas (raw convention) leaves the registry empty. The codec bound here
-// does not matter to readers: each record is decoded with the codec it names.
+// Makes `registry` able to decode the bank events of a log it was loaded from (for the
+// offline rebuild and tests): registers both types for reading when the log describes either
+// of them. A log without schemas (raw convention) leaves the registry empty.
 inline sluice::Status bind_for_reading(sluice::serialization::SchemaRegistry& registry) {
   using sluice::serialization::EventTraits;
   if (!registry.type_id(EventTraits<Deposited>::name) && !registry.type_id(EventTraits<Withdrawn>::name))
     return sluice::Status::OK();
-  if (auto d = registry.bind<Deposited>(sluice::serialization::CodecId::json); !d.ok()) return d.status();
-  if (auto w = registry.bind<Withdrawn>(sluice::serialization::CodecId::json); !w.ok()) return w.status();
+  if (auto d = registry.register_for_reading<Deposited>(); !d.ok()) return d.status();
+  if (auto w = registry.register_for_reading<Withdrawn>(); !w.ok()) return w.status();
   return sluice::Status::OK();
 }
 
@@ -191,5 +191,14 @@ inline sluice::ProjectionFactory factory_for(std::string_view name) {
   return nullptr;
 }
 inline constexpr std::string_view kProjectionNames[] = {"balances", "rich_accounts", "daily_totals"};
+
+// The sample's projections for tools: `bank_ledger rebuild DIR PROJECTION` (and so
+// `sluice rebuild --app bank_ledger DIR PROJECTION`) rebuilds any of them.
+inline sluice::ProjectionCatalog catalog() {
+  sluice::ProjectionCatalog c;
+  for (std::string_view n : kProjectionNames) c.add(std::string(n), factory_for(n));
+  c.set_types(bind_for_reading);
+  return c;
+}
 
 }  // namespace bank

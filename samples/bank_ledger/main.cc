@@ -18,6 +18,8 @@
 //
 //   bank_ledger [--dir DIR] [--codec raw|flatbuffers|json] [--producers N] [--accounts N]
 //               [--events N] [--snapshot-every N] [--no-overdraft] [--metrics-port PORT]
+//   bank_ledger rebuild DIR PROJECTION [--dry-run] [--json]   the offline rebuild (what
+//                                                  `sluice rebuild --app bank_ledger` runs)
 //   bank_ledger --audit ACCOUNT|all [--dir DIR]   replay one account (or every account in log
 //                                                  order), offline, step by step
 #include <chrono>
@@ -197,6 +199,10 @@ int audit(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `bank_ledger rebuild DIR PROJECTION`: the offline rebuild of the sample's projections
+  // (what `sluice rebuild --app bank_ledger` runs).
+  if (argc > 1 && std::string_view(argv[1]) == "rebuild")
+    return sluice::rebuild_command(bank::catalog(), argc - 1, argv + 1, "bank_ledger rebuild");
   const Args a = parse(argc, argv);
   if (a.audit != -1) return audit(a);
   sluice::EngineOptions o;

@@ -142,6 +142,20 @@ SlotState CountersFile::state(const Slot& s) noexcept {
       std::atomic_ref<uint32_t>(const_cast<uint32_t&>(s.header.state)).load(std::memory_order_acquire));
 }
 
+CoarseHistogram coarsen(const HistogramWords& h) {
+  CoarseHistogram c;
+  uint32_t next = 0;  // the next coarse bound not yet passed
+  for (uint32_t i = 0; i < kBuckets; ++i) {
+    // Bucket i holds values in [bucket_lower(i), bucket_upper(i)): it counts below every
+    // bound >= its upper end.
+    while (next < kCoarseBuckets && bucket_upper(i) > coarse_bound_ns(next)) c.below[next++] = c.count;
+    c.count += get(h.buckets[i]);
+  }
+  while (next < kCoarseBuckets) c.below[next++] = c.count;
+  c.sum_ns = get(h.sum);
+  return c;
+}
+
 EngineStat read_stats(const CountersFile& f) {
   EngineStat e;
   const FileHeader& h = f.header();
@@ -213,6 +227,7 @@ EngineStat read_stats(const CountersFile& f) {
       r.reconnects = get(c.reconnects);
       r.checkpoint_position = get(c.checkpoint_position);
       r.latency = summarize(s.histogram);
+      r.latency_buckets = coarsen(s.histogram);
       e.relays.push_back(std::move(r));
       continue;
     }
@@ -239,6 +254,7 @@ EngineStat read_stats(const CountersFile& f) {
     p.alert_active = get(s.alerts.alert_active) != 0;
     p.alerts_raised = get(s.alerts.alerts_raised);
     p.latency = summarize(s.histogram);
+    p.latency_buckets = coarsen(s.histogram);
     e.projections.push_back(std::move(p));
   }
   return e;

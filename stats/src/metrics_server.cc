@@ -62,6 +62,20 @@ class Exposition {
 
 constexpr double kNs = 1e-9;
 
+// A histogram family's samples for one series (`l`: its labels): cumulative _bucket{le=...}
+// from the coarse buckets, then +Inf, _sum and _count.
+void histogram_samples(Exposition& x, const std::string& name, const std::string& l,
+                       const counters::CoarseHistogram& h) {
+  for (uint32_t i = 0; i < counters::kCoarseBuckets; ++i) {
+    char le[32];  // 2^(10+2i) ns in seconds, exact to 6 digits: 1.024e-06, 4.096e-06, ...
+    std::snprintf(le, sizeof le, "%.6g", static_cast<double>(counters::coarse_bound_ns(i)) * kNs);
+    x.sample(name + "_bucket", l + ",le=\"" + le + "\"", static_cast<double>(h.below[i]));
+  }
+  x.sample(name + "_bucket", l + ",le=\"+Inf\"", static_cast<double>(h.count));
+  x.sample(name + "_sum", l, static_cast<double>(h.sum_ns) * kNs);
+  x.sample(name + "_count", l, static_cast<double>(h.count));
+}
+
 }  // namespace
 
 std::string prometheus_text(const counters::EngineStat& s, int64_t now_ns) {
@@ -103,6 +117,13 @@ std::string prometheus_text(const counters::EngineStat& s, int64_t now_ns) {
              p.latency.mean * static_cast<double>(p.latency.count) * kNs);
     x.sample("sluice_projection_latency_seconds_count", l, static_cast<double>(p.latency.count));
   }
+  // The same latency as a histogram: histogram_quantile(0.99, rate(..._bucket[5m])) gives a
+  // recent p99, which the lifetime summary above cannot.
+  x.family("sluice_projection_applied_latency_seconds", "histogram",
+           "Append to applied latency (coarse buckets, powers of 4 from ~1 us)");
+  for (const ProjectionStat& p : s.projections)
+    histogram_samples(x, "sluice_projection_applied_latency_seconds", "projection=\"" + label_value(p.name) + "\"",
+                      p.latency_buckets);
   each("sluice_projection_latency_max_seconds", "gauge", "Largest append to applied latency seen",
        [](const ProjectionStat& p) { return static_cast<double>(p.latency.max) * kNs; });
 
@@ -159,6 +180,11 @@ std::string prometheus_text(const counters::EngineStat& s, int64_t now_ns) {
       x.sample("sluice_relay_latency_seconds_sum", l, r.latency.mean * static_cast<double>(r.latency.count) * kNs);
       x.sample("sluice_relay_latency_seconds_count", l, static_cast<double>(r.latency.count));
     }
+    x.family("sluice_relay_acked_latency_seconds", "histogram",
+             "Append to acknowledged-by-the-broker latency (coarse buckets, powers of 4 from ~1 us)");
+    for (const RelayStat& r : s.relays)
+      histogram_samples(x, "sluice_relay_acked_latency_seconds", "relay=\"" + label_value(r.name) + "\"",
+                        r.latency_buckets);
   }
 
   x.family("sluice_projection_state", "gauge", "1 for the projection's current state");

@@ -161,6 +161,10 @@ TEST(EngineMetricsConcurrency, PrometheusEndpointServesTheCountersOnLoopback) {
     EXPECT_EQ(series.count("sluice_projection_latency_seconds{projection=\"balances\",quantile=\"" + std::string(q) + "\"}"), 1u) << q;
   EXPECT_EQ(value("sluice_projection_latency_seconds_count" + b), 101);
   EXPECT_EQ(series.count("sluice_projection_latency_max_seconds" + b), 1u);
+  // The same latency as a histogram (histogram_quantile over rate()): +Inf holds every event.
+  EXPECT_EQ(value("sluice_projection_applied_latency_seconds_count" + b), 101);
+  EXPECT_EQ(value("sluice_projection_applied_latency_seconds_bucket{projection=\"balances\",le=\"+Inf\"}"), 101);
+  EXPECT_EQ(series.count("sluice_projection_applied_latency_seconds_bucket{projection=\"balances\",le=\"1.024e-06\"}"), 1u);
   EXPECT_EQ(value("sluice_projection_dead_letters" + b), 1);  // the overdraft
   EXPECT_EQ(value("sluice_projection_dead_letters{projection=\"daily_totals\"}"), 0);
   EXPECT_EQ(value("sluice_projection_state{projection=\"balances\",state=\"running\"}"), 1);

@@ -220,7 +220,7 @@ TEST_F(SluiceCli, DumpPrintsOneJsonLinePerEventWithFilters) {
   EXPECT_EQ(stream.out.find("\"stream\":\"stream-0\""), std::string::npos);
 
   RunResult missing = sluice_cli({"dump", dir(), "--stream", "nope"});
-  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(missing.exit_code, 2);  // no such stream: the tool cannot use the argument
   expect_one_error_line(missing);
 }
 

@@ -34,7 +34,7 @@ int run_gen(const GenArgs& a) {
   o.segment_size = a.segment_size;
   auto opened = LogWriter::open(a.dir, o);
   if (!opened.ok()) {
-    error_line("gen", opened.status().to_string());
+    error_line("gen", describe(opened.status()));
     return opened.status().code() == StatusCode::invalid_argument ? kExitUsage : kExitFailed;
   }
   LogWriter& w = **opened;
@@ -42,7 +42,7 @@ int run_gen(const GenArgs& a) {
   for (uint32_t s = 0; s < a.streams; ++s) {
     auto id = w.stream("stream-" + std::to_string(s));
     if (!id.ok()) {
-      error_line("gen", id.status().to_string());
+      error_line("gen", describe(id.status()));
       return kExitFailed;
     }
     ids.push_back(*id);
@@ -70,7 +70,8 @@ int run_gen(const GenArgs& a) {
                               std::span<const EventData>(batch.data(), n));
     if (!r.ok()) {
       if (!a.quiet) print_acked(w.acknowledged_position());
-      error_line("gen", std::string(to_string(r.code)) + ": " + w.last_error().message());
+      error_line("gen", "append failed: " + (w.last_error().message().empty() ? std::string(to_string(r.code))
+                                                                          : w.last_error().message()));
       return kExitFailed;
     }
     next_stream = (next_stream + 1) % ids.size();
@@ -82,7 +83,7 @@ int run_gen(const GenArgs& a) {
   }
   if (Status st = w.flush(); !st.ok()) {
     if (!a.quiet) print_acked(w.acknowledged_position());
-    error_line("gen", st.to_string());
+    error_line("gen", describe(st));
     return kExitFailed;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -95,7 +96,7 @@ int run_gen(const GenArgs& a) {
     print_acked(w.acknowledged_position());
   }
   if (Status st = w.close(); !st.ok()) {
-    error_line("gen", st.to_string());
+    error_line("gen", describe(st));
     return kExitFailed;
   }
   return kExitOk;

@@ -123,7 +123,7 @@ int run_kafka_relay(const RelayArgs& a) {
   Status st = relay.close();
   report();
   if (!st.ok()) {
-    error_line("relay", st.to_string());
+    error_line("relay", describe(st));
     return kExitFailed;
   }
   return kExitOk;
@@ -163,7 +163,7 @@ int run_relay(const RelayArgs& a) {
   }
   auto r = connectors::JetStreamRelay::open(a.dir, o);
   if (!r.ok()) {
-    error_line("relay", r.status().to_string());
+    error_line("relay", describe(r.status()));
     return r.status().code() == StatusCode::invalid_argument || r.status().code() == StatusCode::not_found ? kExitUsage
                                                                                                             : kExitFailed;
   }
@@ -212,7 +212,7 @@ int run_relay(const RelayArgs& a) {
     return kExitFailed;
   }
   if (!st.ok()) {
-    error_line("relay", st.to_string());
+    error_line("relay", describe(st));
     return kExitFailed;
   }
   return kExitOk;
@@ -235,7 +235,7 @@ int run_ingest(const IngestArgs& a) {
   o.name = a.name;
   auto in = connectors::JetStreamIngest::open(a.dir, o);
   if (!in.ok()) {
-    error_line("ingest", in.status().to_string());
+    error_line("ingest", describe(in.status()));
     return in.status().code() == StatusCode::invalid_argument ? kExitUsage : kExitFailed;
   }
   auto& ingest = **in;
@@ -273,7 +273,7 @@ int run_ingest(const IngestArgs& a) {
   Status st = ingest.close();
   report();
   if (!result.ok() || !st.ok()) {
-    error_line("ingest", (!result.ok() ? result : st).to_string());
+    error_line("ingest", describe((!result.ok() ? result : st)));
     return kExitFailed;
   }
   return kExitOk;

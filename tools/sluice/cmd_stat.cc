@@ -51,31 +51,30 @@ bool engine_alive(const counters::EngineStat& s) {
   return s.pid > 0 && ::kill(static_cast<pid_t>(s.pid), 0) == 0 && realtime_ns() - s.heartbeat_ns < 3'000'000'000;
 }
 
-std::string json_string(std::string_view v);
+Json latency_json(const counters::HistogramSummary& l) {
+  return {{"count", l.count}, {"p50", l.p50}, {"p90", l.p90}, {"p99", l.p99}, {"p99.9", l.p999}, {"max", l.max}};
+}
 
-// ,"relays":[...] (connectors' relays: in the engine's file or their own relay.<name>.stats).
-std::string relays_json(const std::vector<counters::RelayStat>& relays) {
-  std::string o = ",\"relays\":[";
-  for (size_t i = 0; i < relays.size(); ++i) {
-    const auto& r = relays[i];
-    o += std::string(i ? "," : "") + "{\"name\":" + json_string(r.name) + ",\"state\":\"" +
-         std::string(counters::to_string(r.state)) + "\",\"connected\":" + (r.connected ? "true" : "false");
-    auto num = [&](const char* k, uint64_t v) { o += std::string(",\"") + k + "\":" + std::to_string(v); };
-    num("acknowledged_position", r.acknowledged_position);
-    num("head_position", r.head_position);
-    num("in_flight", r.in_flight);
-    num("lag_events", r.lag_events);
-    num("lag_bytes", r.lag_bytes);
-    num("lag_ns", static_cast<uint64_t>(r.lag_ns));
-    num("published", r.published);
-    num("duplicates", r.duplicates);
-    num("failures", r.failures);
-    num("reconnects", r.reconnects);
-    num("checkpoint_position", r.checkpoint_position);
-    o += ",\"latency_ns\":{\"count\":" + std::to_string(r.latency.count) + ",\"p50\":" + std::to_string(r.latency.p50) +
-         ",\"p99\":" + std::to_string(r.latency.p99) + ",\"max\":" + std::to_string(r.latency.max) + "}}";
-  }
-  return o + "]";
+// "relays": connectors' relays (in the engine's file or their own relay.<name>.stats).
+Json relays_json(const std::vector<counters::RelayStat>& relays) {
+  Json a = Json::array();
+  for (const auto& r : relays)
+    a.push_back({{"name", r.name},
+                 {"state", std::string(counters::to_string(r.state))},
+                 {"connected", r.connected},
+                 {"acknowledged_position", r.acknowledged_position},
+                 {"head_position", r.head_position},
+                 {"in_flight", r.in_flight},
+                 {"lag_events", r.lag_events},
+                 {"lag_bytes", r.lag_bytes},
+                 {"lag_ns", r.lag_ns},
+                 {"published", r.published},
+                 {"duplicates", r.duplicates},
+                 {"failures", r.failures},
+                 {"reconnects", r.reconnects},
+                 {"checkpoint_position", r.checkpoint_position},
+                 {"latency_ns", latency_json(r.latency)}});
+  return a;
 }
 
 void print_relays(const std::vector<counters::RelayStat>& relays) {
@@ -90,27 +89,23 @@ void print_relays(const std::vector<counters::RelayStat>& relays) {
                 r.connected ? "" : "disconnected");
 }
 
-// ,"repositories":[...] (aggregate repositories' command counters).
-std::string repositories_json(const std::vector<counters::RepositoryStat>& rs) {
-  std::string o = ",\"repositories\":[";
-  for (size_t i = 0; i < rs.size(); ++i) {
-    const auto& r = rs[i];
-    auto num = [&](const char* k, uint64_t v) { o += std::string(",\"") + k + "\":" + std::to_string(v); };
-    o += std::string(i ? "," : "") + "{\"name\":" + json_string(r.name);
-    num("commands", r.commands);
-    num("accepted", r.accepted);
-    num("rejected", r.rejected);
-    num("duplicates", r.duplicates);
-    num("conflicts", r.conflicts);
-    num("conflict_failures", r.conflict_failures);
-    num("snapshots_written", r.snapshots_written);
-    num("snapshots_loaded", r.snapshots_loaded);
-    num("snapshots_ignored", r.snapshots_ignored);
-    num("keys_out_of_window", r.keys_out_of_window);
-    num("key_collisions", r.key_collisions);
-    o += "}";
-  }
-  return o + "]";
+// "repositories": aggregate repositories' command counters.
+Json repositories_json(const std::vector<counters::RepositoryStat>& rs) {
+  Json a = Json::array();
+  for (const auto& r : rs)
+    a.push_back({{"name", r.name},
+                 {"commands", r.commands},
+                 {"accepted", r.accepted},
+                 {"rejected", r.rejected},
+                 {"duplicates", r.duplicates},
+                 {"conflicts", r.conflicts},
+                 {"conflict_failures", r.conflict_failures},
+                 {"snapshots_written", r.snapshots_written},
+                 {"snapshots_loaded", r.snapshots_loaded},
+                 {"snapshots_ignored", r.snapshots_ignored},
+                 {"keys_out_of_window", r.keys_out_of_window},
+                 {"key_collisions", r.key_collisions}});
+  return a;
 }
 
 void print_repositories(const std::vector<counters::RepositoryStat>& rs) {
@@ -123,51 +118,49 @@ void print_repositories(const std::vector<counters::RepositoryStat>& rs) {
                 r.snapshots_loaded, r.snapshots_ignored, r.snapshots_ignored ? "WARNING: snapshots ignored" : "");
 }
 
-std::string to_json(const counters::EngineStat& s) {
-  std::string o = "{\"pid\":" + std::to_string(s.pid) + ",\"running\":" + (engine_alive(s) ? "true" : "false") +
-                  ",\"heartbeat_age_ms\":" + std::to_string((realtime_ns() - s.heartbeat_ns) / 1'000'000) +
-                  ",\"head_position\":" + std::to_string(s.head_position) + ",\"projections\":[";
-  bool first = true;
-  for (const auto& p : s.projections) {
-    if (!first) o += ",";
-    first = false;
-    o += "{\"name\":" + json_string(p.name) + ",\"state\":\"" + std::string(counters::to_string(p.state)) + "\"";
-    auto num = [&](const char* k, uint64_t v) { o += std::string(",\"") + k + "\":" + std::to_string(v); };
-    num("applied_position", p.applied_position);
-    num("events_behind", p.events_behind);
-    num("bytes_behind", p.bytes_behind);
-    num("time_behind_ns", static_cast<uint64_t>(p.time_behind_ns));
-    num("events_applied", p.events_applied);
-    num("dead_letters", p.dead_letters);
-    num("parked_keys", p.parked_keys);
-    num("retries", p.retries);
-    num("handler_errors", p.handler_errors);
-    num("checkpoint_position", p.checkpoint_position);
-    num("rebuild_position", p.rebuild_position);
-    num("rebuild_target", p.rebuild_target);
-    o += std::string(",\"alert\":") + (p.alert_active ? "true" : "false");
-    num("alerts_raised", p.alerts_raised);
-    o += ",\"latency_ns\":{";
-    o += "\"count\":" + std::to_string(p.latency.count) + ",\"p50\":" + std::to_string(p.latency.p50) +
-         ",\"p90\":" + std::to_string(p.latency.p90) + ",\"p99\":" + std::to_string(p.latency.p99) +
-         ",\"p99.9\":" + std::to_string(p.latency.p999) + ",\"max\":" + std::to_string(p.latency.max) + "}}";
-  }
-  o += "],\"consumers\":[";
-  first = true;
-  for (const auto& c : s.consumers) {
-    if (!first) o += ",";
-    first = false;
-    o += "{\"name\":" + json_string(c.name) + ",\"events\":" + std::to_string(c.events) +
-         ",\"overruns\":" + std::to_string(c.overruns) + ",\"caught_up\":" + std::to_string(c.caught_up) +
-         ",\"rejoins\":" + std::to_string(c.rejoins) + ",\"position\":" + std::to_string(c.position) +
-         ",\"cpu\":" + std::to_string(c.cpu) + "}";
-  }
-  o += "]";
+Json to_json(const counters::EngineStat& s) {
+  Json o;
+  o["pid"] = s.pid;
+  o["running"] = engine_alive(s);
+  o["heartbeat_age_ms"] = (realtime_ns() - s.heartbeat_ns) / 1'000'000;
+  o["head_position"] = s.head_position;
+  Json ps = Json::array();
+  for (const auto& p : s.projections)
+    ps.push_back({{"name", p.name},
+                  {"state", std::string(counters::to_string(p.state))},
+                  {"applied_position", p.applied_position},
+                  {"events_behind", p.events_behind},
+                  {"bytes_behind", p.bytes_behind},
+                  {"time_behind_ns", p.time_behind_ns},
+                  {"events_applied", p.events_applied},
+                  {"dead_letters", p.dead_letters},
+                  {"parked_keys", p.parked_keys},
+                  {"retries", p.retries},
+                  {"handler_errors", p.handler_errors},
+                  {"checkpoint_position", p.checkpoint_position},
+                  {"rebuild_position", p.rebuild_position},
+                  {"rebuild_target", p.rebuild_target},
+                  {"alert", p.alert_active},
+                  {"alerts_raised", p.alerts_raised},
+                  {"latency_ns", latency_json(p.latency)}});
+  o["projections"] = ps;
+  Json cs = Json::array();
+  for (const auto& c : s.consumers)
+    cs.push_back({{"name", c.name},
+                  {"events", c.events},
+                  {"overruns", c.overruns},
+                  {"caught_up", c.caught_up},
+                  {"rejoins", c.rejoins},
+                  {"position", c.position},
+                  {"cpu", c.cpu}});
+  o["consumers"] = cs;
   if (s.ingress.present)
-    o += ",\"ingress\":{\"requests\":" + std::to_string(s.ingress.requests) +
-         ",\"back_pressured\":" + std::to_string(s.ingress.back_pressured) +
-         ",\"queued\":" + std::to_string(s.ingress.queued) + "}";
-  return o + relays_json(s.relays) + repositories_json(s.repositories) + "}";
+    o["ingress"] = {{"requests", s.ingress.requests},
+                    {"back_pressured", s.ingress.back_pressured},
+                    {"queued", s.ingress.queued}};
+  o["relays"] = relays_json(s.relays);
+  o["repositories"] = repositories_json(s.repositories);
+  return o;
 }
 
 void print_table(const counters::EngineStat& s, const std::string& dir) {
@@ -200,19 +193,6 @@ void print_table(const counters::EngineStat& s, const std::string& dir) {
   std::fflush(stdout);
 }
 
-std::string json_string(std::string_view v) {
-  std::string o = "\"";
-  for (char c : v) {
-    if (c == '"' || c == '\\') o += std::string("\\") + c;
-    else if (static_cast<unsigned char>(c) < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-      o += b;
-    } else o += c;
-  }
-  return o + "\"";
-}
-
 // Projections with a checkpoint in DIR/checkpoints, sorted.
 std::vector<std::string> checkpointed_projections(const std::string& dir) {
   std::vector<std::string> names;
@@ -238,32 +218,31 @@ int print_dead_letters(const std::string& dir, bool json) {
   if (reader) registry.load(*reader).ignore();  // names only: a bad schema entry just goes unnamed
   auto stream_name = [&](uint64_t id) { return reader ? std::string(reader->stream_name(id)) : std::string(); };
   int rc = kExitOk;
-  std::string out = "{\"projections\":[";
-  bool first_p = true;
+  Json out = Json::array();
   for (const std::string& name : checkpointed_projections(dir)) {
     auto st = read_checkpoint_state(dir, name);
     if (!st.ok()) {
-      error_line("stat", st.status().to_string());
+      error_line("stat", describe(st.status()));
       rc = kExitFailed;
       continue;
     }
     if (!st.value().has_value()) continue;
     const CheckpointState& c = *st.value();
     if (json) {
-      out += std::string(first_p ? "" : ",") + "{\"name\":" + json_string(name) +
-             ",\"checkpoint_position\":" + std::to_string(c.position) + ",\"parked_keys\":" +
-             std::to_string(c.parked_keys.size()) + ",\"dead_letters\":[";
-      first_p = false;
-      bool first = true;
-      for (const DeadLetter& d : c.dead_letters) {
-        out += std::string(first ? "" : ",") + "{\"position\":" + std::to_string(d.position) +
-               ",\"key\":" + std::to_string(d.key) + ",\"stream_id\":" + std::to_string(d.stream) +
-               ",\"stream\":" + json_string(stream_name(d.stream)) + ",\"type_id\":" + std::to_string(d.type) +
-               ",\"type\":" + json_string(registry.type_name(d.type)) + ",\"attempts\":" +
-               std::to_string(d.attempts) + ",\"reason\":" + json_string(d.reason) + "}";
-        first = false;
-      }
-      out += "]}";
+      Json dls = Json::array();
+      for (const DeadLetter& d : c.dead_letters)
+        dls.push_back({{"position", d.position},
+                       {"key", d.key},
+                       {"stream_id", d.stream},
+                       {"stream", stream_name(d.stream)},
+                       {"type_id", d.type},
+                       {"type", std::string(registry.type_name(d.type))},
+                       {"attempts", d.attempts},
+                       {"reason", d.reason}});
+      out.push_back({{"name", name},
+                     {"checkpoint_position", c.position},
+                     {"parked_keys", c.parked_keys.size()},
+                     {"dead_letters", dls}});
       continue;
     }
     std::printf("%s: %zu dead letter(s), %zu parked key(s), as of its checkpoint at position %" PRIu64 "\n",
@@ -279,7 +258,7 @@ int print_dead_letters(const std::string& dir, bool json) {
                   d.attempts, d.reason.c_str());
     }
   }
-  if (json) std::printf("%s]}\n", out.c_str());
+  if (json) print_json(Json{{"projections", out}});
   std::fflush(stdout);
   return rc;
 }
@@ -296,13 +275,13 @@ int serve_prometheus(const std::string& dir, int port) {
     // Reopened per scrape: a restarted engine replaces the file.
     auto f = counters::CountersFile::open_read(path);
     if (!f.ok())
-      return "# " + f.status().to_string() + "\n# TYPE sluice_engine_up gauge\nsluice_engine_up 0\n";
+      return "# " + describe(f.status()) + "\n# TYPE sluice_engine_up gauge\nsluice_engine_up 0\n";
     auto stats = counters::read_stats(*f.value());
     counters::add_relay_files(dir, &stats);
     return prometheus_text(stats, realtime_ns());
   });
   if (!server.ok()) {
-    error_line("stat", server.status().to_string());
+    error_line("stat", describe(server.status()));
     return kExitFailed;
   }
   std::printf("serving %s at http://127.0.0.1:%u/metrics (Ctrl-C stops)\n", path.c_str(), server.value()->port());
@@ -320,6 +299,7 @@ void add_stat(CLI::App& app, int* exit_code) {
   struct Opts {
     std::string dir;
     bool json = false;
+    bool watch = false;
     int count = 0;
     int interval_ms = 1000;
     int prometheus = -1;
@@ -327,13 +307,15 @@ void add_stat(CLI::App& app, int* exit_code) {
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("DIR", o->dir, "log directory (reads DIR/sluice.stats)")->required();
-  cmd->add_flag("--json", o->json, "print one snapshot as JSON and exit");
-  cmd->add_option("--count", o->count, "stop after this many tables (default: until interrupted)");
-  cmd->add_option("--interval-ms", o->interval_ms, "refresh interval (default 1000)");
+  cmd->add_flag("--json", o->json, "JSON: one snapshot, or with --watch/--count one JSON object per line");
+  cmd->add_flag("--watch", o->watch, "refresh every --interval-ms until interrupted (the default without --json)");
+  cmd->add_option("--count", o->count, "stop after this many snapshots (0: until interrupted)");
+  cmd->add_option("--interval-ms", o->interval_ms, "refresh interval")->check(CLI::Range(1, 3600000));
   cmd->add_option("--prometheus", o->prometheus,
                   "serve the counters as Prometheus text at http://127.0.0.1:PORT/metrics until interrupted "
                   "(loopback only; 0: a free port)")
-      ->check(CLI::Range(0, 65535));
+      ->check(CLI::Range(0, 65535))
+      ->default_str("off");
   cmd->add_flag("--dead-letters", o->dead_letters,
                 "list each projection's parked events (position, key, stream, type, reason) from its checkpoint");
   cmd->callback([o, exit_code] {
@@ -356,27 +338,32 @@ void add_stat(CLI::App& app, int* exit_code) {
       counters::EngineStat relays_only;
       counters::add_relay_files(o->dir, &relays_only);
       if (relays_only.relays.empty()) {
-        error_line("stat", f.status().to_string());
-        *exit_code = kExitFailed;
+        error_line("stat", "no counters file " + o->dir + "/" + counters::kFileName +
+                               " (no engine has run on this log, or it runs elsewhere): " + describe(f.status()));
+        *exit_code = kExitUsage;
         return;
       }
-      if (o->json) std::printf("{\"running\":false%s}\n", relays_json(relays_only.relays).c_str());
+      if (o->json) print_json(Json{{"running", false}, {"relays", relays_json(relays_only.relays)}});
       else print_relays(relays_only.relays);
       return;
     }
-    if (o->json) {
-      std::printf("%s\n", to_json(with_relays(counters::read_stats(*f.value()))).c_str());
-      return;
-    }
-    for (int i = 0; o->count <= 0 || i < o->count; ++i) {
+    // --json alone: one snapshot. --json with --watch or --count: JSON lines (one object per
+    // snapshot, flushed) for a watcher. Without --json: a table every interval.
+    const bool once = o->json && !o->watch && o->count <= 0;
+    const int count = once ? 1 : o->count;
+    ::signal(SIGPIPE, SIG_IGN);  // a watcher that goes away ends the loop (the write fails)
+    for (int i = 0; count <= 0 || i < count; ++i) {
       if (i > 0) {
         std::this_thread::sleep_for(std::chrono::milliseconds(o->interval_ms));
-        std::printf("\n");
+        if (!o->json) std::printf("\n");
         // Reopen: a restarted engine replaces the file (a new inode).
         auto again = counters::CountersFile::open_read(o->dir + "/" + counters::kFileName);
         if (again.ok()) f = std::move(again);
       }
-      print_table(with_relays(counters::read_stats(*f.value())), o->dir);
+      const auto stats = with_relays(counters::read_stats(*f.value()));
+      if (o->json) print_json(to_json(stats));
+      else print_table(stats, o->dir);
+      if (std::ferror(stdout)) return;
     }
   });
 }

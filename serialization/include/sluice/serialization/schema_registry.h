@@ -69,6 +69,19 @@ class SchemaRegistry {
     return EventBinding<T>(std::move(core.value()));
   }
 
+  // Read side: makes T decodable from the log this registry was loaded from, without a codec
+  // choice (each record decodes with the codec it names) and without writing anything: T's
+  // schema is registered in memory only (with the codec of T's stored schema when the log
+  // has one). Returns the decoder; binding<T>() returns it too. Use this in readers, tools
+  // and rebuilds; bind<T>(codec, writer) is for the side that appends.
+  template <Event T>
+  Result<EventBinding<T>> register_for_reading() {
+    CodecId codec = CodecId::json;
+    if (auto id = type_id(EventTraits<T>::name))
+      if (const Schema* stored = find(*id, EventTraits<T>::version)) codec = stored->codec;
+    return bind<T>(codec == CodecId::none ? CodecId::json : codec, nullptr);
+  }
+
   // The binding made by the last bind<T>() on this registry, or an invalid binding when T
   // was never bound. Readers use it to decode (decoding follows each record's codec, so the
   // codec T was bound with does not matter to them). Const: safe while others decode.

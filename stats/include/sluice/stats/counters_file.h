@@ -37,6 +37,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -283,6 +284,19 @@ class CountersFile {
 };
 
 // ---- what a reader derives ------------------------------------------------------------------
+// Coarse cumulative latency buckets for a Prometheus histogram: below[i] counts the values
+// under coarse_bound_ns(i) = 2^(10+2i) ns (powers of 4 from ~1 us to ~17 s). Exact: each bound
+// is a bucket boundary of the fine log-linear histogram. count is the sum of the fine buckets
+// copied (the +Inf bucket, consistent with below[]); sum_ns the histogram's running sum.
+inline constexpr uint32_t kCoarseBuckets = 13;
+constexpr uint64_t coarse_bound_ns(uint32_t i) noexcept { return uint64_t{1} << (10 + 2 * i); }
+struct CoarseHistogram {
+  std::array<uint64_t, kCoarseBuckets> below{};
+  uint64_t count = 0;
+  uint64_t sum_ns = 0;
+};
+CoarseHistogram coarsen(const HistogramWords& h);
+
 struct ProjectionStat {
   std::string name;
   SlotState state = SlotState::free;
@@ -301,6 +315,7 @@ struct ProjectionStat {
   bool alert_active = false;
   uint64_t alerts_raised = 0;
   HistogramSummary latency;
+  CoarseHistogram latency_buckets;
 };
 struct ConsumerStat {
   std::string name;
@@ -321,6 +336,7 @@ struct RelayStat {
   uint64_t published = 0, acknowledged = 0, duplicates = 0, failures = 0, reconnects = 0;
   uint64_t checkpoint_position = 0;
   HistogramSummary latency;  // append -> acknowledged
+  CoarseHistogram latency_buckets;
 };
 struct RepositoryStat {
   std::string name;  // the aggregate type
