@@ -331,6 +331,53 @@ TEST(Saga, ASagaThatDoesNotFoldIsParkedAndTheOthersGoOn) {
   EXPECT_TRUE(o.status == SagaStatus::parked || o.status == SagaStatus::completed) << to_string(o.status);
 }
 
+// Many sagas started from several threads at once, with transient failures, failures and
+// failing compensations mixed: every saga ends, and the counters add up (TSan: the agent
+// thread, the action threads and the starting threads).
+TEST(Saga, ManySagasFromManyThreadsAllEnd) {
+  SagaLog log;
+  log.open(dir_for("many"));
+  std::atomic<uint64_t> calls{0};
+  auto outcome = [&calls](const SagaContext& c) {
+    calls.fetch_add(1, std::memory_order_relaxed);
+    const uint64_t n = std::stoull(std::string(c.saga_id));
+    if (!c.compensation && n % 5 == 1 && c.step == 2) return StepResult::fail("declined");
+    if (c.compensation && n % 10 == 1 && c.step == 0) return StepResult::retry("down");
+    if (c.attempt <= 2 && (c.key.lo >> 7) % 4 == 0) return StepResult::retry("transient");
+    return StepResult::ok();
+  };
+  SagaType t("many");
+  for (int i = 0; i < 3; ++i) t.step("s" + std::to_string(i), outcome, outcome, testing::fast_steps(6));
+  auto agent = log.agent({t});
+  ASSERT_TRUE(agent->start().ok());
+  constexpr int kThreads = 4, kPerThread = 40;
+  std::vector<std::thread> starters;
+  for (int th = 0; th < kThreads; ++th)
+    starters.emplace_back([&, th] {
+      for (int i = 0; i < kPerThread; ++i)
+        EXPECT_EQ(agent->start_saga("many", std::to_string(th * kPerThread + i), ""), SagaStartCode::started);
+    });
+  for (auto& th : starters) th.join();
+  ASSERT_TRUE(agent->wait_idle(kWait));
+  const SagaStats st = agent->stats();
+  agent->stop();
+  EXPECT_EQ(st.running, 0u);
+  EXPECT_EQ(st.completed + st.compensated + st.compensation_failed, uint64_t{kThreads * kPerThread});
+  EXPECT_EQ(st.parked, 0u);
+  EXPECT_GT(calls.load(), 0u);
+  const auto sagas = log.sagas();
+  ASSERT_EQ(sagas.size(), size_t{kThreads * kPerThread});
+  for (const SagaState& s : sagas) {
+    const uint64_t n = std::stoull(s.id);
+    if (n % 5 == 1) {
+      EXPECT_NE(s.status, SagaStatus::completed) << s.id;
+    }
+    if (s.status == SagaStatus::compensation_failed) {
+      EXPECT_EQ(n % 10, 1u) << s.id << " " << s.reason;
+    }
+  }
+}
+
 TEST(Saga, RefusesBadDefinitions) {
   SagaLog log;
   log.open(dir_for("bad"));

@@ -33,6 +33,8 @@ struct SagaLog {
     dir = d;
     LogOptions o;
     o.segment_size = 4 << 20;
+    o.prefault = false;
+    o.prepared_segments = 1;
     auto w = LogWriter::open(dir, o);
     ASSERT_TRUE(w.ok()) << w.status().to_string();
     writer = std::move(w.value());
