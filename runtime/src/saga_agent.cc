@@ -710,7 +710,7 @@ class SagaAgent::Impl {
 SagaAgent::SagaAgent(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 SagaAgent::~SagaAgent() {
-  if (impl_ && impl_->publishers) impl_->publishers->remove(impl_->publisher);
+  if (impl_ && impl_->publishers) impl_->publishers->remove(impl_->publisher);  // before the agent goes
 }
 
 Result<std::unique_ptr<SagaAgent>> SagaAgent::open(AppendPort& port, const serialization::SchemaRegistry& registry,
@@ -724,8 +724,29 @@ Result<std::unique_ptr<SagaAgent>> SagaAgent::open(Engine& engine, std::vector<S
                                                    SagaAgentOptions options) {
   auto port = make_engine_port(engine);
   AppendPort& p = *port;
+  std::string name;
+  for (const SagaType& t : types) name += (name.empty() ? "" : ",") + t.name();
   auto impl = std::make_unique<Impl>(p, std::move(port), engine.registry(), std::move(types), std::move(options));
   if (Status st = impl->init(); !st.ok()) return st;
+  auto slot = engine.stats_slot(counters::SlotKind::saga, name.substr(0, 63));
+  if (!slot.ok()) return slot.status();
+  if (counters::Slot* s = slot.value()) {
+    Impl* i = impl.get();
+    impl->publishers = engine.stats_publishers();
+    impl->publisher = impl->publishers->add([i, s] {
+      const SagaStats st = i->stats();
+      counters::SagaCounters& c = s->saga;
+      counters::put(c.running, st.running);
+      counters::put(c.completed, st.completed);
+      counters::put(c.compensated, st.compensated);
+      counters::put(c.compensation_failed, st.compensation_failed);
+      counters::put(c.parked, st.parked);
+      counters::put(c.oldest_running_started_ns, st.oldest_running_started_ns);
+      counters::put(c.steps_succeeded, st.steps_succeeded);
+      counters::put(c.attempts_failed, st.attempts_failed);
+      counters::put(c.timers_fired, st.timers_fired);
+    });
+  }
   return std::unique_ptr<SagaAgent>(new SagaAgent(std::move(impl)));
 }
 

@@ -123,6 +123,41 @@ void print_repositories(const std::vector<counters::RepositoryStat>& rs) {
                 r.snapshots_loaded, r.snapshots_ignored, r.snapshots_ignored ? "WARNING: snapshots ignored" : "");
 }
 
+// ,"sagas":[...] (saga agents: counts and the oldest running saga's age).
+std::string sagas_json(const std::vector<counters::SagaStat>& gs) {
+  std::string o = ",\"sagas\":[";
+  for (size_t i = 0; i < gs.size(); ++i) {
+    const auto& g = gs[i];
+    auto num = [&](const char* k, uint64_t v) { o += std::string(",\"") + k + "\":" + std::to_string(v); };
+    o += std::string(i ? "," : "") + "{\"name\":" + json_string(g.name);
+    num("running", g.running);
+    num("completed", g.completed);
+    num("compensated", g.compensated);
+    num("compensation_failed", g.compensation_failed);
+    num("parked", g.parked);
+    o += ",\"oldest_running_age_ms\":" +
+         std::to_string(g.oldest_running_started_ns ? (realtime_ns() - g.oldest_running_started_ns) / 1'000'000 : 0);
+    num("steps_succeeded", g.steps_succeeded);
+    num("attempts_failed", g.attempts_failed);
+    num("timers_fired", g.timers_fired);
+    o += "}";
+  }
+  return o + "]";
+}
+
+void print_sagas(const std::vector<counters::SagaStat>& gs) {
+  if (gs.empty()) return;
+  std::printf("%-20s %9s %10s %11s %9s %7s %11s %s\n", "sagas", "running", "completed", "compensated", "comp.fail",
+              "parked", "oldest run.", "");
+  for (const auto& g : gs)
+    std::printf("%-20s %9" PRIu64 " %10" PRIu64 " %11" PRIu64 " %9" PRIu64 " %7" PRIu64 " %11s %s\n", g.name.c_str(),
+                g.running, g.completed, g.compensated, g.compensation_failed, g.parked,
+                g.oldest_running_started_ns
+                    ? human_ns(static_cast<double>(realtime_ns() - g.oldest_running_started_ns)).c_str()
+                    : "-",
+                g.compensation_failed || g.parked ? "WARNING: see sluice sagas" : "");
+}
+
 std::string to_json(const counters::EngineStat& s) {
   std::string o = "{\"pid\":" + std::to_string(s.pid) + ",\"running\":" + (engine_alive(s) ? "true" : "false") +
                   ",\"heartbeat_age_ms\":" + std::to_string((realtime_ns() - s.heartbeat_ns) / 1'000'000) +
@@ -167,7 +202,7 @@ std::string to_json(const counters::EngineStat& s) {
     o += ",\"ingress\":{\"requests\":" + std::to_string(s.ingress.requests) +
          ",\"back_pressured\":" + std::to_string(s.ingress.back_pressured) +
          ",\"queued\":" + std::to_string(s.ingress.queued) + "}";
-  return o + relays_json(s.relays) + repositories_json(s.repositories) + "}";
+  return o + relays_json(s.relays) + repositories_json(s.repositories) + sagas_json(s.sagas) + "}";
 }
 
 void print_table(const counters::EngineStat& s, const std::string& dir) {
@@ -197,6 +232,7 @@ void print_table(const counters::EngineStat& s, const std::string& dir) {
                 s.ingress.back_pressured, s.ingress.queued);
   print_relays(s.relays);
   print_repositories(s.repositories);
+  print_sagas(s.sagas);
   std::fflush(stdout);
 }
 
