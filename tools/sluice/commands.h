@@ -24,6 +24,7 @@ void add_stat(CLI::App& app, int* exit_code);
 void add_rebuild(CLI::App& app, int* exit_code);
 void add_relay(CLI::App& app, int* exit_code);   // cmd_relay.cc (connectors)
 void add_ingest(CLI::App& app, int* exit_code);  // cmd_relay.cc (connectors)
+void add_sagas(CLI::App& app, int* exit_code);   // cmd_sagas.cc
 
 // "sluice <cmd>: <message>" on stderr, one line.
 void error_line(const char* cmd, const std::string& message);

@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   add_rebuild(app, &exit_code);
   add_relay(app, &exit_code);
   add_ingest(app, &exit_code);
+  add_sagas(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
