@@ -125,7 +125,8 @@ SagaRun run_sagas(Engine& e, uint64_t count, uint32_t window, bool retry_once, c
   ao.on_finished = [&](const SagaState& s) {
     const auto now = Clock::now();
     std::lock_guard lock(mu);
-    complete_us.push_back(std::chrono::duration<double, std::micro>(now - started[std::stoull(s.id)]).count());
+    complete_us.push_back(
+        std::chrono::duration<double, std::micro>(now - started[std::stoull(s.id.substr(tag.size() + 1))]).count());
     ++finished;
     cv.notify_one();
   };
@@ -133,6 +134,7 @@ SagaRun run_sagas(Engine& e, uint64_t count, uint32_t window, bool retry_once, c
   auto agent = SagaAgent::open(e, {t}, ao);
   if (!agent.ok()) die("agent", agent.status());
   if (Status st = agent.value()->start(); !st.ok()) die("agent start", st);
+  const uint64_t completed_before = agent.value()->stats().completed;  // earlier runs' sagas, folded
   const auto t0 = Clock::now();
   for (uint64_t i = 0; i < count; ++i) {
     {
@@ -141,8 +143,9 @@ SagaRun run_sagas(Engine& e, uint64_t count, uint32_t window, bool retry_once, c
       started[i] = Clock::now();
     }
     std::string err;
-    if (agent.value()->start_saga("bench", std::to_string(i), tag, &err) != SagaStartCode::started)
-      die("start_saga", Status(StatusCode::io_error, err));
+    const SagaStartCode c = agent.value()->start_saga("bench", tag + "-" + std::to_string(i), tag, &err);
+    if (c != SagaStartCode::started)
+      die("start_saga", Status(StatusCode::io_error, "code " + std::to_string(static_cast<int>(c)) + " " + err));
   }
   {
     std::unique_lock lock(mu);
@@ -151,7 +154,7 @@ SagaRun run_sagas(Engine& e, uint64_t count, uint32_t window, bool retry_once, c
   const double secs = seconds_since(t0);
   agent.value()->stop();
   const SagaStats st = agent.value()->stats();
-  if (st.completed != count) die("sagas", Status(StatusCode::io_error, "not all completed"));
+  if (st.completed - completed_before != count) die("sagas", Status(StatusCode::io_error, "not all completed"));
   SagaRun r;
   r.sagas = count;
   r.sagas_per_s = static_cast<double>(count) / secs;

@@ -90,8 +90,10 @@ SagaType crash_type(Ledger& ledger) {
   return t;
 }
 
-// One process's run: resumes what the log holds, starts this round's sagas, waits.
-void run_round(const std::string& dir, const std::string& ledger_path, uint32_t round) {
+// One process's run: resumes what the log holds, starts this round's sagas, waits. Writes a
+// byte to `ready_fd` once its agent runs (so that the parent's kill lands among the sagas
+// however long the start takes, e.g. under a sanitizer).
+void run_round(const std::string& dir, const std::string& ledger_path, uint32_t round, int ready_fd) {
   testing::SagaLog log;
   log.open(dir);
   Ledger ledger(ledger_path);
@@ -99,6 +101,7 @@ void run_round(const std::string& dir, const std::string& ledger_path, uint32_t 
   o.action_threads = 4;
   auto agent = log.agent({crash_type(ledger)}, o);
   if (!agent || !agent->start().ok()) std::abort();
+  if (::write(ready_fd, "r", 1) != 1) std::abort();
   for (uint32_t i = 0; i < kSagasPerRound; ++i)
     (void)agent->start_saga("crash", std::to_string(round * kSagasPerRound + i), "");
   (void)agent->wait_idle(std::chrono::seconds(60));
@@ -114,13 +117,26 @@ TEST(SagaCrash, KillNineAtRandomPointsLosesNoSagaAndRepeatsNoEffect) {
   std::mt19937_64 rng(std::random_device{}());
   uint32_t killed = 0;
   for (uint32_t r = 0; r < rounds; ++r) {
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
     const pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
-      run_round(dir, ledger_path, r);
+      ::close(ready[0]);
+      run_round(dir, ledger_path, r, ready[1]);
       ::_exit(0);
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(5000 + rng() % 60000));
+    ::close(ready[1]);
+    // One kill in four lands wherever the child is (maybe during recovery); the others
+    // land 0-40 ms after its agent started.
+    if (rng() % 4 == 0) {
+      std::this_thread::sleep_for(std::chrono::microseconds(rng() % 30000));
+    } else {
+      char c;
+      (void)!::read(ready[0], &c, 1);
+      std::this_thread::sleep_for(std::chrono::microseconds(rng() % 40000));
+    }
+    ::close(ready[0]);
     if (::kill(pid, SIGKILL) == 0) ++killed;
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
