@@ -7,6 +7,7 @@
 #include "sluice/runtime/repository.h"
 #include "sluice/runtime/saga.h"
 #include "sluice/stats/counters_file.h"
+#include "sluice/stats/metrics_server.h"
 
 namespace sluice {
 namespace {
@@ -65,6 +66,10 @@ TEST(SagaEngine, StepsRunCommandsWithTheSagasKeysAndTheCountersReachTheStatsFile
   EXPECT_EQ(st.sagas[0].compensated, 1u);
   EXPECT_EQ(st.sagas[0].running, 0u);
   EXPECT_EQ(st.sagas[0].oldest_running_started_ns, 0);
+  const std::string text = prometheus_text(st, 0);
+  EXPECT_NE(text.find("sluice_sagas_completed{agent=\"transfer\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("sluice_sagas_compensated{agent=\"transfer\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("sluice_sagas_oldest_running_age_seconds{agent=\"transfer\"} 0"), std::string::npos) << text;
 }
 
 }  // namespace
