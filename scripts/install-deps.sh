@@ -16,3 +16,9 @@ packages=(
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+# Headless Chromium for the lag page's browser test (scripts/lag-page-test.sh). Optional: where
+# it cannot be installed, that test says so and is skipped.
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null ||
+    echo "install-deps: chromium could not be installed; the lag page browser test will be skipped" >&2
+fi

@@ -31,6 +31,7 @@
 
 #include "bank_model.h"
 #include "common/figures.h"
+#include "common/sched_stats.h"
 #include "sluice/bus/log_reader.h"
 #include "sluice/projections/rebuild.h"
 #include "sluice/runtime/engine.h"
@@ -166,6 +167,12 @@ struct E2E {
   double p50 = 0, p99 = 0, p999 = 0, max = 0;
   double achieved_rate = 0;
   double longest_background_slice_ns = 0;  // the log maintenance thread's, during the run
+  // What the scheduler did during the timed window (common/sched_stats.h): time the producer
+  // and the worker waited runnable for their CPU, their preemptions, and the CPU time of the
+  // engine's own background threads (log maintenance, checkpoints, monitor).
+  double producer_wait_ns = 0, worker_wait_ns = 0;
+  double producer_preemptions = 0, worker_preemptions = 0;
+  double background_cpu_ns = 0;
 };
 
 struct EngineSetup {
@@ -203,6 +210,8 @@ E2E fixed_rate(const std::string& dir, double rate, uint64_t count, int cpu_a, i
   // Warm-up: fault in the segment and the stores, off the measured schedule.
   const double interval = 1e9 / rate;
   const int64_t t0 = mono_ns() + 1'000'000;
+  const long producer_tid = current_tid();
+  const std::vector<ThreadSched> sched_before = read_process_sched();
   for (uint64_t i = 0; i < count; ++i) {
     const int64_t intended = t0 + static_cast<int64_t>(static_cast<double>(i) * interval);
     while (mono_ns() < intended) {
@@ -211,13 +220,27 @@ E2E fixed_rate(const std::string& dir, double rate, uint64_t count, int cpu_a, i
     if (!e->append(ids[i % 256], ExpectedVersion::any(), encode_raw(d)).ok()) die("append", e->writer().last_error());
   }
   const double secs = static_cast<double>(mono_ns() - t0) / 1e9;
+  E2E r;
+  for (const ThreadSched& t : sched_delta(sched_before, read_process_sched())) {
+    if (t.tid == producer_tid) {
+      r.producer_wait_ns += static_cast<double>(t.wait_ns);
+      r.producer_preemptions += static_cast<double>(t.preemptions);
+    } else if (t.name.rfind("sl:worker", 0) == 0) {
+      r.worker_wait_ns += static_cast<double>(t.wait_ns);
+      r.worker_preemptions += static_cast<double>(t.preemptions);
+    } else if (t.name.rfind("sl:", 0) == 0) {
+      r.background_cpu_ns += static_cast<double>(t.run_ns);
+      std::printf("  %.0f k events/s, %s: cpu %.2f ms, waited for a CPU %.2f ms, %llu preemptions\n", rate / 1e3,
+                  t.name.c_str(), static_cast<double>(t.run_ns) / 1e6, static_cast<double>(t.wait_ns) / 1e6,
+                  static_cast<unsigned long long>(t.preemptions));
+    }
+  }
   const double slice = static_cast<double>(e->writer().longest_background_slice_ns());
   if (Status st = e->stop(std::chrono::seconds(60)); !st.ok()) die("stop", st);
   std::vector<double> v;
   v.reserve(count);
   for (int64_t s : samples)
     if (s >= 0) v.push_back(static_cast<double>(s));
-  E2E r;
   if (v.size() != count)  // every event must have its sample: a missing one is a bench bug
     die("e2e", Status(StatusCode::invalid_argument, std::to_string(count - v.size()) + " of " +
                                                        std::to_string(count) + " events have no latency sample"));
@@ -421,6 +444,12 @@ int run_e2e_suite(const SuiteArgs& args) {
     fig.add(p + "achieved_events_per_s", r.achieved_rate, "events/s", "offered schedule kept");
     fig.add(p + "longest_background_slice_ns", r.longest_background_slice_ns, "ns",
             "log maintenance thread: longest slice between two CPU yields (wall time)");
+    fig.add(p + "producer_cpu_wait_ns", r.producer_wait_ns, "ns", "producer runnable but off its CPU, whole run");
+    fig.add(p + "producer_preemptions", r.producer_preemptions, "count");
+    fig.add(p + "worker_cpu_wait_ns", r.worker_wait_ns, "ns", "worker runnable but off its CPU, whole run");
+    fig.add(p + "worker_preemptions", r.worker_preemptions, "count");
+    fig.add(p + "engine_background_cpu_ns", r.background_cpu_ns, "ns",
+            "CPU time of the engine's own background threads (log maintenance, checkpoints, monitor)");
   }
   fig.add("ratio_e2e_p99_vs_atomic_rtt", fig.get("e2e_100k_p99_ns") / rtt, "ratio",
           "target <= 20 (p99.9 and max beside it)");

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -65,7 +66,16 @@ Status AgentRunner::join() {
   return Status::OK();
 }
 
+void name_current_thread(std::string_view name) noexcept {
+  char buf[16] = "sl:";  // the kernel keeps 15 characters and the terminating NUL
+  const size_t n = std::min(name.size(), sizeof buf - 4);
+  std::memcpy(buf + 3, name.data(), n);
+  buf[3 + n] = '\0';
+  (void)::pthread_setname_np(::pthread_self(), buf);
+}
+
 void AgentRunner::run() noexcept {
+  name_current_thread(agent_.role_name());
   Status pin = pin_current_thread(o_.cpu);
   {
     std::lock_guard lock(start_mu_);

@@ -2,6 +2,7 @@
 
 #include <concurrentqueue/concurrentqueue.h>
 
+#include <algorithm>
 #include <array>
 #include <thread>
 
@@ -37,17 +38,20 @@ struct IngressProducer::Token {
   moodycamel::ProducerToken token;
 };
 
-IngressProducer::IngressProducer(Ingress& ingress, uint32_t capacity)
+IngressProducer::IngressProducer(Ingress& ingress, uint32_t index, uint32_t capacity)
     : ingress_(ingress),
       token_(std::make_unique<Token>(ingress.q_->queue)),
       mask_(capacity - 1),
+      index_(index),
       counts_(capacity),
+      names_(capacity),
       entries_(new Entry[capacity]),
       defined_(capacity) {}
 
 IngressProducer::~IngressProducer() = default;
 
-SubmitCode IngressProducer::enqueue(IngressRequest& r, uint32_t count, Ticket* ticket) noexcept {
+SubmitCode IngressProducer::enqueue(IngressRequest& r, uint32_t count, Ticket* ticket,
+                                    std::string_view name) noexcept {
   // The entry is free once it holds the result of the ticket one ring ago (or never held
   // one). Acquire: pairs with the writer's release in complete(); nothing is read through it
   // here, but the entry's next result must not be overtaken by the old one's write.
@@ -62,10 +66,10 @@ SubmitCode IngressProducer::enqueue(IngressRequest& r, uint32_t count, Ticket* t
     submitting_.store(0, std::memory_order_release);  // pairs with close()'s acquire
     return SubmitCode::closed;
   }
-  r.producer = this;
-  r.ticket = next_;
+  r.producer = index_;
   // Only now: the entry's previous ticket is finished, so its count is no longer needed.
   counts_[next_ & mask_] = count;
+  if (r.count == IngressRequest::kDefineStream) names_[next_ & mask_] = name;  // same: its slot is free
   // try_enqueue never allocates: it fails when the preallocated blocks are used up.
   const bool ok = ingress_.q_->queue.try_enqueue(token_->token, r);
   // Release: the enqueue above happens before close() stops waiting for us.
@@ -84,8 +88,10 @@ SubmitCode IngressProducer::try_submit(StreamId stream, ExpectedVersion expected
   IngressRequest r;
   r.stream = stream;
   r.expected = expected;
-  r.events = events;
-  return enqueue(r, static_cast<uint32_t>(events.size()), ticket);
+  r.events = events.data();
+  // A span this long cannot be appended anyway; keep it from reading as a definition.
+  r.count = static_cast<uint32_t>(std::min<size_t>(events.size(), IngressRequest::kDefineStream - 1));
+  return enqueue(r, r.count, ticket);
 }
 
 bool IngressProducer::try_result(Ticket ticket, AppendResult* out) const noexcept {
@@ -117,7 +123,7 @@ uint64_t IngressProducer::in_flight() noexcept {
 }
 
 bool IngressProducer::acknowledged(Ticket t, const AppendResult& r) const noexcept {
-  if (!r.ok() || ingress_.writer_ == nullptr) return true;
+  if (!r.ok() || ingress_.writer_ == nullptr || ingress_.acknowledged_on_commit_) return true;
   const uint32_t n = counts_[t & mask_];
   return ingress_.writer_->acknowledged_position() >= r.position + n || ingress_.writer_->failed();
 }
@@ -176,9 +182,9 @@ AppendResult IngressProducer::submit(StreamId stream, ExpectedVersion expected,
 Result<StreamId> IngressProducer::define_stream(std::string_view name) {
   if (name.empty()) return Status(StatusCode::invalid_argument, "stream name is empty");
   IngressRequest r;
-  r.define_stream = name;
+  r.count = IngressRequest::kDefineStream;
   Ticket t = 0;
-  const SubmitCode c = enqueue(r, 0, &t);
+  const SubmitCode c = enqueue(r, 0, &t, name);
   if (c != SubmitCode::ok)
     return Status(c == SubmitCode::closed ? StatusCode::closed : StatusCode::busy,
                   "define stream '" + std::string(name) + "': the ingress " +
@@ -196,9 +202,15 @@ Ingress::Ingress(const IngressOptions& options) : o_(options) {
   // partly used block at either end.
   const size_t capacity = size_t{o_.max_producers} * (cap + 2 * moodycamel::ConcurrentQueueDefaultTraits::BLOCK_SIZE);
   q_ = std::make_unique<Queue>(capacity, o_.max_producers);
+  producers_.reserve(o_.max_producers);
 }
 
 Ingress::~Ingress() = default;
+
+void Ingress::attach(LogWriter* writer) noexcept {
+  writer_ = writer;
+  acknowledged_on_commit_ = writer != nullptr && writer->options().durability == Durability::none;
+}
 
 Result<IngressProducer*> Ingress::acquire_producer() {
   std::lock_guard lock(pool_mu_);
@@ -210,7 +222,10 @@ Result<IngressProducer*> Ingress::acquire_producer() {
   if (producers_.size() >= o_.max_producers)
     return Status(StatusCode::busy, "ingress: all " + std::to_string(o_.max_producers) +
                                         " producers are in use (IngressOptions::max_producers)");
-  producers_.push_back(std::unique_ptr<IngressProducer>(new IngressProducer(*this, o_.max_in_flight)));
+  const auto index = static_cast<uint32_t>(producers_.size());
+  // No reallocation (capacity reserved in the constructor): the writer reads producers_[i]
+  // without the lock.
+  producers_.push_back(std::unique_ptr<IngressProducer>(new IngressProducer(*this, index, o_.max_in_flight)));
   return producers_.back().get();
 }
 
@@ -238,19 +253,20 @@ size_t Ingress::drain(LogWriter& writer, size_t max) noexcept {
     if (n == 0) break;
     for (size_t i = 0; i < n; ++i) {
       const IngressRequest& r = batch[i];
-      IngressProducer& p = *r.producer;
-      const uint64_t slot = r.ticket & p.mask_;
-      if (!r.define_stream.empty()) {
-        auto s = writer.stream(r.define_stream);  // cold: may allocate
+      IngressProducer& p = *producers_[r.producer];
+      const Ticket ticket = p.completing_++;  // per-producer FIFO: its requests come in order
+      const uint64_t slot = ticket & p.mask_;
+      if (r.count == IngressRequest::kDefineStream) {
+        auto s = writer.stream(p.names_[slot]);  // cold: may allocate
         if (s.ok()) {
           p.defined_[slot] = s.value();  // published by complete()'s release
-          p.complete(r.ticket, AppendResult{AppendCode::ok, 0, 0});
+          p.complete(ticket, AppendResult{AppendCode::ok, 0, 0});
         } else {
           p.define_error_ = s.status();  // published by complete()'s release
-          p.complete(r.ticket, AppendResult{AppendCode::invalid_argument, 0, 0});
+          p.complete(ticket, AppendResult{AppendCode::invalid_argument, 0, 0});
         }
       } else {
-        p.complete(r.ticket, writer.append(r.stream, r.expected, r.events));
+        p.complete(ticket, writer.append(r.stream, r.expected, {r.events, r.count}));
       }
       // One wake check per run of a producer's requests (the queue hands them out in runs).
       if (i + 1 == n || batch[i + 1].producer != r.producer) p.signal_.notify();

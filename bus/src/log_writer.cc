@@ -1,5 +1,6 @@
 #include "sluice/bus/log_writer.h"
 
+#include "sluice/bus/agent.h"  // name_current_thread
 #include "sluice/bus/clock.h"
 
 #include <fcntl.h>
@@ -325,7 +326,6 @@ Status LogWriter::recover(bool* need_new_segment, uint64_t* last_index) {
 
 Status LogWriter::write_meta() {
   const std::string path = dir_ + "/" + lf::kMetaFileName;
-  const std::string tmp = path + ".tmp";
   std::string text = "format_version=" + std::to_string(lf::kFormatVersion) +
                      "\ndurability=" + std::string(to_string(options_.durability)) +
                      "\nsegment_size=" + std::to_string(options_.segment_size) +
@@ -334,17 +334,9 @@ Status LogWriter::write_meta() {
                      lf::kMetaDurableSegment + "=" + std::to_string(durable_segment_) + "\n" +
                      lf::kMetaDurableOffset + "=" + std::to_string(durable_offset_) + "\n" +
                      lf::kMetaDurablePosition + "=" + std::to_string(durable_position_) + "\n";
-  int fd = ops_->open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, options_.file_mode);
-  if (fd < 0) return Status(StatusCode::io_error, "create " + tmp + ": " + log_internal::errno_text(errno));
-  bool ok = ops_->pwrite(fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size());
-  int err = errno;
-  ok = ok && ops_->fsync(fd) == 0;
-  if (!ok) err = errno;
-  ops_->close(fd);
-  if (!ok) return Status(StatusCode::io_error, "write " + tmp + ": " + log_internal::errno_text(err));
-  if (ops_->rename(tmp.c_str(), path.c_str()) != 0)
-    return Status(StatusCode::io_error, "rename " + tmp + ": " + log_internal::errno_text(errno));
-  return log_internal::sync_directory(*ops_, dir_);
+  AtomicFileOptions o;
+  o.mode = options_.file_mode;
+  return write_file_atomically(*ops_, path, text, o);
 }
 
 Status LogWriter::make_all_durable(uint64_t from) {
@@ -935,7 +927,17 @@ uint64_t LogWriter::longest_background_slice_ns() const noexcept {
   return pacer_ ? pacer_->longest_slice_ns() : 0;
 }
 
+bool LogWriter::wait_prepared(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  prepared_cv_.wait_for(lock, timeout, [&] {
+    return prepared_.size() >= options_.prepared_segments || !prepare_error_.ok() ||
+           failed_.load(std::memory_order_relaxed);
+  });
+  return prepared_.size() >= options_.prepared_segments;
+}
+
 void LogWriter::maintenance_loop() {
+  name_current_thread("log-maintenance");
   std::unique_lock lock(mu_);
   const auto wait = options_.durability == Durability::group
                         ? std::min<std::chrono::microseconds>(options_.group_interval,

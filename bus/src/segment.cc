@@ -86,16 +86,6 @@ Result<std::vector<uint64_t>> list_segments(const std::string& dir) {
   return out;
 }
 
-Status sync_directory(FileOps& ops, const std::string& dir) {
-  int fd = ops.open(dir.c_str(), O_RDONLY | O_DIRECTORY, 0);
-  if (fd < 0) return Status(StatusCode::io_error, "open directory " + dir + ": " + errno_text(errno));
-  int rc = ops.fsync(fd);
-  int err = errno;
-  ops.close(fd);
-  if (rc != 0) return Status(StatusCode::io_error, "fsync directory " + dir + ": " + errno_text(err));
-  return Status();
-}
-
 Status sync_file(FileOps& ops, const std::string& path) {
   int fd = ops.open(path.c_str(), O_RDONLY, 0);
   if (fd < 0) return Status(StatusCode::io_error, "open " + path + ": " + errno_text(errno));

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <random>
 
+#include "sluice/bus/file_ops.h"
+
 namespace sluice::connectors {
 namespace {
 
@@ -210,24 +212,18 @@ Result<std::string> load_or_create_source_id(const std::string& log_dir) {
   } else if (errno != ENOENT) {
     return sys("open", path);
   }
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return sys("create directory", dir);
+  if (Status st = create_directory_durably(FileOps::system(), dir); !st.ok()) return st;
   std::random_device rd;
   const uint64_t v = (uint64_t{rd()} << 32) ^ rd();
   const std::string id = format_id128(Id128{0, v}).substr(16);
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return sys("create", tmp);
-  const std::string text = id + "\n";
-  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok) return sys("write", tmp);
-  // link() rather than rename(): if two processes race, the first id wins and both read it.
-  if (::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) return sys("link", path);
-  ::unlink(tmp.c_str());
-  if (int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  // replace = false (link, not rename): if two processes race, the first id wins and both
+  // read it; the file and its directory entry are durable before the id is used.
+  AtomicFileOptions o;
+  o.unique_temp = true;
+  o.replace = false;
+  if (Status st = write_file_atomically(FileOps::system(), path, id + "\n", o);
+      !st.ok() && st.code() != StatusCode::conflict)
+    return st;
   return load_or_create_source_id(log_dir);
 }
 

@@ -11,6 +11,7 @@
 
 #include "sluice/bus/clock.h"
 #include "sluice/bus/crc32c.h"
+#include "sluice/bus/file_ops.h"
 
 namespace sluice {
 namespace {
@@ -39,29 +40,6 @@ Status sys(const std::string& what, const std::string& path) {
   return Status(StatusCode::io_error, what + " " + path + ": " + std::strerror(errno));
 }
 
-Status write_all(int fd, const void* p, size_t n, const std::string& path) {
-  auto* b = static_cast<const char*>(p);
-  while (n > 0) {
-    ssize_t w = ::write(fd, b, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return sys("write", path);
-    }
-    b += w;
-    n -= static_cast<size_t>(w);
-  }
-  return Status::OK();
-}
-
-Status fsync_dir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return sys("open directory", dir);
-  const int rc = ::fsync(fd);
-  Status st = rc == 0 ? Status::OK() : sys("fsync directory", dir);
-  ::close(fd);
-  return st;
-}
-
 }  // namespace
 
 std::string checkpoint_dir(const std::string& log_dir) { return log_dir + "/checkpoints"; }
@@ -83,11 +61,11 @@ Status validate_projection_name(std::string_view name) {
   return Status::OK();
 }
 
-Status write_checkpoint(const std::string& log_dir, std::string_view projection, const CheckpointData& d) {
+Status write_checkpoint(const std::string& log_dir, std::string_view projection, const CheckpointData& d,
+                        const CheckpointFileOptions& options) {
+  FileOps& ops = options.file_ops != nullptr ? *options.file_ops : FileOps::system();
   const std::string dir = checkpoint_dir(log_dir);
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return sys("create directory", dir);
-  const std::string path = checkpoint_path(log_dir, projection);
-  const std::string tmp = path + ".tmp";
+  if (Status st = create_directory_durably(ops, dir, options.dir_mode); !st.ok()) return st;
   Header h{};
   h.magic = kMagic;
   h.version = kVersion;
@@ -103,18 +81,11 @@ Status write_checkpoint(const std::string& log_dir, std::string_view projection,
   h.payload_size = d.payload.size();
   h.payload_crc = crc32c::mask(crc32c::value(d.payload.data(), d.payload.size()));
   h.header_crc = crc32c::mask(crc32c::value(&h, offsetof(Header, header_crc)));
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return sys("create", tmp);
-  Status st = write_all(fd, &h, sizeof h, tmp);
-  if (st.ok()) st = write_all(fd, d.payload.data(), d.payload.size(), tmp);
-  if (st.ok() && ::fsync(fd) != 0) st = sys("fsync", tmp);
-  ::close(fd);
-  if (!st.ok()) {
-    ::unlink(tmp.c_str());
-    return st;
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return sys("rename to", path);
-  return fsync_dir(dir);
+  std::string bytes(reinterpret_cast<const char*>(&h), sizeof h);
+  bytes += d.payload;
+  AtomicFileOptions o;
+  o.mode = options.file_mode;
+  return write_file_atomically(ops, checkpoint_path(log_dir, projection), bytes, o);
 }
 
 Result<std::optional<CheckpointData>> read_checkpoint(const std::string& log_dir, std::string_view projection) {

@@ -25,16 +25,25 @@ bool Engine::write_pending_checkpoints(bool final_pass) {
       }
     }
     d.written_ns = realtime_ns();
-    Status st = write_checkpoint(dir_, r->name(), d);
+    // The log's file seam and permissions for its checkpoints too.
+    Status st = write_checkpoint(dir_, r->name(), d,
+                                 {.file_ops = o_.log.file_ops, .file_mode = o_.log.file_mode, .dir_mode = o_.log.dir_mode});
     r->pending_done(d, st.ok());
   }
   return any;
 }
 
+bool Engine::services_sleep(std::chrono::nanoseconds d) {
+  std::unique_lock lock(services_mu_);
+  // Acquire: pairs with the release in stop() (made under services_mu_, so no lost wake-up).
+  return !services_cv_.wait_for(lock, d, [this] { return stop_services_.load(std::memory_order_acquire); });
+}
+
 void Engine::checkpoint_loop() noexcept {
+  name_current_thread("checkpoints");
   // Acquire: pairs with the release in stop().
   while (!stop_services_.load(std::memory_order_acquire)) {
-    if (!write_pending_checkpoints(false)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (!write_pending_checkpoints(false) && !services_sleep(checkpoint_poll_)) break;
   }
 }
 
@@ -88,6 +97,7 @@ void StatsPublishers::run() noexcept {
 }
 
 void Engine::monitor_loop() noexcept {
+  name_current_thread("monitor");
   std::vector<bool> active(runners_.size(), false);
   while (!stop_services_.load(std::memory_order_acquire)) {  // pairs with stop()'s release
     if (stats_) {
@@ -125,7 +135,7 @@ void Engine::monitor_loop() noexcept {
         }
       }
     }
-    std::this_thread::sleep_for(o_.monitor_interval);
+    if (!services_sleep(o_.monitor_interval)) break;
   }
 }
 

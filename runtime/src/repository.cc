@@ -13,6 +13,7 @@
 #include <map>
 
 #include "sluice/bus/crc32c.h"
+#include "sluice/bus/file_ops.h"
 #include "sluice/runtime/engine.h"
 
 namespace sluice {
@@ -213,9 +214,8 @@ Result<std::unique_ptr<RepositoryCore>> RepositoryCore::open(AppendPort& port, s
   c->reader_ = std::move(reader.value());
   c->snapshot_dir_ = (options.snapshot_dir.empty() ? port.dir() + "/snapshots" : options.snapshot_dir) + "/" +
                      sanitize(c->type_name_);
-  std::error_code ec;
-  std::filesystem::create_directories(c->snapshot_dir_, ec);
-  if (ec) return Status(StatusCode::io_error, "snapshot directory " + c->snapshot_dir_ + ": " + ec.message());
+  if (Status st = create_directory_durably(c->file_ops(), c->snapshot_dir_); !st.ok())
+    return Status(st.code(), "snapshot directory: " + st.message());
   if (options.idempotency.enabled) {
     if (options.idempotency.shared) {
       c->keys_ = options.idempotency.shared;
@@ -275,31 +275,18 @@ Status RepositoryCore::write_snapshot(StreamId stream, uint64_t version, uint64_
   h.position = position;
   h.state_bytes = static_cast<uint32_t>(state.size());
   h.crc = snapshot_crc(h, state.data(), state.size());
-  // Write a temporary file, then rename it over the old snapshot: a reader sees the old or
-  // the new file, never a mix. No fsync: a snapshot lost in a power cut only costs a replay,
-  // and a torn one fails its CRC.
-  static std::atomic<uint64_t> tmp_counter{0};  // relaxed: only makes temporary names unique
-  const std::string path = snapshot_path(stream),
-                    tmp = path + ".tmp" + std::to_string(::getpid()) + "-" +
-                          std::to_string(tmp_counter.fetch_add(1, std::memory_order_relaxed));
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status(StatusCode::io_error, tmp + ": " + std::strerror(errno));
+  // write_file_atomically: a temporary file written and fsynced, renamed over the old
+  // snapshot, the directory fsynced. A crash or power cut leaves the old snapshot or the new
+  // one, whole (a reader never sees a mix); once this returns the new one is durable. Its
+  // events were acknowledged before (maybe_snapshot), so a durable snapshot never holds
+  // events the log could lose. Several processes may write one stream's snapshot: unique
+  // temporary names, the last rename wins.
   std::string buf(reinterpret_cast<const char*>(&h), sizeof h);
   buf += state;
-  size_t done = 0;
-  while (done < buf.size()) {
-    const ssize_t n = ::write(fd, buf.data() + done, buf.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      return Status(StatusCode::io_error, tmp + ": write: " + std::strerror(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status(StatusCode::io_error, path + ": rename: " + std::strerror(errno));
-  return Status();
+  AtomicFileOptions o;
+  o.mode = o_.snapshot_file_mode;
+  o.unique_temp = true;
+  return write_file_atomically(file_ops(), snapshot_path(stream), buf, o);
 }
 
 Status RepositoryCore::read_snapshot(StreamId stream, uint64_t* version, uint64_t* position, std::string* state) const {

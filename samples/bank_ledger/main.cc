@@ -255,7 +255,9 @@ int main(int argc, char** argv) {
               " events) into %s (log starts at %" PRIu64 ")\n",
               a.producers, a.accounts, a.events, std::string(sluice::serialization::to_string(a.codec)).c_str(),
               a.snapshot_every, a.dir.c_str(), start_position);
-  if (e.metrics_port() != 0) std::printf("metrics: http://127.0.0.1:%u/metrics\n", e.metrics_port());
+  if (e.metrics_port() != 0)
+    std::printf("metrics: http://127.0.0.1:%u/metrics, lag page: http://127.0.0.1:%u/\n", e.metrics_port(),
+                e.metrics_port());
 
   // Every client picks any account: clients share accounts, and their front ends conflict.
   std::atomic<uint64_t> done{0};       // relaxed: a progress count for the lag printer

@@ -41,7 +41,7 @@ Result<std::unique_ptr<CountersFile>> CountersFile::create(const std::string& pa
   // A fresh inode: a reader still mapping the previous run's file keeps its own copy.
   const std::string tmp = path + ".tmp";
   ::unlink(tmp.c_str());
-  const int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, meta.file_mode);
   if (fd < 0) return sys_error("create", tmp);
   const size_t size = kHeaderSize + size_t{meta.slot_count} * kSlotSize;
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {

@@ -231,7 +231,30 @@ std::string prometheus_text(const counters::EngineStat& s, int64_t now_ns) {
   return x.take();
 }
 
+namespace {
+
+// The lag page's routes: / (the page) and /stats.json. False for any other path.
+bool route_lag_page(std::string_view path, const MetricsServer::Render& json, std::string* body, const char** type) {
+  if (path == "/" || path == "/index.html") {
+    *body = std::string(lag_page_html());
+    *type = "text/html; charset=utf-8";
+    return true;
+  }
+  if (path == "/stats.json") {
+    *body = json();
+    *type = "application/json";
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<MetricsServer>> MetricsServer::start(uint16_t port, Render render) {
+  return start(port, std::move(render), Render());
+}
+
+Result<std::unique_ptr<MetricsServer>> MetricsServer::start(uint16_t port, Render render, Render json) {
   auto error = [&](const char* what) {
     return Status(StatusCode::io_error, "metrics endpoint 127.0.0.1:" + std::to_string(port) + ": " + what + ": " +
                                             std::strerror(errno));
@@ -255,14 +278,14 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(uint16_t port, Rende
     ::close(fd);
     return st;
   }
-  std::unique_ptr<MetricsServer> s(new MetricsServer(fd, ntohs(a.sin_port), std::move(render)));
+  std::unique_ptr<MetricsServer> s(new MetricsServer(fd, ntohs(a.sin_port), std::move(render), std::move(json)));
   MetricsServer* raw = s.get();
   s->thread_ = std::thread([raw] { raw->serve(); });
   return s;
 }
 
-MetricsServer::MetricsServer(int fd, uint16_t port, Render render)
-    : fd_(fd), port_(port), render_(std::move(render)) {}
+MetricsServer::MetricsServer(int fd, uint16_t port, Render render, Render json)
+    : fd_(fd), port_(port), render_(std::move(render)), json_(std::move(json)) {}
 
 MetricsServer::~MetricsServer() { stop(); }
 
@@ -308,7 +331,9 @@ void MetricsServer::answer(int c) noexcept {
       std::string_view path = line.substr(4);
       path = path.substr(0, path.find(' '));
       path = path.substr(0, path.find('?'));
-      if (path == "/metrics" || path == "/") {
+      if (json_ && route_lag_page(path, json_, &body, &type)) {
+        // the lag page or its JSON
+      } else if (path == "/metrics" || path == "/") {
         body = render_();
       } else {
         code = 404;

@@ -19,8 +19,13 @@ namespace {
 constexpr size_t kPage = 4096;
 constexpr size_t kSector = 512;
 
-// The whole content of a file, read without going through any FileOps.
+std::vector<std::byte> read_path(const std::string& path);
+
+// The whole content of a file, read without going through any FileOps. The fd may be
+// write-only (a file created O_WRONLY): then it is read through /proc/self/fd.
 std::vector<std::byte> read_all(int fd) {
+  const int fl = ::fcntl(fd, F_GETFL);
+  if (fl >= 0 && (fl & O_ACCMODE) == O_WRONLY) return read_path("/proc/self/fd/" + std::to_string(fd));
   std::vector<std::byte> out;
   struct stat st {};
   if (::fstat(fd, &st) != 0) return out;
@@ -47,6 +52,7 @@ std::vector<std::byte> read_path(const std::string& path) {
 
 CrashFs::CrashFs(std::string dir, bool real_sync) : dir_(std::move(dir)), real_sync_(real_sync) {
   std::lock_guard lock(mu_);
+  ::stat(dir_.c_str(), &dir_stat_);
   // What is there before the simulation starts is durable.
   durable_entries_ = list_entries_locked();
 }
@@ -146,6 +152,7 @@ int CrashFs::open(const char* path, int flags, mode_t mode) {
   if (::fstat(fd, &st) == 0) {
     OpenFile f;
     f.is_dir = S_ISDIR(st.st_mode);
+    f.is_watched_dir = f.is_dir && st.st_dev == dir_stat_.st_dev && st.st_ino == dir_stat_.st_ino;
     if (!f.is_dir) {
       const bool fresh = !existed;
       const bool known = id_of_ino_.count(st.st_ino) != 0;
@@ -249,8 +256,10 @@ int CrashFs::fsync(int fd) {
   if (real_sync_ && FileOps::fsync(fd) != 0) return -1;
   auto it = fds_.find(fd);
   if (it == fds_.end()) return 0;
-  if (it->second.is_dir) {
+  if (it->second.is_watched_dir) {
     durable_entries_ = list_entries_locked();
+  } else if (it->second.is_dir) {
+    // another directory: none of the watched entries become durable
   } else {
     durable_bytes_[it->second.id] = read_all(fd);
   }
@@ -262,6 +271,12 @@ int CrashFs::rename(const char* from, const char* to) {
   std::lock_guard lock(mu_);
   maybe_capture_locked("rename");
   return FileOps::rename(from, to);
+}
+
+int CrashFs::link(const char* from, const char* to) {
+  std::lock_guard lock(mu_);
+  maybe_capture_locked("link");
+  return FileOps::link(from, to);
 }
 
 int CrashFs::unlink(const char* path) {

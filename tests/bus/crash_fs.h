@@ -7,7 +7,8 @@
 //  - msync of a mapped range: the bytes of those pages (the range, widened to pages as the
 //    kernel does), nothing else; a flush of the wrong range leaves acknowledged bytes
 //    unflushed, and the crash images show it;
-//  - fsync of a directory: its entries (name -> inode) as they are at that moment.
+//  - fsync of the watched directory: its entries (name -> inode) as they are at that moment
+//    (an fsync of another directory, e.g. its parent, makes none of them durable).
 // Nothing else is durable: not a write, not a rename, not an unlink, not a file's size.
 //
 // capture() takes a crash point: the durable state plus the current contents of every file
@@ -30,6 +31,8 @@
 // while a writer may be storing into its mapping: a record half-stored in a captured page is
 // part of the model (a page written back mid-append).
 #pragma once
+
+#include <sys/stat.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -101,6 +104,7 @@ class CrashFs : public FileOps {
   int fdatasync(int fd) override;
   int fsync(int fd) override;
   int rename(const char* from, const char* to) override;
+  int link(const char* from, const char* to) override;
   int unlink(const char* path) override;
 
   uint64_t flushes() const;  // completed flushes recorded (files, ranges, directories)
@@ -109,6 +113,7 @@ class CrashFs : public FileOps {
   struct OpenFile {
     uint64_t id = 0;
     bool is_dir = false;
+    bool is_watched_dir = false;  // the directory whose entries CrashFs models
   };
   struct Mapping {
     std::byte* addr = nullptr;
@@ -128,6 +133,7 @@ class CrashFs : public FileOps {
 
   const std::string dir_;
   const bool real_sync_;
+  struct stat dir_stat_ {};  // the watched directory's device and inode
   mutable std::mutex mu_;
   std::map<int, OpenFile> fds_;
   std::vector<Mapping> maps_;

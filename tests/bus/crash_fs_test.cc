@@ -148,6 +148,24 @@ TEST_F(CrashFsTest, AnUnflushedDirectoryEntryIsSometimesMissingAndAFlushedOneNev
   fs.close(fd);
 }
 
+TEST_F(CrashFsTest, AFlushOfAnotherDirectoryMakesNoWatchedEntryDurable) {
+  CrashFs fs(dir());
+  const std::string p = dir() + "/new";
+  const int fd = fs.open(p.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(fs.pwrite(fd, "hello", 5, 0), 5);
+  ASSERT_EQ(fs.fsync(fd), 0);
+  const std::string parent = std::filesystem::path(dir()).parent_path().string();
+  const int pfd = fs.open(parent.c_str(), O_RDONLY | O_DIRECTORY, 0);
+  ASSERT_EQ(fs.fsync(pfd), 0);  // the parent: not the directory that holds "new"
+  fs.close(pfd);
+  fs.capture("parent flushed");
+  int missing = 0;
+  for (const auto& f : images(fs.take_captures()[0], "new")) missing += f.empty();
+  EXPECT_GT(missing, 0);
+  fs.close(fd);
+}
+
 TEST_F(CrashFsTest, AnUnflushedRenameIsSometimesUndone) {
   CrashFs fs(dir());
   const int fd = make_durable_file(fs, "tmp");

@@ -383,8 +383,8 @@ TEST_F(LogWriterTest, PreparedSegmentsOutOfRangeIsInvalidArgument) {
   }
 }
 
-// The maintenance thread keeps prepared_segments segments made ahead; rolls use them in
-// order, and close removes the ones never used.
+// The maintenance thread keeps prepared_segments segments made ahead (wait_prepared() returns
+// once all of them exist); rolls use them in order, and close removes the ones never used.
 TEST_F(LogWriterTest, KeepsTheConfiguredNumberOfSegmentsPreparedAndCloseRemovesThem) {
   LogOptions o = small_log_options();
   o.prepared_segments = 3;
@@ -393,9 +393,7 @@ TEST_F(LogWriterTest, KeepsTheConfiguredNumberOfSegmentsPreparedAndCloseRemovesT
     auto r = LogReader::open(dir());
     return r.ok() ? (*r)->info().prepared_segments : size_t{0};
   };
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (prepared_now() < 3 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE(w_->wait_prepared(10s));
   EXPECT_EQ(prepared_now(), 3u);
   ASSERT_TRUE(append_events(*w_, s_, 2000, 200));  // ~256 bytes each: several rolls
   EXPECT_GT(w_->stats().segment_rolls, 4u);

@@ -78,6 +78,8 @@ struct Model {
   std::vector<uint64_t> batch_end;  // one past the last position of the position's batch
   std::vector<std::string> stream_names;
   std::vector<std::string> payloads;  // payload_for(p, payload_size(p))
+  std::vector<std::string> schemas;   // the schema records' payloads, in log order
+  std::vector<uint64_t> schemas_before;  // by position: schema records appended before it
 };
 
 struct Totals {
@@ -155,6 +157,22 @@ class PowerLoss : public ::testing::TestWithParam<Durability> {
     for (StreamId id = 1; id <= (*r)->stream_count(); ++id)
       if (id > model_.stream_names.size() || (*r)->stream_name(id) != model_.stream_names[id - 1])
         return fail("stream " + std::to_string(id) + " has the wrong name", &totals_.exposed_corrupt);
+    // Schema records: a prefix of those appended, whole, holding at least every one appended
+    // before a recovered (so before every acknowledged) event — an event is never kept
+    // without the schema records it may depend on.
+    std::vector<std::string_view> schemas;
+    for (const RecordView& sv : (*r)->system_records())
+      if (sv.header->type == lf::kTypeSchema) schemas.push_back(as_chars(sv.payload()));
+    const uint64_t needed = end > 0 ? model_.schemas_before[end - 1] : 0;
+    if (schemas.size() < needed)
+      return fail("holds " + std::to_string(schemas.size()) + " schema records, " + std::to_string(needed) +
+                      " were appended before its events",
+                  &totals_.lost);
+    if (schemas.size() > model_.schemas.size())
+      return fail("holds more schema records than appended", &totals_.exposed_corrupt);
+    for (size_t i = 0; i < schemas.size(); ++i)
+      if (schemas[i] != model_.schemas[i])
+        return fail("schema record " + std::to_string(i) + " holds bytes never appended", &totals_.exposed_corrupt);
     totals_.acknowledged_checked += acknowledged;
     if (append_after) {
       r->reset();
@@ -203,6 +221,7 @@ class PowerLoss : public ::testing::TestWithParam<Durability> {
     if (r < 10) {
       const std::string schema(40 + rng_() % 300, 's');
       ASSERT_TRUE(w.append_system(lf::kTypeSchema, 7, as_bytes(schema)).ok());
+      model_.schemas.push_back(schema);
       return;
     }
     const StreamId s = 1 + rng_() % model_.stream_names.size();
@@ -219,6 +238,7 @@ class PowerLoss : public ::testing::TestWithParam<Durability> {
       model_.stream_of.push_back(s);
       model_.batch_end.push_back(first + n);
       model_.payloads.push_back(payloads[i]);
+      model_.schemas_before.push_back(model_.schemas.size());
     }
   }
 

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +44,19 @@ TEST(CountersFile, SlotsRoundTripThroughAReader) {
   auto full = f->allocate(counters::SlotKind::projection, "e");
   ASSERT_FALSE(full.ok());
   EXPECT_NE(full.status().message().find("'e'"), std::string::npos);
+}
+
+TEST(CountersFile, CreatedOwnerReadWriteGroupReadAndTheModeIsConfigurable) {
+  const std::string path = fresh_path("mode");
+  struct stat st {};
+  {
+    auto f = counters::CountersFile::create(path, {.log_dir = "/x/log", .slot_count = 2}).value();
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777 & ~0640u, 0u) << std::oct << (st.st_mode & 0777);
+  }
+  auto g = counters::CountersFile::create(path, {.log_dir = "/x/log", .slot_count = 2, .file_mode = 0600}).value();
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777 & ~0600u, 0u) << std::oct << (st.st_mode & 0777);
 }
 
 TEST(CountersFile, BadFilesAreRefusedWithTheirPath) {

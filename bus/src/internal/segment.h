@@ -23,7 +23,7 @@ std::string segment_path(const std::string& dir, uint64_t index);
 // Segment indices in dir, ascending. Files that are not segments are ignored.
 Result<std::vector<uint64_t>> list_segments(const std::string& dir);
 // fsync the directory itself, so that a created or renamed entry survives a crash.
-Status sync_directory(FileOps& ops, const std::string& dir);
+using sluice::sync_directory;
 // fdatasync a file by path.
 Status sync_file(FileOps& ops, const std::string& path);
 std::string errno_text(int err);

@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <mutex>
 #include <span>
+#include <string_view>
 #include <string>
 #include <thread>
 #include <vector>
@@ -148,5 +149,9 @@ Status drain_and_stop(std::span<AgentRunner* const> runners, std::chrono::millis
 
 // Pins the calling thread to `cpu`; error names the CPU and the reason.
 Status pin_current_thread(int cpu);
+
+// Names the calling thread "sl:<name>" (cut to the kernel's 15 characters), so that top -H,
+// perf and /proc/PID/task/*/comm tell Sluice's threads apart. Best effort: never fails.
+void name_current_thread(std::string_view name) noexcept;
 
 }  // namespace sluice

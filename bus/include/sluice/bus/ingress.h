@@ -12,7 +12,11 @@
 //   producer owns a moodycamel explicit-producer token, so its requests go into its own
 //   sub-queue: a submitter preempted mid-enqueue never holds up the others or the writer (a
 //   multi-producer ring would: its consumer must wait for the preempted producer's claimed
-//   slot — docs/bus.md). The writer drains the queue in bulk with a consumer token.
+//   slot — docs/bus.md). The writer drains the queue in bulk with a consumer token. A request
+//   is 32 bytes (two per cache line; the ticket is implied by per-producer FIFO order): what
+//   crosses from the submitter's core to the writer's is most of an ingress's cost. Shrinking
+//   it from 72 bytes took 2 submitters from 2.5-3.4 to 3.7 M events/s and the waiting round
+//   trip from 3.3-4.0 to 3.0 atomic round trips (bench/results/e2e-2026-11-29-2.md).
 //
 //   Completion without a per-request object: a request is a ticket (the producer's running
 //   count). The writer writes each result into the producer's results ring at ticket % size
@@ -89,15 +93,20 @@ struct IngressOptions {
   uint32_t max_in_flight = 1024;  // unfinished requests per producer (power of two)
 };
 
-// What the queue carries: 72 bytes, trivially copyable.
-struct IngressRequest {
-  class IngressProducer* producer = nullptr;
-  Ticket ticket = 0;
-  StreamId stream = 0;
+// What the queue carries: 32 bytes, two to a cache line, trivially copyable. (It was 72 —
+// producer pointer, ticket, events span, stream name — so each request spread over two or
+// three cache lines that crossed from the submitter's core to the writer's.) The ticket is
+// not carried: requests of one producer are dequeued in the order they were enqueued, so the
+// writer counts them; a stream definition carries its name in the producer's names_ array.
+struct alignas(32) IngressRequest {
+  const EventData* events = nullptr;  // kept alive by the submitter until completed
   ExpectedVersion expected = ExpectedVersion::any();
-  std::span<const EventData> events;  // kept alive by the submitter until completed
-  std::string_view define_stream;     // non-empty: define this stream instead of appending
+  StreamId stream = 0;
+  uint32_t producer = 0;  // index among the ingress's producers
+  uint32_t count = 0;     // events; kDefineStream: define the stream named in names_ instead
+  static constexpr uint32_t kDefineStream = ~uint32_t{0};
 };
+static_assert(sizeof(IngressRequest) == 32);
 
 // One submitting thread's handle (see the file comment).
 class IngressProducer {
@@ -138,18 +147,23 @@ class IngressProducer {
     std::atomic<uint64_t> done{0};
   };
   static_assert(sizeof(AppendResult) <= 24);
-  IngressProducer(Ingress& ingress, uint32_t capacity);
-  [[nodiscard]] SubmitCode enqueue(IngressRequest& r, uint32_t count, Ticket* ticket) noexcept;
+  IngressProducer(Ingress& ingress, uint32_t index, uint32_t capacity);
+  [[nodiscard]] SubmitCode enqueue(IngressRequest& r, uint32_t count, Ticket* ticket,
+                                   std::string_view name = {}) noexcept;
   bool acknowledged(Ticket t, const AppendResult& r) const noexcept;
   void complete(Ticket t, const AppendResult& r) noexcept;  // writer thread
 
   Ingress& ingress_;
   std::unique_ptr<Token> token_;
   const uint64_t mask_;
+  const uint32_t index_;  // in Ingress::producers_
   // ---- submitting thread only ----
   uint64_t next_ = 0;             // the next ticket
   uint64_t oldest_ = 0;           // no ticket below it is unfinished (in_flight())
   std::vector<uint32_t> counts_;  // events per ticket (for the acknowledgement check)
+  // Stream names of define_stream requests, by ticket slot: written before the enqueue,
+  // read by the writer after its dequeue (the queue's release/acquire orders them).
+  std::vector<std::string_view> names_;
   // ---- writer thread writes, submitting thread reads after acquiring an entry's done ----
   std::unique_ptr<Entry[]> entries_;
   std::vector<StreamId> defined_;  // define_stream results
@@ -159,6 +173,8 @@ class IngressProducer {
   // closed_ (seq_cst) and then waits for 0 (Dekker: one of them sees the other).
   alignas(64) std::atomic<uint32_t> submitting_{0};
   WakeSignal signal_;  // the submitter parks here; the writer notifies after completing
+  // ---- writer thread only, on its own cache line ----
+  alignas(64) Ticket completing_ = 0;  // the ticket of this producer's next dequeued request
 };
 
 class Ingress {
@@ -169,7 +185,7 @@ class Ingress {
   Ingress& operator=(const Ingress&) = delete;
 
   // The writer whose acknowledged position completions wait for (set before use).
-  void attach(LogWriter* writer) noexcept { writer_ = writer; }
+  void attach(LogWriter* writer) noexcept;
   // A producer for the calling thread (cold: may allocate its token once; pooled after).
   // Error: max_producers are in use.
   Result<IngressProducer*> acquire_producer();
@@ -195,8 +211,15 @@ class Ingress {
   const IngressOptions o_;
   std::unique_ptr<Queue> q_;
   LogWriter* writer_ = nullptr;
+  // Durability none: a committed append is acknowledged (set by attach()). wait() then does
+  // not read the writer's acknowledged position — a line the writer rewrites on every
+  // append, i.e. one more transfer between the two cores per waiting submit.
+  bool acknowledged_on_commit_ = false;
   std::mutex pool_mu_;
-  std::vector<std::unique_ptr<IngressProducer>> producers_;  // under pool_mu_
+  // Written under pool_mu_. Its capacity is reserved (max_producers) so that it never moves:
+  // the writer thread reads producers_[i] of a dequeued request without the lock (the
+  // producer was added before it could enqueue anything).
+  std::vector<std::unique_ptr<IngressProducer>> producers_;
   std::vector<IngressProducer*> free_;                         // under pool_mu_
   // closed_: seq_cst store in close(), seq_cst load in enqueue (see submitting_).
   alignas(64) std::atomic<bool> closed_{false};

@@ -129,6 +129,12 @@ class LogWriter {
   // The longest uninterrupted slice of background work (segment preparation, unmapping) the
   // maintenance thread ran between two yields of its CPU, in ns (wall time). Any thread.
   uint64_t longest_background_slice_ns() const noexcept;
+  // Waits until the maintenance thread has the next segments ready (options().prepared_segments
+  // of them; or it could not make one), at most `timeout`; true when they are ready. A latency-sensitive opener (the engine's
+  // start()) calls it so that the first preparation — the one that would otherwise fall in
+  // the first seconds of traffic, on a CPU the hot threads use — happens before traffic.
+  // Any thread; not on the hot path.
+  bool wait_prepared(std::chrono::milliseconds timeout);
   // What recovery found and truncated on open ("" when the tail was clean).
   const std::string& recovery_note() const noexcept { return recovery_note_; }
 

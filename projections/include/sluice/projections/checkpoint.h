@@ -13,11 +13,16 @@
 //   68  header_crc (u32)      masked CRC32C of bytes [0, 68)
 //   72  payload               the runner's snapshot: read model, parked keys, dead letters
 //
-// Atomicity: write_checkpoint() writes <name>.ckpt.tmp, fsyncs it, renames it over
-// <name>.ckpt and fsyncs the directory, so after a crash the file is the old checkpoint or
-// the new one, whole. The runner only writes a checkpoint once the log is durable up to its
+// Atomicity: write_checkpoint() creates the checkpoints directory durably (parent fsynced),
+// then writes the file with write_file_atomically() (sluice/bus/file_ops.h): <name>.ckpt.tmp
+// written and fsynced, renamed over <name>.ckpt, the directory fsynced. After a crash or a
+// power cut the file is the old checkpoint or the new one, whole; once it returns OK, the new
+// one (tests/projections/checkpoint_power_loss_test.cc checks this with the power-loss
+// simulator). The runner only writes a checkpoint once the log is durable up to its
 // position (never pointing past the durable end of the log).
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <optional>
@@ -27,6 +32,14 @@
 #include "sluice/status.h"
 
 namespace sluice {
+
+class FileOps;
+
+struct CheckpointFileOptions {
+  FileOps* file_ops = nullptr;  // nullptr: the real system calls (a test's simulator otherwise)
+  mode_t file_mode = 0640;      // owner read/write, group read (the umask applies too)
+  mode_t dir_mode = 0750;       // of the checkpoints directory, when this creates it
+};
 
 struct CheckpointData {
   uint64_t position = 0;
@@ -43,7 +56,8 @@ std::string checkpoint_path(const std::string& log_dir, std::string_view project
 // Projection names: 1..63 bytes of [A-Za-z0-9_.-]; error names the projection.
 Status validate_projection_name(std::string_view name);
 
-Status write_checkpoint(const std::string& log_dir, std::string_view projection, const CheckpointData& data);
+Status write_checkpoint(const std::string& log_dir, std::string_view projection, const CheckpointData& data,
+                        const CheckpointFileOptions& options = {});
 // nullopt when there is no checkpoint; corruption (naming the file) when it is damaged.
 Result<std::optional<CheckpointData>> read_checkpoint(const std::string& log_dir, std::string_view projection);
 

@@ -2,6 +2,8 @@
 // repository's options and counters. See repository.h and docs/aggregates.md.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -87,6 +89,8 @@ struct RepositoryOptions {
   RetryPolicy retry;
   IdempotencyOptions idempotency;
   std::string snapshot_dir;     // "": <log dir>/snapshots; a folder per aggregate type
+  mode_t snapshot_file_mode = 0640;  // snapshot files: owner read/write, group read
+  FileOps* file_ops = nullptr;  // snapshot files and folders; nullptr: the real system calls
   uint32_t max_in_flight = 0;   // 0: no limit; else execute() beyond it -> back_pressured
   // true: execute() answers ok once the events are acknowledged under the log's durability
   // (group: after the group flush); false: once committed (visible, maybe not yet durable).

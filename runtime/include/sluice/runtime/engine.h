@@ -54,6 +54,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -119,7 +120,8 @@ struct EngineOptions {
   int64_t (*clock_ns)() = nullptr;              // latency/lag clock; nullptr: CLOCK_REALTIME
   // Prometheus text endpoint (GET /metrics) on 127.0.0.1 only, served from start() to stop()
   // on a thread of its own: -1 = off (THE DEFAULT), 0 = an ephemeral port (metrics_port()
-  // says which), else that port. Needs stats_file.
+  // says which), else that port. Needs stats_file. The same port serves the live lag page
+  // at / and its data at /stats.json (docs/projections.md).
   int metrics_port = -1;
 };
 
@@ -326,8 +328,16 @@ class Engine {
   bool running_ = false;
   bool stopped_ = false;
   // stop_services_: set (release) by stop() to end the checkpoint and monitor threads; they
-  // acquire it each round.
+  // acquire it each round. stop() also sets it under services_mu_ and notifies services_cv_,
+  // which the services sleep on between rounds, so that stop() does not wait out a sleep.
   std::atomic<bool> stop_services_{false};
+  std::mutex services_mu_;
+  std::condition_variable services_cv_;
+  // Sleeps up to `d` or until stop(); false once the services are to stop.
+  bool services_sleep(std::chrono::nanoseconds d);
+  // How often the checkpoint thread looks for pending checkpoints: a quarter of the shortest
+  // checkpoint_interval, within [5, 50] ms (set by start()).
+  std::chrono::milliseconds checkpoint_poll_{50};
 };
 
 }  // namespace sluice

@@ -29,7 +29,8 @@
 //   Snapshots: SnapshotPolicy of the AggregateType; when due, a copy of the state is kept
 //   and written once its version's last event is acknowledged (durability policy; checked
 //   after each command of that aggregate), to
-//   <snapshot_dir>/<type>/<stream id>.snap (write + rename; format in docs/aggregates.md).
+//   <snapshot_dir>/<type>/<stream id>.snap (write_file_atomically: temporary file fsynced,
+//   renamed, directory fsynced; format in docs/aggregates.md).
 //   A snapshot that is corrupt, of another format, fingerprint or log is ignored (counted in
 //   stats().snapshots_ignored, reason in last_warning), the stream replayed in full and the
 //   snapshot rewritten.
@@ -54,6 +55,7 @@
 #include <type_traits>
 #include <typeinfo>
 
+#include "sluice/bus/file_ops.h"
 #include "sluice/bus/log_reader.h"
 #include "sluice/bus/log_writer.h"
 #include "sluice/projections/snapshot.h"
@@ -121,6 +123,7 @@ class RepositoryCore {
   Status read_snapshot(StreamId stream, uint64_t* version, uint64_t* position, std::string* state) const;
   std::string snapshot_path(StreamId stream) const;
   void snapshot_ignored(std::string why);
+  FileOps& file_ops() const noexcept { return o_.file_ops != nullptr ? *o_.file_ops : FileOps::system(); }
 
   // max_in_flight admission.
   bool enter() noexcept;

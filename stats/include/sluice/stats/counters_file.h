@@ -35,6 +35,8 @@
 // before reading the name.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -265,6 +267,7 @@ class CountersFile {
     std::string log_dir;
     uint64_t segment_size = 0;
     uint32_t slot_count = 16;
+    mode_t file_mode = 0640;  // owner read/write, group read (the umask applies too)
   };
   // Creates `path` afresh (an old file of a previous run is replaced).
   static Result<std::unique_ptr<CountersFile>> create(const std::string& path, const Meta& meta);

@@ -2,7 +2,9 @@
 // serves it on loopback (opt-in: EngineOptions::metrics_port, `sluice stat DIR --prometheus
 // PORT`).
 //
-//   GET http://127.0.0.1:PORT/metrics  ──►  render()  ──►  text/plain; version=0.0.4
+//   GET http://127.0.0.1:PORT/metrics     ──►  render()  ──►  text/plain; version=0.0.4
+//   GET http://127.0.0.1:PORT/            ──►  the live lag page (lag_page_html(), text/html)
+//   GET http://127.0.0.1:PORT/stats.json  ──►  json()    ──►  application/json (stats_json())
 //
 // Series (one sample per projection, label projection="<name>"; positions are log
 // positions, times are seconds):
@@ -35,6 +37,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "sluice/stats/counters_file.h"
@@ -46,6 +49,20 @@ namespace sluice {
 // heartbeat: the engine counts as up while its heartbeat is under 3 s old.
 std::string prometheus_text(const counters::EngineStat& stat, int64_t now_ns);
 
+// One reading of the stats file as JSON, the document the lag page polls (docs/projections.md,
+// "The live lag page"): now_ns, pid, log_dir, up, heartbeat_age_s, head_position;
+// projections[]: name, state, applied_position, events_behind, bytes_behind, time_behind_s,
+// events_applied, checkpoint_position, dead_letters, parked_keys, alert_active,
+// latency{count, min_s, max_s, mean_s, p50_s, p90_s, p99_s, p999_s} (since the engine
+// started), histogram{count, sum_ns, buckets: [[lower_ns, upper_ns, count], ...]} (the
+// non-zero append→applied buckets, counts since start: two readings give the latencies in
+// between); relays[]: name, state, lag_events, lag_s, latency.
+std::string stats_json(const counters::CountersFile& f, int64_t now_ns);
+
+// The lag page: one self-contained HTML document (inline CSS and JavaScript, nothing fetched
+// but /stats.json), stats/src/lag_page.cc.
+std::string_view lag_page_html() noexcept;
+
 class MetricsServer {
  public:
   using Render = std::function<std::string()>;
@@ -53,6 +70,9 @@ class MetricsServer {
   // Listens on 127.0.0.1:port (0: an ephemeral port; port() tells which) and serves
   // render()'s text at /metrics (and /). Error names the port and errno text.
   static Result<std::unique_ptr<MetricsServer>> start(uint16_t port, Render render);
+  // The same, and also the lag page at / and json()'s document at /stats.json (/ then no
+  // longer serves the Prometheus text; /metrics does).
+  static Result<std::unique_ptr<MetricsServer>> start(uint16_t port, Render render, Render json);
   ~MetricsServer();  // stop()
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
@@ -63,13 +83,14 @@ class MetricsServer {
   void stop() noexcept;
 
  private:
-  MetricsServer(int fd, uint16_t port, Render render);
+  MetricsServer(int fd, uint16_t port, Render render, Render json);
   void serve() noexcept;
   void answer(int client) noexcept;
 
   int fd_;  // closed by stop()
   const uint16_t port_;
   const Render render_;
+  const Render json_;  // empty: no lag page
   // stop_: release by stop(); the server thread acquires it between polls.
   std::atomic<bool> stop_{false};
   std::thread thread_;
