@@ -25,8 +25,9 @@
 //   absolute due time, from the agent's clock when it was set, is in the event): after a
 //   restart it is re-armed from the log and fires at once when overdue. A step attempt
 //   that outlives its timeout counts as a failed attempt; its late result is ignored.
-//   Recovery folds each saga stream on its own: a stream that cannot be folded parks that
-//   saga (a `parked` event with the error, when it can be appended) and the others go on.
+//   Recovery folds each saga stream on its own: a stream that cannot be folded is reported
+//   parked with the error (load_sagas, stats, `sluice sagas`); a saga of a type this agent
+//   does not know gets a `parked` event; the others go on.
 //
 // Thread safety: open(), start(), stop(): one controlling thread. start_saga(), stats(),
 //   sagas(), wait_idle(): any thread. Actions run on the action threads, concurrently
@@ -332,7 +333,7 @@ class SagaAgent {
   SagaStats stats() const noexcept;
   // Waits until no saga is running (true) or the timeout passes (false).
   bool wait_idle(std::chrono::milliseconds timeout) const;
-  // The sagas the agent holds (a copy, taken on the agent thread's last publish).
+  // The running sagas the agent holds (a copy, taken under the agent's state mutex).
   std::vector<SagaState> sagas() const;
 
   class Impl;
