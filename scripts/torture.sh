@@ -53,6 +53,15 @@ run_crash() {  # ROUNDS
   crash_acked=$((crash_acked + ${a:-0}))
 }
 
+saga_rounds=0
+run_saga() {  # ROUNDS: kill -9 across concurrent sagas (every saga ends, no effect twice)
+  if ! SLUICE_SAGA_ROUNDS=$1 build/tests/runtime/runtime_saga_crash_test >"$log/saga.txt" 2>&1; then
+    echo "saga kill -9: FAILED"; grep -E "Failure|saga " "$log/saga.txt" | head -5
+    failed=1
+  fi
+  saga_rounds=$((saga_rounds + $1))
+}
+
 start=$(date +%s)
 if [ "$short" = 1 ]; then
   run_power $(( (RANDOM << 15) | RANDOM )) 3000
@@ -63,6 +72,7 @@ else
   crash_until=$((start + total * 7 / 10))
   while [ "$(date +%s)" -lt "$power_until" ]; do run_power $(( (RANDOM << 15) | RANDOM )) 10000; done
   while [ "$(date +%s)" -lt "$crash_until" ]; do run_crash 200; done
+  run_saga 300
   fuzz_left=$(( start + total - $(date +%s) ))
   if [ "$fuzz_left" -gt 0 ]; then
     targets=$(find build-fuzz/tests/fuzz -type f -perm -u+x ! -name '*.so' 2>/dev/null | wc -l)
@@ -72,7 +82,8 @@ else
 fi
 echo "torture totals ($(( $(date +%s) - start )) s): power loss: $seeds seeds, $images crash images," \
      "$acked acknowledged events checked, lost $lost, refusals $refusals, corrupt exposed $exposed;" \
-     "kill -9: $rounds rounds, $crash_acked acknowledged events checked, lost 0 unless reported above"
+     "kill -9: $rounds rounds, $crash_acked acknowledged events checked, lost 0 unless reported above;" \
+     "saga kill -9: $saga_rounds rounds"
 if [ "$failed" != 0 ] || [ "$lost" != 0 ] || [ "$refusals" != 0 ] || [ "$exposed" != 0 ]; then
   echo "torture: FAILED" >&2
   exit 1

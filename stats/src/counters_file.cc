@@ -207,6 +207,22 @@ EngineStat read_stats(const CountersFile& f) {
       e.repositories.push_back(std::move(r));
       continue;
     }
+    if (s.header.kind == static_cast<uint32_t>(SlotKind::saga)) {
+      const SagaCounters& c = s.saga;
+      SagaStat g;
+      g.name = name;
+      g.running = get(c.running);
+      g.completed = get(c.completed);
+      g.compensated = get(c.compensated);
+      g.compensation_failed = get(c.compensation_failed);
+      g.parked = get(c.parked);
+      g.oldest_running_started_ns = get(c.oldest_running_started_ns);
+      g.steps_succeeded = get(c.steps_succeeded);
+      g.attempts_failed = get(c.attempts_failed);
+      g.timers_fired = get(c.timers_fired);
+      e.sagas.push_back(std::move(g));
+      continue;
+    }
     if (s.header.kind == static_cast<uint32_t>(SlotKind::relay)) {
       RelayStat r;
       r.name = name;

@@ -226,6 +226,26 @@ std::string prometheus_text(const counters::EngineStat& s, int64_t now_ns) {
   repo("sluice_repository_snapshots_ignored_total",
        "Snapshots ignored (corrupt, old format, other fingerprint or log): full replay instead",
        &counters::RepositoryStat::snapshots_ignored);
+  // Saga agents (label agent="<name>").
+  auto saga = [&](std::string_view name, std::string_view type, std::string_view help, auto field) {
+    if (s.sagas.empty()) return;
+    x.family(name, type, help);
+    for (const counters::SagaStat& g : s.sagas)
+      x.sample(name, "agent=\"" + label_value(g.name) + "\"", static_cast<double>(g.*field));
+  };
+  saga("sluice_sagas_running", "gauge", "Sagas started and not finished", &counters::SagaStat::running);
+  saga("sluice_sagas_completed", "gauge", "Sagas whose every step succeeded", &counters::SagaStat::completed);
+  saga("sluice_sagas_compensated", "gauge", "Sagas that turned back and undid every completed step",
+       &counters::SagaStat::compensated);
+  saga("sluice_sagas_compensation_failed", "gauge", "Sagas whose compensation failed past its retries",
+       &counters::SagaStat::compensation_failed);
+  saga("sluice_sagas_parked", "gauge", "Sagas that could not be resumed", &counters::SagaStat::parked);
+  if (!s.sagas.empty()) {
+    x.family("sluice_sagas_oldest_running_age_seconds", "gauge", "Age of the oldest running saga (0: none)");
+    for (const counters::SagaStat& g : s.sagas)
+      x.sample("sluice_sagas_oldest_running_age_seconds", "agent=\"" + label_value(g.name) + "\"",
+               g.oldest_running_started_ns ? static_cast<double>(now_ns - g.oldest_running_started_ns) * kNs : 0);
+  }
   if (s.ingress.present) {
     x.family("sluice_ingress_requests_total", "counter", "Submissions the writer thread handled");
     x.sample("sluice_ingress_requests_total", "", static_cast<double>(s.ingress.requests));

@@ -2,6 +2,7 @@
 // file (DIR/sluice.stats) without disturbing it. A table refreshed every second; --json
 // prints one snapshot; --count N stops after N tables.
 //   --prometheus PORT  serves the counters as Prometheus text at http://127.0.0.1:PORT/metrics
+//                      and the live lag page at / (polling /stats.json)
 //                      until interrupted (loopback only; 0 picks a free port, printed)
 //   --dead-letters     lists each projection's parked events (position, key, stream, type,
 //                      attempts, reason) as of its last checkpoint; with --json as JSON
@@ -118,6 +119,37 @@ void print_repositories(const std::vector<counters::RepositoryStat>& rs) {
                 r.snapshots_loaded, r.snapshots_ignored, r.snapshots_ignored ? "WARNING: snapshots ignored" : "");
 }
 
+// "sagas": saga agents' counts and the oldest running saga's age.
+Json sagas_json(const std::vector<counters::SagaStat>& gs) {
+  Json a = Json::array();
+  for (const auto& g : gs)
+    a.push_back({{"name", g.name},
+                 {"running", g.running},
+                 {"completed", g.completed},
+                 {"compensated", g.compensated},
+                 {"compensation_failed", g.compensation_failed},
+                 {"parked", g.parked},
+                 {"oldest_running_age_ms",
+                  g.oldest_running_started_ns ? (realtime_ns() - g.oldest_running_started_ns) / 1'000'000 : 0},
+                 {"steps_succeeded", g.steps_succeeded},
+                 {"attempts_failed", g.attempts_failed},
+                 {"timers_fired", g.timers_fired}});
+  return a;
+}
+
+void print_sagas(const std::vector<counters::SagaStat>& gs) {
+  if (gs.empty()) return;
+  std::printf("%-20s %9s %10s %11s %9s %7s %11s %s\n", "sagas", "running", "completed", "compensated", "comp.fail",
+              "parked", "oldest run.", "");
+  for (const auto& g : gs)
+    std::printf("%-20s %9" PRIu64 " %10" PRIu64 " %11" PRIu64 " %9" PRIu64 " %7" PRIu64 " %11s %s\n", g.name.c_str(),
+                g.running, g.completed, g.compensated, g.compensation_failed, g.parked,
+                g.oldest_running_started_ns
+                    ? human_ns(static_cast<double>(realtime_ns() - g.oldest_running_started_ns)).c_str()
+                    : "-",
+                g.compensation_failed || g.parked ? "WARNING: see sluice sagas" : "");
+}
+
 Json to_json(const counters::EngineStat& s) {
   Json o;
   o["pid"] = s.pid;
@@ -160,6 +192,7 @@ Json to_json(const counters::EngineStat& s) {
                     {"queued", s.ingress.queued}};
   o["relays"] = relays_json(s.relays);
   o["repositories"] = repositories_json(s.repositories);
+  o["sagas"] = sagas_json(s.sagas);
   return o;
 }
 
@@ -190,6 +223,7 @@ void print_table(const counters::EngineStat& s, const std::string& dir) {
                 s.ingress.back_pressured, s.ingress.queued);
   print_relays(s.relays);
   print_repositories(s.repositories);
+  print_sagas(s.sagas);
   std::fflush(stdout);
 }
 
@@ -279,12 +313,18 @@ int serve_prometheus(const std::string& dir, int port) {
     auto stats = counters::read_stats(*f.value());
     counters::add_relay_files(dir, &stats);
     return prometheus_text(stats, realtime_ns());
+  }, [path] {
+    // The live lag page's snapshot (GET / serves the page, which polls /stats.json).
+    auto f = counters::CountersFile::open_read(path);
+    if (!f.ok()) return Json{{"error", describe(f.status())}}.dump();
+    return stats_json(*f.value(), realtime_ns());
   });
   if (!server.ok()) {
     error_line("stat", describe(server.status()));
     return kExitFailed;
   }
-  std::printf("serving %s at http://127.0.0.1:%u/metrics (Ctrl-C stops)\n", path.c_str(), server.value()->port());
+  std::printf("serving %s at http://127.0.0.1:%u/metrics, the live lag page at / (Ctrl-C stops)\n", path.c_str(),
+              server.value()->port());
   std::fflush(stdout);
   int sig = 0;
   sigwait(&set, &sig);

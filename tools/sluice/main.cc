@@ -75,5 +75,6 @@ int main(int argc, char** argv) {
   add_rebuild(app, &exit_code);
   add_relay(app, &exit_code);
   add_ingest(app, &exit_code);
+  add_sagas(app, &exit_code);
   return run_cli(app, argc, argv, &exit_code);
 }

@@ -103,6 +103,7 @@ enum class SlotKind : uint32_t {
   relay = 4,       // RelayCounters: a connector relay (log -> JetStream / Kafka), the
                    // append -> acknowledged histogram (connectors/)
   repository = 5,  // RepositoryCounters: an aggregate repository (the monitor copies them)
+  saga = 6,        // SagaCounters: a saga agent (runtime/saga.h; the monitor copies them)
 };
 
 struct SlotHeader {
@@ -214,6 +215,23 @@ struct RepositoryCounters {
 };
 static_assert(sizeof(RepositoryCounters) == 256);
 
+// Kind saga: one saga agent (runtime/saga.h). Written by the engine's monitor from the
+// agent's own atomics every interval.
+struct SagaCounters {
+  uint64_t running;              // 0: sagas started and not finished
+  uint64_t completed;            // 8: finished: every step succeeded
+  uint64_t compensated;          // 16: finished: every needed compensation succeeded
+  uint64_t compensation_failed;  // 24: finished: a compensation failed past its retries
+  uint64_t parked;               // 32: could not be resumed (error in `sluice sagas`)
+  int64_t oldest_running_started_ns;  // 40: start of the oldest running saga (0: none)
+  uint64_t steps_succeeded;      // 48: this process
+  uint64_t attempts_failed;      // 56: this process (timeouts included)
+  uint64_t timers_fired;         // 64: this process
+  uint8_t reserved[256 - 72];
+};
+static_assert(sizeof(SagaCounters) == 256);
+static_assert(offsetof(SagaCounters, oldest_running_started_ns) == 40);
+
 struct Slot {
   SlotHeader header;             // 0
   union {                        // 256: by header.kind
@@ -222,6 +240,7 @@ struct Slot {
     IngressCounters ingress;
     RelayCounters relay;
     RepositoryCounters repository;
+    SagaCounters saga;
   };
   AlertWords alerts;             // 512
   uint8_t pad[4096 - 768];       // 768
@@ -344,6 +363,12 @@ struct RepositoryStat {
   uint64_t snapshots_written = 0, snapshots_loaded = 0, snapshots_ignored = 0;
   uint64_t keys_out_of_window = 0, key_collisions = 0;
 };
+struct SagaStat {
+  std::string name;  // the agent's name (its saga types)
+  uint64_t running = 0, completed = 0, compensated = 0, compensation_failed = 0, parked = 0;
+  int64_t oldest_running_started_ns = 0;
+  uint64_t steps_succeeded = 0, attempts_failed = 0, timers_fired = 0;
+};
 struct EngineStat {
   int64_t pid = 0;
   std::string log_dir;
@@ -354,6 +379,7 @@ struct EngineStat {
   IngressStat ingress;
   std::vector<RelayStat> relays;
   std::vector<RepositoryStat> repositories;
+  std::vector<SagaStat> sagas;
 };
 // One reading of every used slot (an estimate: see the file comment).
 EngineStat read_stats(const CountersFile& f);
