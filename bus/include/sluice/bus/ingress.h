@@ -14,9 +14,10 @@
 //   multi-producer ring would: its consumer must wait for the preempted producer's claimed
 //   slot — docs/bus.md). The writer drains the queue in bulk with a consumer token. A request
 //   is 32 bytes (two per cache line; the ticket is implied by per-producer FIFO order): what
-//   crosses from the submitter's core to the writer's is most of an ingress's cost. Shrinking
-//   it from 72 bytes took 2 submitters from 2.5-3.4 to 3.7 M events/s and the waiting round
-//   trip from 3.3-4.0 to 3.0 atomic round trips (bench/results/e2e-2026-11-29-2.md).
+//   crosses from the submitter's core to the writer's is most of an ingress's cost. With it
+//   (and no read of the writer's acknowledged position under `none`), 2 submitters went from
+//   2.5-3.2 to 3.4-3.9 M events/s and the waiting round trip from 880-908 to 711-753 ns
+//   (bench/results/e2e-2026-11-29.md and e2e-2026-11-29-2.md).
 //
 //   Completion without a per-request object: a request is a ticket (the producer's running
 //   count). The writer writes each result into the producer's results ring at ticket % size
