@@ -201,6 +201,7 @@ Result<std::vector<SagaState>> load_sagas(const LogReader& reader, const seriali
       e = SagaEvent{};
       if (st = binding.decode(v, &e); !st.ok()) break;
       if (st = s.apply(e, v.timestamp_ns()); !st.ok()) break;
+      if (e.kind == static_cast<uint8_t>(SagaEventKind::step_attempted)) s.attempt_position = pos;
     }
     s.stream = id;
     if (!st.ok()) {

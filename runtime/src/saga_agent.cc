@@ -64,8 +64,15 @@ class SagaAgent::Impl {
       if (t.name().empty() || t.name().find('-') != std::string::npos)
         return Status(StatusCode::invalid_argument, "saga type '" + t.name() + "': a name without '-' is needed");
       if (t.steps().empty()) return Status(StatusCode::invalid_argument, "saga type " + t.name() + " has no step");
-      for (auto& tr : t.triggers())
-        if (Status st = tr.resolve(registry_, tr); !st.ok()) return st;
+      for (auto& tr : t.triggers()) {
+        if (Status st = tr.resolve(registry_, tr.type_id, tr.match); !st.ok()) return st;
+        scans_ = true;
+      }
+      for (auto& step : t.steps())
+        for (auto& a : step.awaits) {
+          if (Status st = a.resolve(registry_, a.type_id, a.match); !st.ok()) return st;
+          scans_ = true;
+        }
     }
     return Status();
   }
@@ -264,12 +271,15 @@ class SagaAgent::Impl {
         std::lock_guard lock(state_mu_);
         for (Start& s : starts) adopt(s);
         for (Completion& c : done) complete(c);
-        fire_timers();
         const int64_t now = o_.clock_ns();
-        if (has_triggers() && now >= next_poll) {
-          poll_triggers();
+        // The log is read up to its end before a timer fires, so an event that completes an
+        // await step in time is seen first (after a restart too: the first scan reads it all).
+        const bool timer_due = !timers_.empty() && timers_.top().due <= now;
+        if (scans_ && (now >= next_poll || timer_due)) {
+          poll_log();
           next_poll = now + std::chrono::duration_cast<std::chrono::nanoseconds>(o_.trigger_poll).count();
         }
+        fire_timers();
         reap();
         if (now >= next_publish || running_.load(std::memory_order_relaxed) == 0) {
           publish();
@@ -283,7 +293,7 @@ class SagaAgent::Impl {
       if (idle_) idle_cv_.notify_all();
       int64_t wake = INT64_MAX;
       if (!timers_.empty()) wake = timers_.top().due;
-      if (has_triggers()) wake = std::min(wake, next_poll);
+      if (scans_) wake = std::min(wake, next_poll);
       if (wake == INT64_MAX) {
         inbox_cv_.wait(lock, [&] { return stop_ || !starts_.empty() || !done_.empty(); });
       } else {
@@ -297,12 +307,6 @@ class SagaAgent::Impl {
     std::lock_guard lock(inbox_mu_);
     idle_ = running_.load(std::memory_order_relaxed) == 0;
     idle_cv_.notify_all();
-  }
-
-  bool has_triggers() const noexcept {
-    for (auto& t : types_)
-      if (!t.triggers().empty()) return true;
-    return false;
   }
 
   void adopt(const Start& s) {
@@ -393,11 +397,15 @@ class SagaAgent::Impl {
     }
     const int64_t now = o_.clock_ns();
     const SagaStatus before = g.st.status;
-    for (const SagaEvent& e : events)
+    uint64_t position = a.position;
+    for (const SagaEvent& e : events) {
       if (Status st = g.st.apply(e, now); !st.ok()) {
         park_in_memory(g, st.to_string());
         return false;
       }
+      if (e.kind == static_cast<uint8_t>(SagaEventKind::step_attempted)) g.st.attempt_position = position;
+      ++position;
+    }
     if (before == SagaStatus::running && g.st.finished()) finish(g);
     return true;
   }
@@ -477,6 +485,7 @@ class SagaAgent::Impl {
 
   void dispatch(Saga& g) {
     const SagaState& s = g.st;
+    if (!s.compensating && g.type->steps()[s.step].awaits_event()) return;  // poll_log() completes it
     Job j{g.serial, g.type, s.id, s.data, s.step, s.attempt, s.compensating,
           saga_attempt_key(s, s.step, s.attempt, s.compensating), s.attempt_due_ns};
     {
@@ -588,13 +597,21 @@ class SagaAgent::Impl {
     emit(g, {failed, end});
   }
 
-  void poll_triggers() {
+  // One pass over the records appended since the last: start_on triggers start sagas, and
+  // events correlated to a saga waiting in an await step complete that step.
+  void poll_log() {
     if (!reader_->refresh().ok()) return;
     RecordView v;
-    for (auto c = reader_->cursor(trigger_position_); c.next(&v);) {
+    for (auto c = reader_->cursor(trigger_position_);;) {
+      const uint64_t position = c.position();
+      if (!c.next(&v)) break;
       trigger_position_ = c.position();
       if (!v.is_event()) continue;
-      for (auto& t : types_)
+      for (auto& t : types_) {
+        const auto& steps = t.steps();
+        for (uint32_t i = 0; i < steps.size(); ++i)
+          for (auto& a : steps[i].awaits)
+            if (a.type_id == v.event_type()) await_event(t, i, a, v, position);
         for (auto& tr : t.triggers()) {
           if (tr.type_id != v.event_type()) continue;
           auto m = tr.match(v);
@@ -606,7 +623,24 @@ class SagaAgent::Impl {
           if (by_name_.count(s.type + '\n' + s.id) != 0) continue;
           if (append_started(s, nullptr) == SagaStartCode::started) adopt(s);
         }
+      }
     }
+  }
+
+  // An event of an await step's type at `position`: completes the step of the saga it
+  // correlates to when that saga waits in this step since before `position` and the event's
+  // log time is not past the attempt's timeout. Depends only on the log.
+  void await_event(const SagaType& t, uint32_t step, const SagaType::Await& a, const RecordView& v, uint64_t position) {
+    auto m = a.match(v);
+    if (!m) return;
+    auto it = by_name_.find(t.name() + '\n' + m->first);
+    if (it == by_name_.end()) return;
+    Saga* g = find(it->second);
+    if (g == nullptr) return;
+    const SagaState& s = g->st;
+    if (!s.in_flight || s.compensating || s.step != step || position <= s.attempt_position) return;
+    if (s.attempt_due_ns != 0 && v.timestamp_ns() > s.attempt_due_ns) return;  // the timeout decides
+    complete(Completion{g->serial, step, s.attempt, false, std::move(m->second)});
   }
 
   void publish() {
@@ -665,7 +699,8 @@ class SagaAgent::Impl {
   SagaAgentOptions o_;
   serialization::EventBinding<SagaEvent> binding_;
   std::unique_ptr<LogReader> reader_;  // start(); then the agent thread's (triggers)
-  uint64_t trigger_position_ = 0;      // agent thread
+  uint64_t trigger_position_ = 0;      // agent thread: the next record poll_log() reads
+  bool scans_ = false;                 // init(): start_on triggers or await steps read the log
 
   // State of every running saga: the agent thread's; sagas() reads it under state_mu_.
   mutable std::mutex state_mu_;

@@ -7,6 +7,7 @@
 //   sluice::SagaType order("order");
 //   order.step("charge", charge_card, refund_card, {.timeout = 2s})
 //        .step("reserve", reserve_stock, release_stock)
+//        .await_step<Paid>("paid", order_of, paid_ok)  // completed by a correlated event
 //        .step("ship", ship_order);
 //   auto agent = sluice::SagaAgent::open(engine, {order}).value();
 //   agent->start();                                   // resumes unfinished sagas, re-arms timers
@@ -25,6 +26,11 @@
 //   absolute due time, from the agent's clock when it was set, is in the event): after a
 //   restart it is re-armed from the log and fires at once when overdue. A step attempt
 //   that outlives its timeout counts as a failed attempt; its late result is ignored.
+//   Await steps: the agent thread reads the log (one pass over new records, for start_on
+//   triggers too); the first event of the step's types correlated to a saga waiting in it,
+//   at a position after its step_attempted and with a log time not past its timeout,
+//   decides the step. The log is read to its end before a timer fires, and from the start
+//   when the agent starts, so an event that arrived during a downtime counts.
 //   Recovery folds each saga stream on its own: a stream that cannot be folded is reported
 //   parked with the error (load_sagas, stats, `sluice sagas`); a saga of a type this agent
 //   does not know gets a `parked` event; the others go on.
@@ -145,6 +151,9 @@ struct SagaState {
   bool current_timed_out = false;  // an attempt of the current forward step timed out
   bool in_flight = false;       // an attempt was recorded and has no result yet
   int64_t attempt_due_ns = 0;   // its timeout (0: none)
+  uint64_t attempt_position = 0;  // the log position of the last step_attempted (set by the
+                                  // reader of the stream, not by apply: an await step's event
+                                  // counts only after it)
   bool timer_pending = false;   // a backoff timer was set and has not fired
   int64_t timer_due_ns = 0;
   int64_t started_ns = 0;
@@ -226,7 +235,7 @@ class SagaType {
   explicit SagaType(std::string name) : name_(std::move(name)) {}
   // compensation: empty when the step has nothing to undo.
   SagaType& step(std::string name, SagaAction action, SagaAction compensation = {}, SagaStepOptions options = {}) {
-    steps_.push_back(Step{std::move(name), std::move(action), std::move(compensation), options});
+    steps_.push_back(Step{std::move(name), std::move(action), std::move(compensation), options, {}});
     return *this;
   }
   // Starts a saga from every event E in the log: `start(e)` returns {saga id, input} (the
@@ -236,44 +245,103 @@ class SagaType {
   SagaType& start_on(std::function<std::optional<std::pair<std::string, std::string>>(const E&)> start) {
     Trigger t;
     t.type_name = serialization::EventTraits<E>::name;
-    t.resolve = [start = std::move(start)](const serialization::SchemaRegistry& reg,
-                                           Trigger& self) -> Status {
-      auto b = reg.binding<E>();
-      if (!b.valid())
-        return Status(StatusCode::invalid_argument, "saga trigger " + std::string(serialization::EventTraits<E>::name) +
-                                                        " is not bound in the schema registry");
-      self.type_id = b.type_id();
-      self.match = [b, start](const RecordView& v) -> std::optional<std::pair<std::string, std::string>> {
-        E e{};
-        if (!b.decode(v.event_type(), v.schema_version(), static_cast<serialization::CodecId>(v.codec()), v.payload(), &e)
-                 .ok())
-          return std::nullopt;
-        return start(e);
-      };
-      return Status();
-    };
+    t.resolve = matcher<E>(std::move(start));
     triggers_.push_back(std::move(t));
     return *this;
   }
+  // A step completed by an event of the log instead of an action (choreography): the agent
+  // records step_attempted, then waits for an event E, appended after that record, whose
+  // `correlate(e)` is this saga's id (nullopt: not for any saga); `outcome(e)` decides:
+  // ok -> step_succeeded, fail -> step_failed (the saga compensates), retry -> a failed
+  // attempt retried per options.retry (a new attempt waits for a newer event). An event counts
+  // when its log timestamp is not past the attempt's timeout; a timeout is a failed attempt
+  // as for an action (by default an await step has one attempt). `compensation` is an action,
+  // run when the saga turns back after this step succeeded or timed out.
+  template <serialization::Event E>
+  SagaType& await_step(std::string name, std::function<std::optional<std::string>(const E&)> correlate,
+                       std::function<StepResult(const E&)> outcome, SagaAction compensation = {},
+                       SagaStepOptions options = await_options()) {
+    steps_.push_back(Step{std::move(name), {}, std::move(compensation), options, {}});
+    return also_on<E>(std::move(correlate), std::move(outcome));
+  }
+  // The last step (an await step) also completes on events E (e.g. PaymentFailed beside
+  // PaymentSucceeded); the first matching event of either type in the log decides.
+  template <serialization::Event E>
+  SagaType& also_on(std::function<std::optional<std::string>(const E&)> correlate,
+                    std::function<StepResult(const E&)> outcome) {
+    Await a;
+    a.type_name = serialization::EventTraits<E>::name;
+    a.resolve = matcher<E>(std::function<std::optional<std::pair<std::string, StepResult>>(const E&)>(
+        [correlate = std::move(correlate), outcome = std::move(outcome)](
+            const E& e) -> std::optional<std::pair<std::string, StepResult>> {
+          auto id = correlate(e);
+          if (!id) return std::nullopt;
+          return std::make_pair(std::move(*id), outcome(e));
+        }));
+    if (!steps_.empty()) steps_.back().awaits.push_back(std::move(a));
+    return *this;
+  }
+  // An await step's default options: no timeout, one attempt.
+  static SagaStepOptions await_options() {
+    SagaStepOptions o;
+    o.retry.max_attempts = 1;
+    return o;
+  }
 
+  // Binds an event type to a decoder and `fn` against the registry (at SagaAgent::open).
+  template <class R>
+  using Matcher = std::function<R(const RecordView&)>;
+  template <class R>
+  using Resolver = std::function<Status(const serialization::SchemaRegistry&, uint32_t& type_id, Matcher<R>&)>;
+  using TriggerMatch = std::optional<std::pair<std::string, std::string>>;  // {saga id, input}
+  using AwaitMatch = std::optional<std::pair<std::string, StepResult>>;     // {saga id, outcome}
+
+  struct Await {
+    std::string_view type_name;
+    uint32_t type_id = 0;
+    Resolver<AwaitMatch> resolve;
+    Matcher<AwaitMatch> match;
+  };
   struct Step {
     std::string name;
     SagaAction action;
     SagaAction compensation;
     SagaStepOptions options;
+    std::vector<Await> awaits;  // an await step: completed by these events (no action)
+    bool awaits_event() const noexcept { return !awaits.empty(); }
   };
   struct Trigger {
     std::string_view type_name;
     uint32_t type_id = 0;
-    std::function<Status(const serialization::SchemaRegistry&, Trigger&)> resolve;
-    std::function<std::optional<std::pair<std::string, std::string>>(const RecordView&)> match;
+    Resolver<TriggerMatch> resolve;
+    Matcher<TriggerMatch> match;
   };
   const std::string& name() const noexcept { return name_; }
   const std::vector<Step>& steps() const noexcept { return steps_; }
+  std::vector<Step>& steps() noexcept { return steps_; }
   std::vector<Trigger>& triggers() noexcept { return triggers_; }
   const std::vector<Trigger>& triggers() const noexcept { return triggers_; }
 
  private:
+  template <serialization::Event E, class R>
+  static Resolver<R> matcher(std::function<R(const E&)> fn) {
+    return [fn = std::move(fn)](const serialization::SchemaRegistry& reg, uint32_t& type_id, Matcher<R>& match) -> Status {
+      auto b = reg.binding<E>();
+      if (!b.valid())
+        return Status(StatusCode::invalid_argument, "saga event " + std::string(serialization::EventTraits<E>::name) +
+                                                        " is not bound in the schema registry");
+      type_id = b.type_id();
+      match = [b, fn](const RecordView& v) -> R {
+        E e{};
+        if (!b.decode(v.event_type(), v.schema_version(), static_cast<serialization::CodecId>(v.codec()), v.payload(), &e)
+                 .ok())
+          return R{};
+        return fn(e);
+      };
+      return Status();
+    };
+  }
+
   std::string name_;
   std::vector<Step> steps_;
   std::vector<Trigger> triggers_;
@@ -284,7 +352,8 @@ class SagaType {
 struct SagaAgentOptions {
   uint32_t action_threads = 4;                      // actions and compensations at once
   int64_t (*clock_ns)() = nullptr;                  // timers; nullptr: CLOCK_REALTIME (the log's clock)
-  std::chrono::milliseconds trigger_poll{5};        // how often start_on events are looked for
+  std::chrono::milliseconds trigger_poll{5};        // how often the log is read for start_on
+                                                    // events and await steps' events
   // Called on the agent thread when a timer fires, with fired - due (benchmarks, tests).
   std::function<void(int64_t lateness_ns)> on_timer;
   // Called on the agent thread when a saga finishes.
