@@ -192,11 +192,12 @@ TEST(SagaAwait, ATimeoutCompensatesTheCompletedStepsAndTheAwaitStep) {
 // The downtime is simulated with the agent's clock: the second agent's clock is two hours
 // ahead, past the await step's one-hour timeout. The event was appended (log time) before the
 // timeout, while no agent ran: the restarted agent reads it before its overdue timer fires.
-int64_t two_hours_later_ns() {
+int64_t now_ns() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec + 7200) * 1'000'000'000 + ts.tv_nsec;
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
+int64_t two_hours_later_ns() { return now_ns() + int64_t{7200} * 1'000'000'000; }
 
 TEST(SagaAwait, AnEventThatArrivedWhileTheAgentWasStoppedCompletesTheStepAfterRestart) {
   SagaLog log;
@@ -227,6 +228,47 @@ TEST(SagaAwait, AnEventThatArrivedWhileTheAgentWasStoppedCompletesTheStepAfterRe
   EXPECT_EQ(svc.calls("r"), (std::vector<std::string>{"do2"})) << "resumes after the await step";
   EXPECT_EQ(log.saga("order", "r").status, SagaStatus::completed);
   EXPECT_EQ(agent->stats().timers_fired, 0u) << "the event in the log decided, not the overdue timer";
+}
+
+// After a restart the agent reads the whole log again: an event of the saga's id from before
+// its step began (here: the log of a saga waiting in the await step, written by hand with a
+// PaymentFailed before its step_attempted) is not taken for the step's outcome.
+TEST(SagaAwait, AfterARestartAnEventFromBeforeTheStepBeganIsIgnored) {
+  SagaLog log;
+  log.open(dir_for("before"));
+  bind_payments(log);
+  auto binding = log.registry->binding<SagaEvent>();
+  auto stream = log.port->stream(saga_stream_name("order", "e"));
+  ASSERT_TRUE(stream.ok());
+  auto append = [&](SagaEventKind kind, uint32_t step) {
+    SagaEvent e;
+    e.kind = static_cast<uint8_t>(kind);
+    e.step = step;
+    e.attempt = kind == SagaEventKind::started ? 0 : 1;
+    e.saga_type = "order";
+    e.saga_id = "e";
+    if (kind == SagaEventKind::started) e.due_ns = now_ns();
+    serialization::EncodeBuffer buf;
+    auto d = binding.encode(e, buf);
+    ASSERT_TRUE(d.ok());
+    ASSERT_TRUE(log.port->append(stream.value(), ExpectedVersion::any(), std::span<const EventData>(&d.value(), 1)).ok());
+  };
+  append(SagaEventKind::started, 0);
+  append(SagaEventKind::step_attempted, 0);
+  append(SagaEventKind::step_succeeded, 0);
+  publish(log, PaymentFailed{"e", "from before the step"});
+  append(SagaEventKind::step_attempted, 1);
+  const SagaState before = log.saga("order", "e");
+  ASSERT_TRUE(before.in_flight);
+  ASSERT_EQ(before.step, 1u);
+  FakeServices svc;
+  auto agent = log.agent({order_type(svc)});
+  ASSERT_TRUE(agent->start().ok());
+  publish(log, PaymentSucceeded{"e"});
+  ASSERT_TRUE(agent->wait_idle(kWait));
+  agent->stop();
+  EXPECT_EQ(svc.calls("e"), (std::vector<std::string>{"do2"}));
+  EXPECT_EQ(log.saga("order", "e").status, SagaStatus::completed);
 }
 
 TEST(SagaAwait, ReplayingTheLogPerformsNoAction) {
