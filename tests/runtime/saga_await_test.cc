@@ -271,6 +271,44 @@ TEST(SagaAwait, AfterARestartAnEventFromBeforeTheStepBeganIsIgnored) {
   EXPECT_EQ(log.saga("order", "e").status, SagaStatus::completed);
 }
 
+// The log decides between an event and the timeout: an event whose log time is past the
+// attempt's due time does not count, even when read before the timer fires. (The first agent's
+// clock runs two hours behind the log's, so its one-hour timeout is due an hour before the
+// event's log time; the restarted agent, on the log's clock, reads the event first, ignores
+// it, and the overdue timeout fires.)
+int64_t two_hours_earlier_ns() { return now_ns() - int64_t{7200} * 1'000'000'000; }
+
+TEST(SagaAwait, AnEventPastTheTimeoutDoesNotCount) {
+  SagaLog log;
+  log.open(dir_for("late"));
+  bind_payments(log);
+  SagaStepOptions pay = SagaType::await_options();
+  pay.timeout = std::chrono::hours(1);
+  {
+    FakeServices svc;
+    SagaAgentOptions earlier;
+    earlier.clock_ns = two_hours_earlier_ns;
+    auto agent = log.agent({order_type(svc, pay)}, earlier);
+    ASSERT_TRUE(agent->start().ok());
+    ASSERT_EQ(agent->start_saga("order", "l", ""), SagaStartCode::started);
+    ASSERT_TRUE(awaiting(log, "l"));
+    agent->stop();
+  }
+  publish(log, PaymentSucceeded{"l"});
+  log.close();
+  log.open(log.dir);
+  bind_payments(log);
+  FakeServices svc;
+  auto agent = log.agent({order_type(svc, pay)});
+  ASSERT_TRUE(agent->start().ok());
+  ASSERT_TRUE(agent->wait_idle(kWait));
+  agent->stop();
+  EXPECT_EQ(svc.calls("l"), (std::vector<std::string>{"undo1", "undo0"}));
+  const SagaState s = log.saga("order", "l");
+  EXPECT_EQ(s.status, SagaStatus::compensated);
+  EXPECT_NE(s.reason.find("timed out"), std::string::npos) << s.reason;
+}
+
 TEST(SagaAwait, ReplayingTheLogPerformsNoAction) {
   SagaLog log;
   log.open(dir_for("replay"));
