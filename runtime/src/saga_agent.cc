@@ -64,6 +64,7 @@ class SagaAgent::Impl {
       if (t.name().empty() || t.name().find('-') != std::string::npos)
         return Status(StatusCode::invalid_argument, "saga type '" + t.name() + "': a name without '-' is needed");
       if (t.steps().empty()) return Status(StatusCode::invalid_argument, "saga type " + t.name() + " has no step");
+      if (!t.error().empty()) return Status(StatusCode::invalid_argument, "saga type " + t.name() + ": " + t.error());
       for (auto& tr : t.triggers()) {
         if (Status st = tr.resolve(registry_, tr.type_id, tr.match); !st.ok()) return st;
         scans_ = true;

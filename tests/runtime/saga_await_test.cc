@@ -345,13 +345,21 @@ TEST(SagaAwait, ReplayingTheLogPerformsNoAction) {
   EXPECT_EQ(log.saga("order", "q").status, SagaStatus::compensated);
 }
 
-TEST(SagaAwait, RefusesAnAwaitStepOnAnUnboundEvent) {
+TEST(SagaAwait, RefusesAnUnboundEventAndAlsoOnWithoutAnAwaitStep) {
   SagaLog log;
   log.open(dir_for("unbound"));
   FakeServices svc;
   auto a = SagaAgent::open(*log.port, *log.registry, {order_type(svc)});
   ASSERT_FALSE(a.ok());
   EXPECT_NE(a.status().to_string().find("test.PaymentSucceeded"), std::string::npos) << a.status().to_string();
+  bind_payments(log);
+  SagaType misuse("order");
+  misuse.step("s0", svc.action(0, false))
+      .also_on<PaymentFailed>([](const PaymentFailed& e) -> std::optional<std::string> { return e.order_id; },
+                              [](const PaymentFailed&) { return StepResult::fail("no"); });
+  auto b = SagaAgent::open(*log.port, *log.registry, {misuse});
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().to_string().find("follows no await step"), std::string::npos) << b.status().to_string();
 }
 
 }  // namespace

@@ -278,7 +278,11 @@ class SagaType {
           if (!id) return std::nullopt;
           return std::make_pair(std::move(*id), outcome(e));
         }));
-    if (!steps_.empty()) steps_.back().awaits.push_back(std::move(a));
+    if (steps_.empty() || steps_.back().action) {
+      error_ = "also_on<" + std::string(a.type_name) + ">() follows no await step";  // SagaAgent::open refuses
+      return *this;
+    }
+    steps_.back().awaits.push_back(std::move(a));
     return *this;
   }
   // An await step's default options: no timeout, one attempt.
@@ -321,6 +325,8 @@ class SagaType {
   std::vector<Step>& steps() noexcept { return steps_; }
   std::vector<Trigger>& triggers() noexcept { return triggers_; }
   const std::vector<Trigger>& triggers() const noexcept { return triggers_; }
+  // A definition error (empty: none); SagaAgent::open refuses the type.
+  const std::string& error() const noexcept { return error_; }
 
  private:
   template <serialization::Event E, class R>
@@ -345,6 +351,7 @@ class SagaType {
   std::string name_;
   std::vector<Step> steps_;
   std::vector<Trigger> triggers_;
+  std::string error_;
 };
 
 // ---- running sagas ----------------------------------------------------------------------------
