@@ -191,6 +191,7 @@ class SagaAgent::Impl {
     uint32_t step, attempt;
     bool compensation;
     StepResult result;
+    bool request = false;  // the result of an await step's request (not its outcome)
   };
   struct Job {
     uint64_t serial;
@@ -486,7 +487,8 @@ class SagaAgent::Impl {
 
   void dispatch(Saga& g) {
     const SagaState& s = g.st;
-    if (!s.compensating && g.type->steps()[s.step].awaits_event()) return;  // poll_log() completes it
+    const auto& step = g.type->steps()[s.step];
+    if (!s.compensating && step.awaits_event() && !step.action) return;  // poll_log() completes it
     Job j{g.serial, g.type, s.id, s.data, s.step, s.attempt, s.compensating,
           saga_attempt_key(s, s.step, s.attempt, s.compensating), s.attempt_due_ns};
     {
@@ -531,6 +533,7 @@ class SagaAgent::Impl {
     if (g == nullptr) return;
     SagaState& s = g->st;
     if (!s.in_flight || s.compensating != c.compensation || s.step != c.step || s.attempt != c.attempt) return;
+    if (c.request && c.result.code == StepResult::Code::ok) return;  // sent: the step waits for its event
     ++g->timer_gen;  // the attempt's timeout is void
     if (c.result.code == StepResult::Code::ok) {
       if (!c.compensation) steps_succeeded_.fetch_add(1, std::memory_order_relaxed);
@@ -641,7 +644,7 @@ class SagaAgent::Impl {
     const SagaState& s = g->st;
     if (!s.in_flight || s.compensating || s.step != step || position <= s.attempt_position) return;
     if (s.attempt_due_ns != 0 && v.timestamp_ns() > s.attempt_due_ns) return;  // the timeout decides
-    complete(Completion{g->serial, step, s.attempt, false, std::move(m->second)});
+    complete(Completion{g->serial, step, s.attempt, false, std::move(m->second), false});
   }
 
   void publish() {
@@ -687,7 +690,8 @@ class SagaAgent::Impl {
       }
       {
         std::lock_guard lock(inbox_mu_);
-        done_.push_back(Completion{j.serial, j.step, j.attempt, j.compensation, std::move(r)});
+        done_.push_back(
+            Completion{j.serial, j.step, j.attempt, j.compensation, std::move(r), !j.compensation && step.awaits_event()});
       }
       inbox_cv_.notify_one();
     }

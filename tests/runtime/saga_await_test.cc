@@ -5,6 +5,7 @@
 
 #include <time.h>
 
+#include <atomic>
 #include <thread>
 
 #include "runtime/saga_test_util.h"
@@ -307,6 +308,49 @@ TEST(SagaAwait, AnEventPastTheTimeoutDoesNotCount) {
   const SagaState s = log.saga("order", "l");
   EXPECT_EQ(s.status, SagaStatus::compensated);
   EXPECT_NE(s.reason.find("timed out"), std::string::npos) << s.reason;
+}
+
+// An await step with a request: the request runs once the step began, so even a reply
+// published from inside the request (the fastest possible service) counts; a request that
+// fails is a failed attempt (the saga compensates the completed steps).
+TEST(SagaAwait, ARequestSentByTheStepIsAnsweredOrItsFailureCompensates) {
+  SagaLog log;
+  log.open(dir_for("request"));
+  bind_payments(log);
+  FakeServices svc;
+  SagaAction ask = svc.action(1, false);
+  std::atomic<int> publish_errors{0};
+  SagaType t("order");
+  t.step("s0", svc.action(0, false), svc.action(0, true), testing::fast_steps())
+      .await_step<PaymentSucceeded>(
+          "pay", [](const PaymentSucceeded& e) -> std::optional<std::string> { return e.order_id; },
+          [](const PaymentSucceeded&) { return StepResult::ok(); }, svc.action(1, true))
+      .request([&](const SagaContext& c) {
+        (void)ask(c);  // records "do1"
+        if (c.saga_id == "no") return StepResult::fail("payment service refused");
+        auto b = log.registry->binding<PaymentSucceeded>();
+        auto stream = log.port->stream("payments");
+        serialization::EncodeBuffer buf;
+        auto d = b.encode(PaymentSucceeded{std::string(c.saga_id)}, buf);
+        if (!stream.ok() || !d.ok() ||
+            !log.port->append(stream.value(), ExpectedVersion::any(), std::span<const EventData>(&d.value(), 1)).ok())
+          publish_errors.fetch_add(1);
+        return StepResult::ok();
+      })
+      .step("s2", svc.action(2, false), svc.action(2, true), testing::fast_steps());
+  auto agent = log.agent({t});
+  ASSERT_TRUE(agent->start().ok());
+  ASSERT_EQ(agent->start_saga("order", "yes", ""), SagaStartCode::started);
+  ASSERT_EQ(agent->start_saga("order", "no", ""), SagaStartCode::started);
+  ASSERT_TRUE(agent->wait_idle(kWait));
+  agent->stop();
+  EXPECT_EQ(publish_errors.load(), 0);
+  EXPECT_EQ(svc.calls("yes"), (std::vector<std::string>{"do0", "do1", "do2"}));
+  EXPECT_EQ(log.saga("order", "yes").status, SagaStatus::completed);
+  EXPECT_EQ(svc.calls("no"), (std::vector<std::string>{"do0", "do1", "undo0"}));
+  const SagaState no = log.saga("order", "no");
+  EXPECT_EQ(no.status, SagaStatus::compensated);
+  EXPECT_NE(no.reason.find("payment service refused"), std::string::npos) << no.reason;
 }
 
 TEST(SagaAwait, ReplayingTheLogPerformsNoAction) {

@@ -278,11 +278,24 @@ class SagaType {
           if (!id) return std::nullopt;
           return std::make_pair(std::move(*id), outcome(e));
         }));
-    if (steps_.empty() || steps_.back().action) {
+    if (steps_.empty() || (steps_.back().action && steps_.back().awaits.empty())) {
       error_ = "also_on<" + std::string(a.type_name) + ">() follows no await step";  // SagaAgent::open refuses
       return *this;
     }
     steps_.back().awaits.push_back(std::move(a));
+    return *this;
+  }
+  // The last await step sends a request when it begins: `request` runs (on an action thread,
+  // after step_attempted, with the attempt's key) like an action; ok: the step goes on
+  // waiting for its event; retry / fail: a failed attempt, as for an action. A reply can
+  // then never precede the step (a request sent by the step before could be answered before
+  // this step's step_attempted, and the reply would not count).
+  SagaType& request(SagaAction request) {
+    if (steps_.empty() || steps_.back().awaits.empty()) {
+      error_ = "request() follows no await step";
+      return *this;
+    }
+    steps_.back().action = std::move(request);
     return *this;
   }
   // An await step's default options: no timeout, one attempt.
@@ -311,7 +324,7 @@ class SagaType {
     SagaAction action;
     SagaAction compensation;
     SagaStepOptions options;
-    std::vector<Await> awaits;  // an await step: completed by these events (no action)
+    std::vector<Await> awaits;  // an await step: completed by these events (action: its request)
     bool awaits_event() const noexcept { return !awaits.empty(); }
   };
   struct Trigger {
