@@ -11,11 +11,30 @@
 
 namespace sluice::bench {
 
+// Workload options in the style of `nats bench` / `kafka-producer-perf-test`. A zero or an
+// empty string means "the suite's default"; a suite that cannot honour an option it was
+// given says so on stderr and ignores it (docs/performance.md lists which suite takes which).
+struct Workload {
+  double rate = 0;              // --rate: events/s offered (open loop, CO-corrected latency)
+  uint64_t events = 0;          // --events: events per measured run
+  uint32_t payload_bytes = 0;   // --payload-bytes
+  int producers = 0;            // --producers: submitting threads
+  int workers = 0;              // --workers: projection worker threads
+  std::string durability;       // --durability none|group|sync
+  std::string codec;            // --codec raw|flatbuffers|json
+  std::string kind;             // --workload synthetic|order_book (e2e)
+};
+
 struct SuiteArgs {
   std::string json_path;       // --json FILE ("" = none)
   std::string dir;             // --dir: scratch directory for files (default: a temp dir)
   std::vector<int> cpus;       // --cpus 0,1: CPUs to pin to, in the order the suite uses them
   double scale = 1.0;          // --scale: multiply the work (0.1 for a quick run)
+  bool quick = false;          // --quick: the short mode (`bench all --quick` within 3 min)
+  // --data DIR: where the suite writes every latency distribution (HdrHistogram .hgrm text)
+  // and the time series the plots are drawn from (.dat); "" = none.
+  std::string data_dir;
+  Workload workload;
 };
 
 class Figures {
