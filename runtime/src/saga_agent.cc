@@ -555,21 +555,33 @@ class SagaAgent::Impl {
     return static_cast<int64_t>(b);
   }
 
+  SagaEvent failure_event(SagaEventKind kind, const SagaState& s, const std::string& reason, bool timed_out) {
+    SagaEvent failed = event(kind, s.step, s.attempt);
+    failed.reason = reason;
+    failed.timed_out = timed_out;
+    return failed;
+  }
+
+  // A failed attempt (forward or compensation) with attempts left under `retry`: records it
+  // with the timer of the next attempt (backoff with jitter) and arms that timer. False when
+  // the attempts are used up and the caller goes on to its terminal step.
+  bool retry_later(Saga& g, const SagaEvent& failed, const SagaRetry& retry) {
+    SagaState& s = g.st;
+    if (s.attempt >= retry.max_attempts) return false;
+    SagaEvent timer = event(SagaEventKind::timer_set, s.step, s.attempt + 1);
+    timer.due_ns = o_.clock_ns() + backoff_ns(retry, s.attempt);
+    if (emit(g, {failed, timer})) arm(g, s.timer_due_ns, TimerKind::backoff);
+    return true;
+  }
+
   void failed_attempt(Saga& g, std::string reason, bool retryable, bool timed_out) {
     SagaState& s = g.st;
     ++g.timer_gen;
     const auto& step = g.type->steps()[s.step];
     if (!s.compensating) {
       attempts_failed_.fetch_add(1, std::memory_order_relaxed);
-      SagaEvent failed = event(SagaEventKind::step_failed, s.step, s.attempt);
-      failed.reason = reason;
-      failed.timed_out = timed_out;
-      if (retryable && s.attempt < step.options.retry.max_attempts) {
-        SagaEvent timer = event(SagaEventKind::timer_set, s.step, s.attempt + 1);
-        timer.due_ns = o_.clock_ns() + backoff_ns(step.options.retry, s.attempt);
-        if (emit(g, {failed, timer})) arm(g, s.timer_due_ns, TimerKind::backoff);
-        return;
-      }
+      SagaEvent failed = failure_event(SagaEventKind::step_failed, s, reason, timed_out);
+      if (retryable && retry_later(g, failed, step.options.retry)) return;
       // Turn back: the completed steps, newest first, and this one when an attempt of it
       // timed out (its effect is unknown); steps without a compensation are skipped.
       std::string list;
@@ -586,15 +598,8 @@ class SagaAgent::Impl {
       if (emit(g, {failed, turn})) advance(g);
       return;
     }
-    SagaEvent failed = event(SagaEventKind::compensation_attempt_failed, s.step, s.attempt);
-    failed.reason = reason;
-    failed.timed_out = timed_out;
-    if (retryable && s.attempt < step.options.compensation_retry.max_attempts) {
-      SagaEvent timer = event(SagaEventKind::timer_set, s.step, s.attempt + 1);
-      timer.due_ns = o_.clock_ns() + backoff_ns(step.options.compensation_retry, s.attempt);
-      if (emit(g, {failed, timer})) arm(g, s.timer_due_ns, TimerKind::backoff);
-      return;
-    }
+    SagaEvent failed = failure_event(SagaEventKind::compensation_attempt_failed, s, reason, timed_out);
+    if (retryable && retry_later(g, failed, step.options.compensation_retry)) return;
     SagaEvent end = event(SagaEventKind::compensation_failed, s.step, s.attempt);
     end.reason = "compensation of step " + step.name + " failed after " + std::to_string(s.attempt) +
                  " attempt(s): " + reason;
