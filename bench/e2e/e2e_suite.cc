@@ -383,11 +383,17 @@ std::vector<double> submit_round_trips(const std::string& dir, uint64_t count, i
   return rtt;
 }
 
+// producers > 0 (--producers): that many submitters in both comparisons, figures named by it.
 void run_ingress_figures(const ScratchDir& scratch, Figures& fig, double rtt, uint64_t n_none, uint64_t n_group,
-                         uint64_t n_rtt, int cpu_a, int cpu_b) {
+                         uint64_t n_rtt, int cpu_a, int cpu_b, int producers = 0) {
   // Direct append against `threads` submitters under `d`: best of 3 each, alternating.
   auto compare = [&](Durability d, int threads, uint64_t count, uint64_t window, const std::string& tag,
-                     const std::string& ratio, const char* target) {
+                     std::string ratio, const char* target) {
+    if (producers > 0) {
+      threads = producers;
+      ratio = "ratio_submit_" + std::to_string(threads) + "p_" + tag + "_vs_append_" + tag;
+      target = "";
+    }
     std::printf("  ingress: %d submitters vs one direct appender, durability %s ...\n", threads,
                 std::string(to_string(d)).c_str());
     std::fflush(stdout);
@@ -418,7 +424,7 @@ void run_ingress_figures(const ScratchDir& scratch, Figures& fig, double rtt, ui
 int run_e2e_suite(const SuiteArgs& args) {
   if (args.workload.kind == "order_book")  // replaced by the order_book workload (samples/order_book) when it lands
     bench_skip("e2e: --workload order_book is not in this build");
-  check_workload(args, "e2e", kOptRate | kOptEvents | kOptDurability | kOptWorkload);
+  check_workload(args, "e2e", kOptRate | kOptEvents | kOptProducers | kOptDurability | kOptWorkload);
   // --durability: the fixed-rate runs' log (the ingress part compares none and group itself).
   const Durability durability = args.workload.durability == "sync"    ? Durability::sync
                                 : args.workload.durability == "group" ? Durability::group
@@ -472,7 +478,7 @@ int run_e2e_suite(const SuiteArgs& args) {
   fig.add("ratio_e2e_p99_vs_atomic_rtt", fig.get("e2e_" + runs[0].tag + "_p99_ns") / rtt, "ratio",
           "target <= 20 (p99.9 and max beside it)");
   progress("e2e", "ingress");
-  run_ingress_figures(scratch, fig, rtt, n(3'000'000), n(1'000'000), n(100'000), cpu_a, cpu_b);
+  run_ingress_figures(scratch, fig, rtt, n(3'000'000), n(1'000'000), n(100'000), cpu_a, cpu_b, args.workload.producers);
 
   // Rebuild vs scan on one log of bank-sized events.
   {
