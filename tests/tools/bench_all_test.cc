@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -38,13 +39,37 @@ std::string test_scale() {
   return s != nullptr ? s : "0.0005";
 }
 
+// SLUICE_BENCH_ALL_TEST_SUITES (default bus,codec,e2e,relay): the suites the merged-JSON test
+// runs, "all" for every one. The others have fixed costs at any scale (log: fsyncs and
+// sync(2); aggregate: 101 replays of 10,000 events; saga: its timers) that took the run from
+// 30 s to 3 minutes on a loaded 2-CPU machine, so CI leaves them to the long mode.
+std::vector<std::string> test_suites() {
+  const char* s = std::getenv("SLUICE_BENCH_ALL_TEST_SUITES");
+  const std::string list = s != nullptr ? s : "bus,codec,e2e,relay";
+  if (list == "all") return {"log", "bus", "codec", "e2e", "relay", "aggregate", "saga"};
+  std::vector<std::string> out;
+  for (size_t at = 0; at <= list.size();) {
+    const size_t comma = std::min(list.find(',', at), list.size());
+    if (comma > at) out.push_back(list.substr(at, comma - at));
+    at = comma + 1;
+  }
+  return out;
+}
+
 TEST(BenchAll, QuickRunWritesTheMergedJson) {
   TempDir tmp("benchall");
   const std::string out = tmp.sub("all.json");
   // --durability none: the log suite leaves out its fsync-bound parts (thousands of fsyncs at any
   // scale); every other suite still runs.
-  RunResult r = sluice_cli({"bench", "all", "--quick", "--scale", test_scale(), "--durability", "none", "--dir",
-                            tmp.path().string(), "--json", out});
+  const std::vector<std::string> suites = test_suites();
+  std::vector<std::string> args = {"bench", "all", "--quick", "--scale", test_scale(), "--durability", "none",
+                                   "--dir", tmp.path().string(), "--json", out};
+  if (suites.size() < 7) {
+    std::string list;
+    for (const std::string& x : suites) list += (list.empty() ? "" : ",") + x;
+    args.insert(args.end(), {"--suites", list});
+  }
+  RunResult r = sluice_cli(args);
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   const json j = read_json(out);
   for (const char* key : {"figures", "machine", "config", "suites", "date", "targets"})
@@ -57,8 +82,10 @@ TEST(BenchAll, QuickRunWritesTheMergedJson) {
   EXPECT_GT(j["machine"]["atomic_rtt_p50_ns"].get<double>(), 0);
   EXPECT_EQ(j["config"]["quick"], true);
   EXPECT_EQ(j["config"]["workload"]["durability"], "none");
-  // Every suite ran (or was skipped, saying why); none failed.
-  for (const char* suite : {"log", "bus", "codec", "e2e", "e2e:order_book", "relay", "aggregate", "saga"}) {
+  // Every suite ran (or was skipped, saying why); none failed. The e2e suite ran twice.
+  std::vector<std::string> runs = suites;
+  if (std::find(suites.begin(), suites.end(), "e2e") != suites.end()) runs.push_back("e2e:order_book");
+  for (const std::string& suite : runs) {
     ASSERT_TRUE(j["suites"].contains(suite)) << suite;
     const json& s = j["suites"][suite];
     const std::string status = s["status"];
@@ -73,16 +100,26 @@ TEST(BenchAll, QuickRunWritesTheMergedJson) {
     }
   }
   // Figure names are flat: unprefixed where unique, SUITE.name where two suites share one.
+  ASSERT_TRUE(std::find(suites.begin(), suites.end(), "e2e") != suites.end()) << "the test needs the e2e suite";
   ASSERT_EQ(j["suites"]["e2e"]["status"], "ok");
   EXPECT_TRUE(j["figures"].contains("ratio_e2e_p50_vs_atomic_rtt"));
-  EXPECT_TRUE(j["figures"].contains("e2e.atomic_rtt_p50_ns"));  // e2e, aggregate and saga report it
-  EXPECT_FALSE(j["figures"].contains("atomic_rtt_p50_ns"));
-  // The summary names every suite.
-  for (const char* suite : {"log", "bus", "codec", "e2e", "saga"}) EXPECT_NE(r.out.find(suite), std::string::npos);
+  int rtt_reporters = 0;  // e2e, relay, aggregate and saga each report atomic_rtt_p50_ns
+  for (const char* s : {"e2e", "relay", "aggregate", "saga"})
+    rtt_reporters += j["suites"].contains(s) && j["suites"][s]["status"] == "ok";
+  if (rtt_reporters > 1) {
+    EXPECT_TRUE(j["figures"].contains("e2e.atomic_rtt_p50_ns")) << j["figures"].dump();
+    EXPECT_FALSE(j["figures"].contains("atomic_rtt_p50_ns"));
+  } else {
+    EXPECT_TRUE(j["figures"].contains("atomic_rtt_p50_ns")) << "unique names stay unprefixed";
+  }
+  // The summary names every suite, and each suite said where it was (a progress line).
+  for (const std::string& suite : suites) {
+    EXPECT_NE(r.out.find("\n" + suite + " "), std::string::npos) << suite << "\n" << r.out;
+    if (j["suites"][suite]["status"] == "ok") {
+      EXPECT_NE(r.err.find("[" + suite + "] "), std::string::npos) << suite;
+    }
+  }
   EXPECT_NE(r.out.find("targets:"), std::string::npos) << r.out;
-  // The suites said where they were.
-  EXPECT_NE(r.err.find("[log] "), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("[e2e] "), std::string::npos) << r.err;
 }
 
 TEST(BenchAll, MissingNatsServerIsSkippedNotFailed) {
