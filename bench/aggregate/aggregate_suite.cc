@@ -252,6 +252,7 @@ TwoThreads two_threads(const std::string& dir, bool shared, uint64_t per_thread,
 int run_aggregate_suite(const SuiteArgs& args) {
   ScratchDir scratch(args.dir, "aggregate");
   Figures fig;
+  check_workload(args, "aggregate", kOptEvents);
   const auto n = [&](double base) { return static_cast<uint64_t>(std::max(2000.0, base * args.scale)); };
   const int cpu_a = args.cpus.size() > 0 ? args.cpus[0] : 0;
   const int cpu_b = args.cpus.size() > 1 ? args.cpus[1] : 1;
@@ -266,12 +267,14 @@ int run_aggregate_suite(const SuiteArgs& args) {
   const auto rtt = bus::ping_pong_atomic(bus::Placement{{cpu_a, cpu_b}}, n(200'000));
   fig.add("atomic_rtt_p50_ns", rtt.p50_ns, "ns", "bare std::atomic ping-pong, same CPUs");
 
+  progress("aggregate", "load with/without snapshot");
   const Loads l = loads(fresh(scratch, "load"), 10'000, 101);
   fig.add("load_full_replay_10k_us", l.full_us, "us", "Repository::load, 10,000 events replayed, median of 101");
   fig.add("load_snapshot_10k_us", l.snapshot_us, "us", "Repository::load from the snapshot at version 10,000, median of 101");
   fig.add("ratio_load_snapshot_vs_full_10k", l.full_us / l.snapshot_us, "ratio", "target >= 50");
 
-  const OneThread eng = one_thread_engine(fresh(scratch, "one-engine"), n(200'000), 5, cpu_a, cpu_b);
+  progress("aggregate", "one thread: commands vs raw appends");
+  const OneThread eng = one_thread_engine(fresh(scratch, "one-engine"), events_or(args, n(200'000)), 5, cpu_a, cpu_b);
   fig.add("commands_per_s_1thread", eng.commands, "cmd/s", "hot account, exact version, engine ingress (client cpu A, writer spinning on cpu B), best of 5");
   fig.add("commands_keyed_per_s_1thread", eng.keyed, "cmd/s", "the same with an idempotency key each");
   fig.add("raw_submits_per_s_1thread", eng.raw, "events/s", "Engine::submit of the same event, exact version, same placement, best of 5");
@@ -279,7 +282,7 @@ int run_aggregate_suite(const SuiteArgs& args) {
   fig.add("ratio_commands_idempotent_vs_plain", eng.keyed / eng.commands, "ratio", "target >= 0.8");
 
   // 200 k events per run stay inside the segments the writer prepared at open.
-  const OneThread wr = one_thread_writer(fresh(scratch, "one-writer"), n(200'000), 3);
+  const OneThread wr = one_thread_writer(fresh(scratch, "one-writer"), events_or(args, n(200'000)), 3);
   fig.add("commands_per_s_1thread_writer_port", wr.commands, "cmd/s", "no engine: LogWriter port (mutex), best of 3");
   fig.add("commands_keyed_per_s_1thread_writer_port", wr.keyed, "cmd/s");
   fig.add("raw_appends_per_s_1thread_writer", wr.raw, "events/s", "LogWriter::append of the same event, exact version");
@@ -287,7 +290,8 @@ int run_aggregate_suite(const SuiteArgs& args) {
   fig.add("ratio_commands_idempotent_vs_plain_writer_port", wr.keyed / wr.commands, "ratio");
 
   for (const bool shared : {false, true}) {
-    const TwoThreads t = two_threads(fresh(scratch, shared ? "shared" : "disjoint"), shared, n(50'000), {cpu_a, cpu_b});
+    progress("aggregate", shared ? "2 threads, shared account" : "2 threads, disjoint accounts");
+    const TwoThreads t = two_threads(fresh(scratch, shared ? "shared" : "disjoint"), shared, events_or(args, n(50'000)), {cpu_a, cpu_b});
     const std::string p = shared ? "shared_2threads_" : "disjoint_2threads_";
     fig.add(p + "commands_per_s", t.commands_per_s, "cmd/s",
             shared ? "one account, two repositories (front ends)" : "two accounts, one repository");

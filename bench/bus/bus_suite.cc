@@ -49,12 +49,10 @@ int run_bus_suite(const SuiteArgs& args) {
   const char* parts_env = std::getenv("SLUICE_BENCH_BUS_PARTS");
   const std::string parts = parts_env ? std::string(",") + parts_env + "," : "";
   const auto part = [&](const char* name) { return parts.empty() || parts.find(std::string(",") + name + ",") != std::string::npos; };
-  const auto progress = [](const char* what) {
-    std::printf("  %s done\n", what);
-    std::fflush(stdout);
-  };
+  check_workload(args, "bus", kOptEvents);
+  const auto progress = [](const char* what) { sluice::bench::progress("bus", std::string(what) + " done"); };
   const Placement pl = placement_from(args);
-  const auto n = [&](double base) { return static_cast<uint64_t>(std::max(10'000.0, base * args.scale)); };
+  const auto n = [&](double base) { return events_or(args, static_cast<uint64_t>(std::max(10'000.0, base * args.scale))); };
   Figures fig;
   std::string cpus;
   for (int c : pl.cpus) cpus += (cpus.empty() ? "" : ",") + std::to_string(c);

@@ -112,7 +112,8 @@ void measure(Figures& fig, CodecId c, const std::string& size, Make make, uint64
 
 int run_codec_suite(const SuiteArgs& args) {
   Figures fig;
-  const auto n = [&](double base) { return static_cast<uint64_t>(std::max(1000.0, base * args.scale)); };
+  check_workload(args, "codec", kOptEvents | kOptCodec);
+  const auto n = [&](double base) { return events_or(args, static_cast<uint64_t>(std::max(1000.0, base * args.scale))); };
   pin_this_thread(args.cpus.empty() ? -1 : args.cpus[0]);
   const std::string machine = machine_description(args.dir.empty() ? "/tmp" : args.dir);
   fig.config("machine", machine);
@@ -122,12 +123,15 @@ int run_codec_suite(const SuiteArgs& args) {
   std::printf("sluice bench codec — %s\n", machine.c_str());
 
   for (CodecId c : {CodecId::raw, CodecId::flatbuffers, CodecId::json}) {
+    if (!args.workload.codec.empty() && args.workload.codec != to_string(c)) continue;  // --codec: that one only
+    progress("codec", std::string("encode/decode ") + std::string(to_string(c)));
     const double k = c == CodecId::raw ? 10 : c == CodecId::flatbuffers ? 2 : 1;
     measure<Deposited>(fig, c, "small", sample_deposit, n(k * 500'000));
     measure<Order>(fig, c, "medium", sluice::testing::sample_order, n(k * 300'000));
   }
 
   // FlatBuffers field access without decoding: verify, then read three fields in place.
+  progress("codec", "field access, nlohmann, upcasting");
   {
     SchemaRegistry reg;
     auto b = bind_or_die<Order>(reg, CodecId::flatbuffers);

@@ -18,6 +18,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 namespace sluice::bench {
 
@@ -47,54 +48,86 @@ void Figures::print_table() const {
   std::fflush(stdout);
 }
 
-static std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      o += buf;
-    } else {
-      o += c;
-    }
-  }
-  return o;
-}
-
 bool Figures::write_json(const std::string& path, const std::string& suite) const {
+  // ordered: the keys in the order the suite reported them; a figure that is not finite is null.
+  nlohmann::ordered_json j;
+  j["suite"] = suite;
+  j["date"] = iso_date_utc();
+  j["config"] = nlohmann::ordered_json::object();
+  for (const auto& [k, v] : config_) j["config"][k] = v;
+  j["figures"] = nlohmann::ordered_json::object();
+  j["units"] = nlohmann::ordered_json::object();
+  j["notes"] = nlohmann::ordered_json::object();
+  for (const auto& r : rows_) {
+    j["figures"][r.name] = std::isfinite(r.value) ? nlohmann::ordered_json(r.value) : nlohmann::ordered_json();
+    j["units"][r.name] = r.unit;
+    if (!r.note.empty()) j["notes"][r.name] = r.note;
+  }
   std::ofstream f(path);
   if (!f) {
     std::fprintf(stderr, "sluice bench: cannot write %s\n", path.c_str());
     return false;
   }
-  f << "{\n  \"suite\": \"" << json_escape(suite) << "\",\n  \"date\": \"" << iso_date_utc()
-    << "\",\n  \"config\": {";
-  bool first = true;
-  for (const auto& [k, v] : config_) {
-    f << (first ? "\n" : ",\n") << "    \"" << json_escape(k) << "\": \"" << json_escape(v) << "\"";
-    first = false;
-  }
-  f << "\n  },\n  \"figures\": {";
-  first = true;
-  char buf[64];
-  for (const auto& r : rows_) {
-    if (std::isfinite(r.value)) std::snprintf(buf, sizeof buf, "%.6g", r.value);
-    else std::snprintf(buf, sizeof buf, "null");
-    f << (first ? "\n" : ",\n") << "    \"" << json_escape(r.name) << "\": " << buf;
-    first = false;
-  }
-  f << "\n  },\n  \"units\": {";
-  first = true;
-  for (const auto& r : rows_) {
-    f << (first ? "\n" : ",\n") << "    \"" << json_escape(r.name) << "\": \"" << json_escape(r.unit)
-      << "\"";
-    first = false;
-  }
-  f << "\n  }\n}\n";
+  // Bytes that are not UTF-8 (a path in a note) become U+FFFD instead of throwing.
+  f << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
+  if (!f) std::fprintf(stderr, "sluice bench: cannot write %s\n", path.c_str());
   return static_cast<bool>(f);
+}
+
+void check_workload(const SuiteArgs& args, const char* suite, unsigned honoured) {
+  const Workload& w = args.workload;
+  const struct {
+    unsigned bit;
+    bool given;
+    const char* flag;
+  } opts[] = {{kOptRate, w.rate != 0, "--rate"},
+              {kOptEvents, w.events != 0, "--events"},
+              {kOptPayload, w.payload_bytes != 0, "--payload-bytes"},
+              {kOptProducers, w.producers != 0, "--producers"},
+              {kOptWorkers, w.workers != 0, "--workers"},
+              {kOptDurability, !w.durability.empty(), "--durability"},
+              {kOptCodec, !w.codec.empty(), "--codec"},
+              {kOptWorkload, !w.kind.empty() && w.kind != "synthetic", "--workload"}};
+  std::string takes;
+  for (const auto& o : opts)
+    if ((honoured & o.bit) != 0) takes += (takes.empty() ? "" : ", ") + std::string(o.flag);
+  for (const auto& o : opts)
+    if (o.given && (honoured & o.bit) == 0)
+      std::fprintf(stderr, "sluice bench %s: ignores %s (it takes %s)\n", suite, o.flag,
+                   takes.empty() ? "no workload option" : takes.c_str());
+}
+
+void progress(const char* suite, const std::string& phase) {
+  // SLUICE_BENCH_PROGRESS_TTY: set by `bench all`, whose terminal the suite's stderr reaches
+  // through a pipe.
+  static const bool tty = ::isatty(STDERR_FILENO) != 0 || std::getenv("SLUICE_BENCH_PROGRESS_TTY") != nullptr;
+  static std::string last_suite;
+  if (tty) {
+    // Redraw one line per suite; a new suite starts on a fresh line.
+    if (!last_suite.empty() && last_suite != suite) std::fputc('\n', stderr);
+    std::fprintf(stderr, "\r\033[K[%s] %s ...", suite, phase.c_str());
+  } else {
+    std::fprintf(stderr, "[%s] %s ...\n", suite, phase.c_str());
+  }
+  last_suite = suite;
+  std::fflush(stderr);
+}
+
+std::string filesystem_name(const std::string& dir) {
+  struct statfs sf {};
+  if (::statfs(dir.c_str(), &sf) != 0) return "?";
+  switch (static_cast<unsigned long>(sf.f_type)) {
+    case 0xEF53: return "ext4";
+    case 0x01021994: return "tmpfs";
+    case 0x58465342: return "xfs";
+    case 0x9123683E: return "btrfs";
+    case 0x794C7630: return "overlayfs";
+    default: {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "fs-0x%lx", static_cast<unsigned long>(sf.f_type));
+      return buf;
+    }
+  }
 }
 
 std::string machine_description(const std::string& dir) {
@@ -108,17 +141,7 @@ std::string machine_description(const std::string& dir) {
   }
   utsname u{};
   ::uname(&u);
-  std::string fs = "?";
-  struct statfs sf {};
-  if (::statfs(dir.c_str(), &sf) == 0) {
-    switch (static_cast<unsigned long>(sf.f_type)) {
-      case 0xEF53: fs = "ext4"; break;
-      case 0x01021994: fs = "tmpfs"; break;
-      case 0x58465342: fs = "xfs"; break;
-      case 0x9123683E: fs = "btrfs"; break;
-      default: fs = "fs-0x" + std::to_string(sf.f_type);
-    }
-  }
+  const std::string fs = filesystem_name(dir);
   return cpu + ", " + std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) + " CPUs, Linux " +
          u.release + ", " + fs + " at " + dir;
 }
@@ -130,15 +153,24 @@ std::string iso_date_utc() {
   return buf;
 }
 
-void bench_fail(const char* fmt, ...) {
+[[noreturn]] static void report_and_exit(const char* prefix, int code, const char* fmt, va_list ap) {
   std::fflush(stdout);
-  std::fputs("bench FAILED: ", stderr);
+  std::fputs(prefix, stderr);
+  std::vfprintf(stderr, fmt, ap);
+  std::fputc('\n', stderr);
+  std::exit(code);
+}
+
+void bench_skip(const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  std::vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  std::fputc('\n', stderr);
-  std::exit(2);
+  report_and_exit("bench SKIPPED: ", kExitSkipped, fmt, ap);
+}
+
+void bench_fail(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  report_and_exit("bench FAILED: ", 2, fmt, ap);
 }
 
 double percentile(std::vector<double> s, double pct) {

@@ -25,6 +25,18 @@ struct Workload {
   std::string kind;             // --workload synthetic|order_book (e2e)
 };
 
+// The Workload options, as bits: what a suite honours (check_workload).
+enum WorkloadOption : unsigned {
+  kOptRate = 1u << 0,
+  kOptEvents = 1u << 1,
+  kOptPayload = 1u << 2,
+  kOptProducers = 1u << 3,
+  kOptWorkers = 1u << 4,
+  kOptDurability = 1u << 5,
+  kOptCodec = 1u << 6,
+  kOptWorkload = 1u << 7,
+};
+
 struct SuiteArgs {
   std::string json_path;       // --json FILE ("" = none)
   std::string dir;             // --dir: scratch directory for files (default: a temp dir)
@@ -58,6 +70,25 @@ class Figures {
   std::map<std::string, std::string> config_;
 };
 
+// For each workload option given in args.workload that `honoured` (WorkloadOption bits)
+// lacks: one line on stderr, "sluice bench SUITE: ignores --OPT (it takes ...)". Each suite
+// calls it first.
+void check_workload(const SuiteArgs& args, const char* suite, unsigned honoured);
+// --events when given, else `scaled` (the suite's default count times --scale).
+inline uint64_t events_or(const SuiteArgs& args, uint64_t scaled) {
+  return args.workload.events != 0 ? args.workload.events : scaled;
+}
+// True when --durability was not given or names `d` (a suite runs only that durability's part).
+inline bool durability_wanted(const SuiteArgs& args, const char* d) {
+  return args.workload.durability.empty() || args.workload.durability == d;
+}
+
+// A progress line on stderr at a phase boundary of a suite: "[suite] phase..." — redrawn in
+// place (\r) on a terminal, one line each otherwise (so `bench all` logs show where a run was).
+void progress(const char* suite, const std::string& phase);
+
+// "ext4", "tmpfs", "xfs", "btrfs", "overlayfs" or "fs-0x..." for the filesystem holding `dir`.
+std::string filesystem_name(const std::string& dir);
 // "AMD EPYC ... , 2 CPUs, Linux 6.x, ext4 on /tmp"
 std::string machine_description(const std::string& dir);
 std::string iso_date_utc();
@@ -84,6 +115,12 @@ inline double seconds_since(std::chrono::steady_clock::time_point t0) {
 // (printf format) to stderr and exits the process with status 2. Every suite calls it when
 // a consumer's sum, a decode status, an acknowledgement or a count does not verify.
 [[noreturn]] void bench_fail(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// A suite that cannot run here (a prerequisite is missing, an option it does not know):
+// prints "bench SKIPPED: ..." to stderr and exits with kExitSkipped; `bench all` reports the
+// suite as skipped with that reason instead of failed.
+inline constexpr int kExitSkipped = 3;
+[[noreturn]] void bench_skip(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
 // Sum of 0 + 1 + ... + (n - 1), what a consumer of the values 0..n-1 must have added up.
 inline uint64_t sum_below(uint64_t n) { return n == 0 ? 0 : (n % 2 == 0 ? (n / 2) * (n - 1) : n * ((n - 1) / 2)); }

@@ -192,10 +192,9 @@ Lag relay_live(const std::string& url, const std::string& log, double rate, doub
 }  // namespace
 
 int run_relay_suite(const SuiteArgs& args) {
-  if (connectors::testing::nats_server_binary().empty()) {
-    std::fprintf(stderr, "sluice bench relay: nats-server is not installed (apt-get install nats-server)\n");
-    return 1;
-  }
+  if (connectors::testing::nats_server_binary().empty())
+    bench_skip("relay: nats-server is not installed (apt-get install nats-server)");
+  check_workload(args, "relay", kOptEvents | kOptRate);
   ScratchDir scratch(args.dir, "relay");
   std::printf("sluice bench relay — %s\n", machine_description(scratch.path()).c_str());
   Figures fig;
@@ -210,13 +209,14 @@ int run_relay_suite(const SuiteArgs& args) {
   }
   fig.add("atomic_rtt_p50_ns", rtt, "ns", "bare std::atomic ping-pong (the machine's hand-off floor)");
 
+  progress("relay", "nats-server, log");
   connectors::testing::NatsServer server(scratch.path() + "/nats");
   if (!server.start()) {
     std::fprintf(stderr, "sluice bench relay: nats-server did not start (see %s/nats/server.log)\n",
                  scratch.path().c_str());
     return 1;
   }
-  const uint64_t events = std::max<uint64_t>(1000, static_cast<uint64_t>(200'000 * args.scale));
+  const uint64_t events = events_or(args, std::max<uint64_t>(1000, static_cast<uint64_t>(200'000 * args.scale)));
   fig.config("events", std::to_string(events));
   fig.config("payload_bytes", std::to_string(kPayload));
   fig.config("max_in_flight", std::to_string(kInFlight));
@@ -228,6 +228,7 @@ int run_relay_suite(const SuiteArgs& args) {
   }
   // Interleaved, twice each: raw, relay, raw, relay; the better of each pair.
   double raw = -1, relay = -1;
+  progress("relay", "relay vs raw nats.c");
   for (int round = 0; round < 2; ++round) {
     const std::string sfx = std::to_string(round);
     raw = std::max(raw, raw_publish(server.url(), "RAW" + sfx, events));
@@ -242,7 +243,8 @@ int run_relay_suite(const SuiteArgs& args) {
   fig.add("relay_events_per_s", relay, "events/s", "JetStreamRelay catching up from the log");
   fig.add("ratio_relay_vs_raw_nats", relay / raw, "", "target >= 0.8");
 
-  const double rate = 20'000 * std::min(1.0, args.scale * 5);
+  const double rate = args.workload.rate != 0 ? args.workload.rate : 20'000 * std::min(1.0, args.scale * 5);
+  progress("relay", "live lag");
   const Lag lag = relay_live(server.url(), scratch.path() + "/live", rate, 3.0);
   fig.config("live_rate_events_per_s", std::to_string(static_cast<int>(rate)));
   fig.add("relay_lag_p50_ns", lag.p50, "ns", "append -> acknowledged by JetStream, live at the configured rate");

@@ -175,6 +175,7 @@ SagaRun run_sagas(Engine& e, uint64_t count, uint32_t window, bool retry_once, c
 int run_saga_suite(const SuiteArgs& args) {
   ScratchDir scratch(args.dir, "saga");
   Figures fig;
+  check_workload(args, "saga", kOptEvents);
   const auto n = [&](double base) { return static_cast<uint64_t>(std::max(500.0, base * args.scale)); };
   const int cpu_a = args.cpus.size() > 0 ? args.cpus[0] : 0;
   const int cpu_b = args.cpus.size() > 1 ? args.cpus[1] : 1;
@@ -187,11 +188,13 @@ int run_saga_suite(const SuiteArgs& args) {
   std::printf("sluice bench saga — %s (load %s)\n", machine_description(scratch.path()).c_str(), loadavg().c_str());
 
   auto e = open_engine(scratch.path() + "/log");
-  const double cmds = commands_per_s(*e, n(100'000), 3);
+  progress("saga", "commands baseline");
+  const double cmds = commands_per_s(*e, events_or(args, n(100'000)), 3);
   fig.add("commands_per_s_1thread", cmds, "cmd/s", "baseline: one thread, hot account, same engine");
 
   (void)run_sagas(*e, n(2'000) / 4, 64, false, "warm");
-  const SagaRun s = run_sagas(*e, n(20'000), 64, false, "run");
+  progress("saga", "sagas");
+  const SagaRun s = run_sagas(*e, events_or(args, n(20'000)), 64, false, "run");
   fig.add("sagas_per_s", s.sagas_per_s, "sagas/s", "3-step sagas, 64 in flight");
   fig.add("saga_steps_per_s", 3 * s.sagas_per_s, "steps/s");
   fig.add("saga_complete_p50_us", s.p50_us, "us", "start_saga -> completed (64 in flight: includes queueing)");
@@ -201,6 +204,7 @@ int run_saga_suite(const SuiteArgs& args) {
   fig.add("sagas_per_s_action_threads", pooled.sagas_per_s, "sagas/s", "the same, actions on 2 action threads");
   fig.add("ratio_saga_steps_vs_commands_action_threads", 3 * pooled.sagas_per_s / cmds, "ratio");
 
+  progress("saga", "timers");
   const SagaRun tm = run_sagas(*e, n(2'000), 16, true, "timers");
   fig.add("timer_lateness_p50_us", tm.timer_p50_us, "us", "backoff timer fired - due (5 ms timers, " + std::to_string(tm.timers) + " fired)");
   fig.add("timer_lateness_p99_us", tm.timer_p99_us, "us");

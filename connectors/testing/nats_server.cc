@@ -12,11 +12,14 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <cstdlib>
 #include <thread>
 
 namespace sluice::connectors::testing {
 
 std::string nats_server_binary() {
+  // $NATS_SERVER names the binary (another install; "" or a path that is not executable: none).
+  if (const char* env = std::getenv("NATS_SERVER")) return ::access(env, X_OK) == 0 ? env : "";
   for (const char* p : {"/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"})
     if (::access(p, X_OK) == 0) return p;
   return "";

@@ -13,7 +13,8 @@
 
 namespace sluice::connectors::testing {
 
-// Path of nats-server ("" when not installed: tests skip, saying so).
+// Path of nats-server: $NATS_SERVER when set, else the usual install paths ("" when not
+// installed: tests skip, saying so).
 std::string nats_server_binary();
 #define SLUICE_REQUIRE_NATS_SERVER()                                                              \
   do {                                                                                            \
