@@ -153,8 +153,8 @@ int run_bus_suite(const SuiteArgs& args) {
   if (static_cast<size_t>(ns.back()) != max_workers) ns.push_back(static_cast<int>(max_workers));
   double one = 0;
   Series vs_workers(args.data_dir, "bus-throughput_vs_workers",
-                    "bus suite: sharded 1 -> N, one producer, events/s against N workers (median of 3; " +
-                        std::to_string(pl.cpus.size()) + " CPUs)",
+                    "bus: sharded 1 -> N, throughput vs workers; one producer, median of 3, " +
+                        std::to_string(pl.cpus.size()) + " CPUs; ideal = N x the one-worker rate",
                     {"workers", "events_per_s", "ideal_N_x_rate_1"});
   vs_workers.note("ylabel: events/s");
   for (int w : ns) {

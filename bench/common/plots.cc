@@ -105,6 +105,22 @@ DatFile read_dat(const fs::path& path) {
   return d;
 }
 
+// A title: gnuplot double-quoted string, each "; " of the text starting a new line.
+std::string title_string(const std::string& s) {
+  std::string out = "\"";
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s.compare(i, 2, "; ") == 0) {
+      out += "\\n";
+      ++i;
+    } else if (s[i] == '"' || s[i] == '\\') {
+      out += std::string("\\") + s[i];
+    } else {
+      out += s[i];
+    }
+  }
+  return out + "\"";
+}
+
 std::string data_block(const std::string& name, const std::vector<std::pair<double, double>>& pts) {
   std::string s = "$" + name + " << EOD\n";
   char buf[80];
@@ -187,7 +203,7 @@ bool plot_dat(const fs::path& plots_dir, const std::string& name, const DatFile&
     return false;
   }
   std::string body;
-  body += "set title " + quote(d.title.empty() ? name : d.title) + "\n";
+  body += "set title " + title_string(d.title.empty() ? name : d.title) + "\n";
   body += "set grid\nset key top right box opaque\n";
   body += "set xlabel " + quote(d.columns[0]) + "\n";
   body += "set ylabel " + quote(d.ylabel) + "\n";
@@ -200,7 +216,7 @@ bool plot_dat(const fs::path& plots_dir, const std::string& name, const DatFile&
     if (d.marks.size() <= 12 && !d.marks[i].second.empty())
       body += "set label " + quote(d.marks[i].second) + " at " + buf + ", graph 0.97 rotate by 90 right front font ',8'\n";
   }
-  const std::string style = d.rows.size() <= 24 ? "linespoints pt 7 ps 1 lw 2" : "lines lw 2";
+  const std::string style = d.rows.size() <= 24 ? "linespoints pt 7 ps 1 lw 2" : "linespoints pt 7 ps 0.4 lw 1.5";
   for (size_t c = 1; c < d.columns.size(); ++c) {
     std::vector<std::pair<double, double>> pts;
     for (const auto& r : d.rows)

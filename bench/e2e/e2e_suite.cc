@@ -303,9 +303,10 @@ Burst burst_lag(const std::string& dir, const std::string& data_dir, double base
   std::vector<std::string> cols{"time_ms"};
   for (ProjectionRunner* r : e->runners()) cols.push_back(r->name());
   Series series(data_dir, "e2e-lag_during_burst",
-                "e2e suite: per-projection lag (events committed, not yet applied) every 2 ms; " +
-                    std::to_string(static_cast<int>(base_rate)) + " events/s, then a burst of " + std::to_string(burst) +
-                    " events at full speed, then the steady rate again",
+                "e2e: lag of each projection during a burst and its recovery; lag = events committed, not yet applied, "
+                "sampled every 2 ms by the producer; " +
+                    std::to_string(static_cast<int>(base_rate)) + " events/s, a burst of " + std::to_string(burst) +
+                    " events at full speed, then " + std::to_string(static_cast<int>(base_rate)) + " events/s again",
                 cols);
   series.note("ylabel: lag (events)");
   Burst out;
@@ -509,8 +510,8 @@ void run_ingress_figures(const ScratchDir& scratch, Figures& fig, double rtt, ui
   std::printf("  ingress: 1..3 submitters (throughput vs producers) ...\n");
   std::fflush(stdout);
   Series s(data_dir, "e2e-throughput_vs_producers",
-           "e2e suite: events/s acknowledged against the number of submitting threads (durability none, all on cpu A, "
-           "writer busy-spin on cpu B, 256 in flight each), one run each; flat line: one direct appender (best of 3)",
+           "e2e: throughput vs producers (ingress submitters); events/s acknowledged, durability none, submitters all on "
+           "cpu A, writer busy-spin on cpu B, 256 in flight each, one run each; flat line: one direct appender (best of 3)",
            {"producers", "submit_events_per_s", "direct_append_1_thread"});
   s.note("ylabel: events/s");
   for (int p = 1; p <= 3; ++p)

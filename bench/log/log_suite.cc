@@ -122,8 +122,11 @@ Rate append_rate(const std::string& dir, Durability d, uint64_t count, uint32_t 
       }
       const double win = std::chrono::duration<double>(now - window_start).count();
       if (win >= 0.002 || i + 1 == count) {
-        const double mid = std::chrono::duration<double>(window_start - t0).count() + win / 2;
-        series->row({mid, static_cast<double>(i + 1 - window_first) / win / 1e6});
+        // Two rows per window, at its start and its end: a stall reads as a long flat stretch.
+        const double start = std::chrono::duration<double>(window_start - t0).count();
+        const double rate = static_cast<double>(i + 1 - window_first) / win / 1e6;
+        series->row({start, rate});
+        series->row({start + win, rate});
         window_start = now;
         window_first = i + 1;
       }
@@ -463,8 +466,8 @@ int run_log_suite(const SuiteArgs& args) {
     const uint64_t count = n(10'000'000);
     // Writing this log is not timed for a figure: it draws the append rate across rolls.
     Series rate(args.data_dir, "log-append_rate_across_rolls",
-                "log suite: append rate of one thread (64 B, durability none), 2 ms windows; dashed lines: segment rolls (" +
-                    std::to_string(kSegmentSize >> 20) + " MiB segments)",
+                "log: append rate across segment rolls; one thread, 64 B events, durability none, 2 ms windows; "
+                "dashed lines: segment rolls (" + std::to_string(kSegmentSize >> 20) + " MiB segments)",
                 {"time_s", "M_events_per_s"});
     rate.note("ylabel: appends (M events/s)");
     append_rate(dir, Durability::none, count, 64, &rate);
