@@ -177,18 +177,28 @@ std::string nines_tics(double max_x) {
 bool plot_latency(const fs::path& plots_dir, const std::string& suite, std::vector<Curve> curves, std::string* error) {
   std::sort(curves.begin(), curves.end(), [](const Curve& a, const Curve& b) { return a.title < b.title; });
   std::string body;
-  double max_x = 10;
+  double max_x = 10, min_y = 1e300, max_y = 0;
   for (size_t i = 0; i < curves.size(); ++i) {
     body += data_block("c" + std::to_string(i), curves[i].points);
-    for (const auto& p : curves[i].points) max_x = std::max(max_x, p.first);
+    for (const auto& p : curves[i].points) {
+      max_x = std::max(max_x, p.first);
+      min_y = std::min(min_y, p.second);
+      max_y = std::max(max_y, p.second);
+    }
   }
+  // Whole decades, with room above the highest curve (the key sits bottom right, below the
+  // tails, where the curves rarely go).
+  char yr[96];
+  std::snprintf(yr, sizeof yr, "set yrange [%g:%g]\n", std::pow(10, std::floor(std::log10(min_y))),
+                std::pow(10, std::ceil(std::log10(max_y * 2))));
+  body += yr;
   body += "set title " + quote("Latency by percentile: " + suite + " suite (HdrHistogram distributions, " +
                                "one curve per .hgrm)") + "\n";
   body += "set logscale x\nset logscale y\nset grid xtics ytics mytics\n";
   body += nines_tics(max_x);
   body += "set xrange [1:" + std::to_string(static_cast<long long>(std::pow(10, std::ceil(std::log10(max_x))))) + "]\n";
   body += "set xlabel 'percentile (log scale of 1/(1-p): each step right is one more nine)'\n";
-  body += "set ylabel 'latency (µs, log scale)'\nset key top left box opaque\n";
+  body += "set ylabel 'latency (µs, log scale)'\nset key bottom right box opaque\n";
   body += "plot ";
   for (size_t i = 0; i < curves.size(); ++i)
     body += std::string(i ? ", \\\n     " : "") + "$c" + std::to_string(i) + " using 1:2 with lines lw 2 title " +
@@ -204,7 +214,7 @@ bool plot_dat(const fs::path& plots_dir, const std::string& name, const DatFile&
   }
   std::string body;
   body += "set title " + title_string(d.title.empty() ? name : d.title) + "\n";
-  body += "set grid\nset key top right box opaque\n";
+  body += "set grid\nset key below box\nset bmargin 6\n";
   body += "set xlabel " + quote(d.columns[0]) + "\n";
   body += "set ylabel " + quote(d.ylabel) + "\n";
   if (d.logx) body += "set logscale x\n";
@@ -216,7 +226,15 @@ bool plot_dat(const fs::path& plots_dir, const std::string& name, const DatFile&
     if (d.marks.size() <= 12 && !d.marks[i].second.empty())
       body += "set label " + quote(d.marks[i].second) + " at " + buf + ", graph 0.97 rotate by 90 right front font ',8'\n";
   }
-  const std::string style = d.rows.size() <= 24 ? "linespoints pt 7 ps 1 lw 2" : "linespoints pt 7 ps 0.4 lw 1.5";
+  const bool few = d.rows.size() <= 24;
+  const std::string style = few ? "linespoints pt 7 ps 1 lw 2" : "linespoints pt 7 ps 0.4 lw 1.5";
+  if (few) {
+    // A handful of points against a count (workers, producers): whole-number tics, y from 0.
+    bool whole = true;
+    for (const auto& r : d.rows) whole = whole && r[0] == std::floor(r[0]);
+    if (whole) body += "set xtics 1\nset offsets 0.2, 0.2, 0, 0\n";
+    body += "set yrange [0:*]\n";
+  }
   for (size_t c = 1; c < d.columns.size(); ++c) {
     std::vector<std::pair<double, double>> pts;
     for (const auto& r : d.rows)
