@@ -103,7 +103,8 @@ struct SagaRun {
 
 // `count` 3-step sagas, `window` in flight; with `retry_once`, each saga's first step fails
 // once and waits for a 5 ms backoff timer.
-SagaRun run_sagas(Engine& e, uint64_t count, uint32_t window, bool retry_once, const std::string& tag) {
+SagaRun run_sagas(Engine& e, uint64_t count, uint32_t window, bool retry_once, const std::string& tag,
+                  bool inline_actions = true) {
   Service svc;
   SagaStepOptions o;
   o.retry = SagaRetry{3, std::chrono::milliseconds(5), std::chrono::milliseconds(5), 2.0, 0.0};
@@ -125,6 +126,7 @@ SagaRun run_sagas(Engine& e, uint64_t count, uint32_t window, bool retry_once, c
   uint64_t finished = 0;
   SagaAgentOptions ao;
   ao.action_threads = 2;
+  ao.inline_actions = inline_actions;
   ao.on_finished = [&](const SagaState& s) {
     const auto now = Clock::now();
     std::lock_guard lock(mu);
@@ -185,7 +187,7 @@ int run_saga_suite(const SuiteArgs& args) {
   fig.config("load_average_at_start", loadavg());
   fig.config("scale", std::to_string(args.scale));
   fig.config("engine", "WriterMode::ingress (writer unpinned, backoff_park), durability none, stats file off, one idle worker");
-  fig.config("saga", "3 steps, each an in-process service call (a keyed set under a mutex); 2 action threads; 8 saga events per saga (started, 3 x attempted + succeeded, completed), each appended at the exact version and acknowledged before the next decision");
+  fig.config("saga", "3 steps, each an in-process service call (a keyed set under a mutex), run inline on the agent thread (SagaAgentOptions::inline_actions; sagas_per_s_action_threads: on 2 action threads); 8 saga events per saga in 5 appends (started, attempted, then succeeded + next attempted or completed in one batch), each at the exact version and acknowledged before the next decision");
   fig.config("baseline", "Repository<BankAccount>::execute(Deposit), one thread, hot account, same engine configuration, best of 3");
   std::printf("sluice bench saga — %s (load %s)\n", machine_description(scratch.path()).c_str(), loadavg().c_str());
 
@@ -201,6 +203,10 @@ int run_saga_suite(const SuiteArgs& args) {
   fig.add("saga_complete_p99_us", s.p99_us, "us");
   fig.add("ratio_saga_steps_vs_commands", 3 * s.sagas_per_s / cmds, "ratio", "target >= 0.25");
   write_distribution(args.data_dir, "saga-time_to_complete_64_in_flight", s.complete);
+  const SagaRun pooled = run_sagas(*e, n(20'000), 64, false, "pool", false);
+  fig.add("sagas_per_s_action_threads", pooled.sagas_per_s, "sagas/s", "the same, actions on 2 action threads");
+  fig.add("ratio_saga_steps_vs_commands_action_threads", 3 * pooled.sagas_per_s / cmds, "ratio");
+  write_distribution(args.data_dir, "saga-time_to_complete_64_in_flight_action_threads", pooled.complete);
 
   const SagaRun tm = run_sagas(*e, n(2'000), 16, true, "timers");
   fig.add("timer_lateness_p50_us", tm.timer_p50_us, "us", "backoff timer fired - due (5 ms timers, " + std::to_string(tm.timers) + " fired)");

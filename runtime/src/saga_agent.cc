@@ -103,7 +103,8 @@ class SagaAgent::Impl {
       }
     }
     stop_ = false;
-    for (uint32_t i = 0; i < o_.action_threads; ++i) pool_.emplace_back([this] { action_loop(); });
+    if (!o_.inline_actions)
+      for (uint32_t i = 0; i < o_.action_threads; ++i) pool_.emplace_back([this] { action_loop(); });
     agent_ = std::thread([this] { agent_loop(); });
     return Status();
   }
@@ -257,6 +258,7 @@ class SagaAgent::Impl {
       std::lock_guard lock(state_mu_);
       for (uint64_t serial : recovering_) recover(serial);
       recovering_.clear();
+      drain_inline();
       reap();
     }
     int64_t next_poll = 0, next_publish = 0;
@@ -273,6 +275,7 @@ class SagaAgent::Impl {
         std::lock_guard lock(state_mu_);
         for (Start& s : starts) adopt(s);
         for (Completion& c : done) complete(c);
+        drain_inline();
         const int64_t now = o_.clock_ns();
         // The log is read up to its end before a timer fires, so an event that completes an
         // await step in time is seen first (after a restart too: the first scan reads it all).
@@ -282,6 +285,7 @@ class SagaAgent::Impl {
           next_poll = now + std::chrono::duration_cast<std::chrono::nanoseconds>(o_.trigger_poll).count();
         }
         fire_timers();
+        drain_inline();
         reap();
         if (now >= next_publish || running_.load(std::memory_order_relaxed) == 0) {
           publish();
@@ -370,6 +374,9 @@ class SagaAgent::Impl {
   // Appends events to the saga's stream at its version and applies them. false: the saga
   // was let go (conflict: another agent advanced it) or parked (the append failed).
   bool emit(Saga& g, std::initializer_list<SagaEvent> events) {
+    return emit(g, std::span<const SagaEvent>(events.begin(), events.size()));
+  }
+  bool emit(Saga& g, std::span<const SagaEvent> events) {
     if (bufs_.size() < events.size())
       while (bufs_.size() < events.size()) bufs_.push_back(std::make_unique<serialization::EncodeBuffer>());
     datas_.clear();
@@ -454,35 +461,57 @@ class SagaAgent::Impl {
   }
 
   // Moves a saga with nothing in flight and no timer pending to its next attempt, or ends it.
-  void advance(Saga& g) {
-    SagaState& s = g.st;
-    if (g.gone || s.finished() || s.in_flight || s.timer_pending) return;
-    const auto& steps = g.type->steps();
-    if (!s.compensating) {
-      if (s.completed_steps >= steps.size()) {
-        emit(g, {event(SagaEventKind::completed)});
+  // `carry`, when given, is the event that ended the previous attempt (a step or
+  // compensation that succeeded): it is appended in one batch with the next attempt, or
+  // with the saga's end, so that a step costs one append rather than two (a crash between
+  // them left the same state to resume before, and cannot split them now).
+  void advance(Saga& g, const SagaEvent* carry = nullptr) {
+    if (g.gone) return;
+    SagaState after;
+    const SagaState* v = &g.st;
+    if (carry != nullptr) {
+      after = g.st;
+      v = &after;
+      if (!after.apply(*carry, o_.clock_ns()).ok()) {  // emit() parks it with the reason
+        emit(g, {*carry});
         return;
       }
-      const auto& step = steps[s.completed_steps];
-      SagaEvent e = event(SagaEventKind::step_attempted, s.completed_steps, s.attempt + 1);
-      e.due_ns = step.options.timeout.count() > 0
-                     ? o_.clock_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(step.options.timeout).count()
-                     : 0;
-      if (!emit(g, {e})) return;
-    } else {
-      if (s.to_compensate.empty()) {
-        emit(g, {event(SagaEventKind::compensated)});
-        return;
-      }
-      const auto& step = steps[s.to_compensate.front()];
-      SagaEvent e = event(SagaEventKind::compensation_attempted, s.to_compensate.front(), s.attempt + 1);
-      e.due_ns = step.options.timeout.count() > 0
-                     ? o_.clock_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(step.options.timeout).count()
-                     : 0;
-      if (!emit(g, {e})) return;
     }
-    if (s.attempt_due_ns != 0) arm(g, s.attempt_due_ns, TimerKind::attempt_timeout);
+    auto emit_with_carry = [&](const SagaEvent& e) {
+      if (carry == nullptr) return emit(g, {e});
+      return emit(g, {*carry, e});
+    };
+    if (v->finished() || v->in_flight || v->timer_pending) {
+      if (carry != nullptr) emit(g, {*carry});
+      return;
+    }
+    const auto& steps = g.type->steps();
+    if (!v->compensating) {
+      if (v->completed_steps >= steps.size()) {
+        emit_with_carry(event(SagaEventKind::completed));
+        return;
+      }
+      if (!emit_with_carry(attempt_event(g, SagaEventKind::step_attempted, v->completed_steps, v->attempt + 1))) return;
+    } else {
+      if (v->to_compensate.empty()) {
+        emit_with_carry(event(SagaEventKind::compensated));
+        return;
+      }
+      if (!emit_with_carry(attempt_event(g, SagaEventKind::compensation_attempted, v->to_compensate.front(), v->attempt + 1)))
+        return;
+    }
+    if (g.st.attempt_due_ns != 0) arm(g, g.st.attempt_due_ns, TimerKind::attempt_timeout);
     dispatch(g);
+  }
+
+  // The event that begins an attempt of `step`, with its timeout's due time when it has one.
+  SagaEvent attempt_event(const Saga& g, SagaEventKind kind, uint32_t step, uint32_t attempt) {
+    SagaEvent e = event(kind, step, attempt);
+    const auto timeout = g.type->steps()[step].options.timeout;
+    e.due_ns = timeout.count() > 0
+                   ? o_.clock_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count()
+                   : 0;
+    return e;
   }
 
   void dispatch(Saga& g) {
@@ -491,6 +520,10 @@ class SagaAgent::Impl {
     if (!s.compensating && step.awaits_event() && !step.action) return;  // poll_log() completes it
     Job j{g.serial, g.type, s.id, s.data, s.step, s.attempt, s.compensating,
           saga_attempt_key(s, s.step, s.attempt, s.compensating), s.attempt_due_ns};
+    if (o_.inline_actions) {  // completed by drain_inline(), on this thread, after this pass
+      inline_done_.push_back(run_job(j));
+      return;
+    }
     {
       std::lock_guard lock(jobs_mu_);
       jobs_.push_back(std::move(j));
@@ -537,9 +570,9 @@ class SagaAgent::Impl {
     ++g->timer_gen;  // the attempt's timeout is void
     if (c.result.code == StepResult::Code::ok) {
       if (!c.compensation) steps_succeeded_.fetch_add(1, std::memory_order_relaxed);
-      if (emit(*g, {event(c.compensation ? SagaEventKind::compensation_succeeded : SagaEventKind::step_succeeded,
-                          c.step, c.attempt)}))
-        advance(*g);
+      const SagaEvent done =
+          event(c.compensation ? SagaEventKind::compensation_succeeded : SagaEventKind::step_succeeded, c.step, c.attempt);
+      advance(*g, &done);
       return;
     }
     failed_attempt(*g, c.result.reason.empty() ? "failed" : c.result.reason, c.result.code == StepResult::Code::retry,
@@ -555,21 +588,33 @@ class SagaAgent::Impl {
     return static_cast<int64_t>(b);
   }
 
+  SagaEvent failure_event(SagaEventKind kind, const SagaState& s, const std::string& reason, bool timed_out) {
+    SagaEvent failed = event(kind, s.step, s.attempt);
+    failed.reason = reason;
+    failed.timed_out = timed_out;
+    return failed;
+  }
+
+  // A failed attempt (forward or compensation) with attempts left under `retry`: records it
+  // with the timer of the next attempt (backoff with jitter) and arms that timer. False when
+  // the attempts are used up and the caller goes on to its terminal step.
+  bool retry_later(Saga& g, const SagaEvent& failed, const SagaRetry& retry) {
+    SagaState& s = g.st;
+    if (s.attempt >= retry.max_attempts) return false;
+    SagaEvent timer = event(SagaEventKind::timer_set, s.step, s.attempt + 1);
+    timer.due_ns = o_.clock_ns() + backoff_ns(retry, s.attempt);
+    if (emit(g, {failed, timer})) arm(g, s.timer_due_ns, TimerKind::backoff);
+    return true;
+  }
+
   void failed_attempt(Saga& g, std::string reason, bool retryable, bool timed_out) {
     SagaState& s = g.st;
     ++g.timer_gen;
     const auto& step = g.type->steps()[s.step];
     if (!s.compensating) {
       attempts_failed_.fetch_add(1, std::memory_order_relaxed);
-      SagaEvent failed = event(SagaEventKind::step_failed, s.step, s.attempt);
-      failed.reason = reason;
-      failed.timed_out = timed_out;
-      if (retryable && s.attempt < step.options.retry.max_attempts) {
-        SagaEvent timer = event(SagaEventKind::timer_set, s.step, s.attempt + 1);
-        timer.due_ns = o_.clock_ns() + backoff_ns(step.options.retry, s.attempt);
-        if (emit(g, {failed, timer})) arm(g, s.timer_due_ns, TimerKind::backoff);
-        return;
-      }
+      SagaEvent failed = failure_event(SagaEventKind::step_failed, s, reason, timed_out);
+      if (retryable && retry_later(g, failed, step.options.retry)) return;
       // Turn back: the completed steps, newest first, and this one when an attempt of it
       // timed out (its effect is unknown); steps without a compensation are skipped.
       std::string list;
@@ -586,15 +631,8 @@ class SagaAgent::Impl {
       if (emit(g, {failed, turn})) advance(g);
       return;
     }
-    SagaEvent failed = event(SagaEventKind::compensation_attempt_failed, s.step, s.attempt);
-    failed.reason = reason;
-    failed.timed_out = timed_out;
-    if (retryable && s.attempt < step.options.compensation_retry.max_attempts) {
-      SagaEvent timer = event(SagaEventKind::timer_set, s.step, s.attempt + 1);
-      timer.due_ns = o_.clock_ns() + backoff_ns(step.options.compensation_retry, s.attempt);
-      if (emit(g, {failed, timer})) arm(g, s.timer_due_ns, TimerKind::backoff);
-      return;
-    }
+    SagaEvent failed = failure_event(SagaEventKind::compensation_attempt_failed, s, reason, timed_out);
+    if (retryable && retry_later(g, failed, step.options.compensation_retry)) return;
     SagaEvent end = event(SagaEventKind::compensation_failed, s.step, s.attempt);
     end.reason = "compensation of step " + step.name + " failed after " + std::to_string(s.attempt) +
                  " attempt(s): " + reason;
@@ -668,32 +706,48 @@ class SagaAgent::Impl {
         j = std::move(jobs_.front());
         jobs_.pop_front();
       }
-      const auto& step = j.type->steps()[j.step];
-      SagaContext ctx;
-      ctx.saga_type = j.type->name();
-      ctx.saga_id = j.saga_id;
-      ctx.data = j.data;
-      ctx.step = j.step;
-      ctx.step_name = step.name;
-      ctx.attempt = j.attempt;
-      ctx.compensation = j.compensation;
-      ctx.key = j.key;
-      ctx.deadline_ns = j.deadline_ns;
-      StepResult r;
-      try {
-        const SagaAction& a = j.compensation ? step.compensation : step.action;
-        r = a ? a(ctx) : StepResult::ok();
-      } catch (const std::exception& e) {
-        r = StepResult::fail(std::string("threw: ") + e.what());
-      } catch (...) {
-        r = StepResult::fail("threw");
-      }
+      Completion c = run_job(j);
       {
         std::lock_guard lock(inbox_mu_);
-        done_.push_back(
-            Completion{j.serial, j.step, j.attempt, j.compensation, std::move(r), !j.compensation && step.awaits_event()});
+        done_.push_back(std::move(c));
       }
       inbox_cv_.notify_one();
+    }
+  }
+
+  // Runs one attempt's action (or compensation); an exception is a failed attempt.
+  Completion run_job(const Job& j) {
+    const auto& step = j.type->steps()[j.step];
+    SagaContext ctx;
+    ctx.saga_type = j.type->name();
+    ctx.saga_id = j.saga_id;
+    ctx.data = j.data;
+    ctx.step = j.step;
+    ctx.step_name = step.name;
+    ctx.attempt = j.attempt;
+    ctx.compensation = j.compensation;
+    ctx.key = j.key;
+    ctx.deadline_ns = j.deadline_ns;
+    StepResult r;
+    try {
+      const SagaAction& a = j.compensation ? step.compensation : step.action;
+      r = a ? a(ctx) : StepResult::ok();
+    } catch (const std::exception& e) {
+      r = StepResult::fail(std::string("threw: ") + e.what());
+    } catch (...) {
+      r = StepResult::fail("threw");
+    }
+    return Completion{j.serial, j.step, j.attempt, j.compensation, std::move(r),
+                      !j.compensation && step.awaits_event()};
+  }
+
+  // inline_actions: completes the attempts dispatch() ran on this thread; completing one
+  // may run the next step's action, which lands here again.
+  void drain_inline() {
+    while (!inline_done_.empty()) {
+      Completion c = std::move(inline_done_.front());
+      inline_done_.pop_front();
+      complete(c);
     }
   }
 
@@ -731,6 +785,7 @@ class SagaAgent::Impl {
   std::mutex jobs_mu_;
   std::condition_variable jobs_cv_;
   std::deque<Job> jobs_;    // under jobs_mu_
+  std::deque<Completion> inline_done_;  // inline_actions: the agent thread's only
   bool jobs_stop_ = false;  // under jobs_mu_
 
   std::thread agent_;

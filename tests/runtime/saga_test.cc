@@ -98,6 +98,33 @@ TEST(Saga, TransientFailuresAreRetriedWithFreshKeysThenSucceed) {
   EXPECT_EQ(agent->stats().timers_fired, 2u);
 }
 
+// inline_actions: the actions run on the agent thread; the flows are the same (success,
+// a failure that compensates in reverse order, retries on the backoff timer).
+TEST(Saga, InlineActionsRunTheSameFlows) {
+  SagaLog log;
+  log.open(dir_for("inline"));
+  FakeServices svc;
+  svc.script(1, false, {Mode::retry_then_ok, 1});
+  svc.script(2, false, {Mode::fail});
+  SagaAgentOptions o;
+  o.inline_actions = true;
+  auto agent = log.agent({svc.type("order", 3, testing::fast_steps(3))}, o);
+  ASSERT_TRUE(agent->start().ok());
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(agent->start_saga("order", "i" + std::to_string(i), ""), SagaStartCode::started);
+  ASSERT_TRUE(agent->wait_idle(kWait));
+  agent->stop();
+  for (int i = 0; i < 10; ++i) {
+    const std::string id = "i" + std::to_string(i);
+    SCOPED_TRACE(id);
+    EXPECT_EQ(svc.calls(id), (std::vector<std::string>{"do0", "do1", "do1", "do2", "undo1", "undo0"}));
+    const SagaState s = log.saga("order", id);
+    EXPECT_EQ(s.status, SagaStatus::compensated);
+    EXPECT_NE(s.reason.find("scripted failure"), std::string::npos) << s.reason;
+  }
+  EXPECT_EQ(agent->stats().compensated, 10u);
+  EXPECT_EQ(agent->stats().timers_fired, 10u);
+}
+
 TEST(Saga, RetriesExhaustedCompensate) {
   SagaLog log;
   log.open(dir_for("exhausted"));

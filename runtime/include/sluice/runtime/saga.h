@@ -371,6 +371,12 @@ class SagaType {
 
 struct SagaAgentOptions {
   uint32_t action_threads = 4;                      // actions and compensations at once
+  // Run every action and compensation on the agent thread itself, without the hand-off to an
+  // action thread and back (two thread wake-ups per step): for in-process actions that never
+  // block (an aggregate command, a keyed store). An inline action that blocks stalls every
+  // saga of this agent and its timers, and it must not call this agent's functions (sagas(),
+  // stats()). action_threads is then ignored.
+  bool inline_actions = false;
   int64_t (*clock_ns)() = nullptr;                  // timers; nullptr: CLOCK_REALTIME (the log's clock)
   std::chrono::milliseconds trigger_poll{5};        // how often the log is read for start_on
                                                     // events and await steps' events
