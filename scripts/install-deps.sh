@@ -13,6 +13,7 @@ packages=(
   nlohmann-json3-dev libsimdjson-dev
   libnats-dev nats-server librdkafka-dev
   prometheus curl jq
+  gnuplot-nox
 )
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq

@@ -28,6 +28,7 @@
 #include "bank_account.h"
 #include "bus/bus_bench.h"
 #include "common/figures.h"
+#include "common/histogram.h"
 #include "sluice/runtime/engine.h"
 #include "sluice/runtime/repository.h"
 #include "suites.h"
@@ -207,6 +208,7 @@ Loads loads(const std::string& dir, uint64_t events, int reps) {
 // when the previous one returned).
 struct TwoThreads {
   double commands_per_s = 0, p50_ns = 0, p99_ns = 0, conflict_rate = 0, gave_up_rate = 0;
+  std::vector<double> samples_ns;  // every command's service time, for the .hgrm distribution
 };
 TwoThreads two_threads(const std::string& dir, bool shared, uint64_t per_thread, const std::vector<int>& cpus) {
   auto e = open_engine(dir);
@@ -243,6 +245,7 @@ TwoThreads two_threads(const std::string& dir, bool shared, uint64_t per_thread,
   uint64_t conflicts = repos[0]->stats().conflicts + (repos[1] ? repos[1]->stats().conflicts : 0);
   out.conflict_rate = static_cast<double>(conflicts) / static_cast<double>(2 * per_thread);
   out.gave_up_rate = static_cast<double>(gave_up.load()) / static_cast<double>(2 * per_thread);
+  out.samples_ns = std::move(all);
   if (Status st = e->stop(std::chrono::seconds(60)); !st.ok()) die("stop", st);
   return out;
 }
@@ -266,6 +269,7 @@ int run_aggregate_suite(const SuiteArgs& args) {
 
   const auto rtt = bus::ping_pong_atomic(bus::Placement{{cpu_a, cpu_b}}, n(200'000));
   fig.add("atomic_rtt_p50_ns", rtt.p50_ns, "ns", "bare std::atomic ping-pong, same CPUs");
+  write_distribution(args.data_dir, "aggregate-atomic_rtt_baseline", rtt.samples_ns);
 
   progress("aggregate", "load with/without snapshot");
   const Loads l = loads(fresh(scratch, "load"), 10'000, 101);
@@ -299,6 +303,9 @@ int run_aggregate_suite(const SuiteArgs& args) {
     fig.add(p + "p99_ns", t.p99_ns, "ns");
     fig.add(p + "conflict_rate", t.conflict_rate, "ratio", "conflicting appends (retried) per command");
     fig.add(p + "conflict_failure_rate", t.gave_up_rate, "ratio", "commands answered `conflict` after 16 attempts");
+    // Closed loop with no offered rate: no coordinated omission to correct (service time).
+    write_distribution(args.data_dir, std::string("aggregate-command_") + (shared ? "shared" : "disjoint") + "_2threads",
+                       t.samples_ns);
   }
   fig.config("load_average_at_end", loadavg());
   fig.print_table();

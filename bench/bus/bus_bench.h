@@ -64,6 +64,7 @@ Throughput one_to_one_moodycamel(const Placement& p, uint64_t events);
 
 struct Latency {
   double p50_ns = 0, p99_ns = 0, p999_ns = 0;
+  std::vector<double> samples_ns;  // every round trip, for the .hgrm distribution
 };
 // Round trip through two rings vs two bare atomics on separate lines.
 Latency ping_pong_ring(const Placement& p, uint64_t round_trips);

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "bus/bus_bench.h"
+#include "common/histogram.h"
 #include "suites.h"
 
 namespace sluice::bench {
@@ -104,6 +105,8 @@ int run_bus_suite(const SuiteArgs& args) {
   fig.add("pingpong_ring_p999_ns", lr.p999_ns, "ns");
   fig.add("ratio_pingpong_p50_vs_atomic", lr.p50_ns / la.p50_ns, "ratio", "target <= 1.1");
   fig.add("ratio_pingpong_p99_vs_atomic", lr.p99_ns / la.p99_ns, "ratio", "target <= 2.0");
+  write_distribution(args.data_dir, "bus-pingpong_ring", lr.samples_ns);
+  write_distribution(args.data_dir, "bus-pingpong_atomic_baseline", la.samples_ns);
   progress("ping-pong");
   }
 
@@ -147,11 +150,17 @@ int run_bus_suite(const SuiteArgs& args) {
   for (int w = 1; static_cast<size_t>(w) <= max_workers; w *= 2) ns.push_back(w);
   if (static_cast<size_t>(ns.back()) != max_workers) ns.push_back(static_cast<int>(max_workers));
   double one = 0;
+  Series vs_workers(args.data_dir, "bus-throughput_vs_workers",
+                    "bus: sharded 1 -> N, throughput vs workers; one producer, median of 3, " +
+                        std::to_string(pl.cpus.size()) + " CPUs; ideal = N x the one-worker rate",
+                    {"workers", "events_per_s", "ideal_N_x_rate_1"});
+  vs_workers.note("ylabel: events/s");
   for (int w : ns) {
     std::vector<double> rates;
     for (int rep = 0; rep < 3; ++rep) rates.push_back(sharded(pl, n(2'000'000), w, work).events_per_s);
     const double r = median(rates);
     if (w == 1) one = r;
+    vs_workers.row({static_cast<double>(w), r, w * one});
     const std::string sfx = "_n" + std::to_string(w);
     const bool shares = pl.cpus.size() < static_cast<size_t>(w) + 1;
     fig.add("sharded_rate" + sfx, r, "events/s", shares ? "a worker shares the producer's CPU" : "");

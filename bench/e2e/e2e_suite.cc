@@ -12,7 +12,14 @@
 //
 // Latency is coordinated-omission corrected: each event has an intended send time on a
 // fixed-rate schedule; a producer running late sends at once, and latency counts from the
-// intended time, so a stall shows up in every event it delays.
+// intended time, so a stall shows up in every event it delays. (That is the exact form of
+// the correction; common/histogram.h's record_corrected() is the estimate for samplers that
+// keep no schedule. The samples go into a Histogram with plain record().)
+//
+// With --data DIR it also writes (docs/performance.md, "Plots"): e2e-append_applied_<rate>
+// .hgrm per offered rate, e2e-submit_rtt.hgrm, e2e-throughput_vs_producers.dat (1..3
+// submitters) and e2e-lag_during_burst.dat (per-projection lag every 2 ms while a burst is
+// appended at full speed between two stretches at a steady rate, and its recovery).
 //
 // Figures (--json): ratio_e2e_p50_vs_atomic_rtt (p50 at 100 k events/s ÷ atomic round trip
 // p50; target <= 2.0), ratio_e2e_p99_vs_atomic_rtt (p99 at 100 k/s ÷ the same; target <= 20),
@@ -31,6 +38,7 @@
 
 #include "bank_model.h"
 #include "common/figures.h"
+#include "common/histogram.h"
 #include "common/sched_stats.h"
 #include "sluice/bus/log_reader.h"
 #include "sluice/projections/rebuild.h"
@@ -173,6 +181,7 @@ struct E2E {
   double producer_wait_ns = 0, worker_wait_ns = 0;
   double producer_preemptions = 0, worker_preemptions = 0;
   double background_cpu_ns = 0;
+  Histogram latency;  // every event's append -> applied latency (ns), for the .hgrm
 };
 
 struct EngineSetup {
@@ -243,7 +252,10 @@ E2E fixed_rate(const std::string& dir, double rate, uint64_t count, int cpu_a, i
   std::vector<double> v;
   v.reserve(count);
   for (int64_t s : samples)
-    if (s >= 0) v.push_back(static_cast<double>(s));
+    if (s >= 0) {
+      v.push_back(static_cast<double>(s));
+      r.latency.record(s);
+    }
   if (v.size() != count)  // every event must have its sample: a missing one is a bench bug
     die("e2e", Status(StatusCode::invalid_argument, std::to_string(count - v.size()) + " of " +
                                                        std::to_string(count) + " events have no latency sample"));
@@ -272,6 +284,89 @@ double throughput(const std::string& dir, bool stats, uint64_t count, int cpu_a,
   const double secs = seconds_since(t0);
   if (Status st = e->stop(std::chrono::seconds(60)); !st.ok()) die("stop", st);
   return static_cast<double>(count) / secs;
+}
+
+// ---- lag during a burst ----------------------------------------------------------------------
+//
+// The producer (cpu A) appends at `base_rate` for `steady_s`, then `burst` events as fast as it
+// can, then at `base_rate` again until every projection caught up (and `steady_s` more). Every
+// 2 ms it samples each projection's lag (events committed but not yet applied); the samples
+// come from the producer's own loop, so no sampling thread competes for the 2 CPUs.
+struct Burst {
+  double peak_lag = 0;       // events, the largest of all projections' samples
+  double append_ms = 0;      // how long the burst took to append
+  double recovery_ms = -1;   // burst end -> every projection's lag back to 0 (-1: not seen)
+};
+Burst burst_lag(const std::string& dir, const std::string& data_dir, double base_rate, uint64_t burst, double steady_s,
+                int cpu_a, int cpu_b) {
+  auto e = open_engine(dir, cpu_b, true, nullptr);
+  pin_this_thread(cpu_a);
+  std::vector<StreamId> ids;
+  for (uint64_t a = 0; a < 256; ++a) ids.push_back(e->stream(bank::stream_name(a)).value());
+  std::vector<std::string> cols{"time_ms"};
+  for (ProjectionRunner* r : e->runners()) cols.push_back(r->name());
+  Series series(data_dir, "e2e-lag_during_burst",
+                "e2e: lag of each projection during a burst and its recovery; lag = events committed, not yet applied, "
+                "sampled every 2 ms by the producer; " +
+                    std::to_string(static_cast<int>(base_rate)) + " events/s, a burst of " + std::to_string(burst) +
+                    " events at full speed, then " + std::to_string(static_cast<int>(base_rate)) + " events/s again",
+                cols);
+  series.note("ylabel: lag (events)");
+  Burst out;
+  const int64_t t0 = mono_ns();
+  int64_t next_sample = t0;
+  uint64_t i = 0;
+  auto sample = [&](int64_t now) {
+    if (now < next_sample) return uint64_t{0};
+    next_sample = now + 2'000'000;
+    const uint64_t committed = e->writer().committed_position();
+    std::vector<double> row{static_cast<double>(now - t0) / 1e6};
+    uint64_t worst = 0;
+    for (ProjectionRunner* r : e->runners()) {
+      const uint64_t applied = r->applied_position();
+      const uint64_t lag = committed > applied ? committed - applied : 0;
+      worst = std::max(worst, lag);
+      row.push_back(static_cast<double>(lag));
+    }
+    series.row(row);
+    out.peak_lag = std::max(out.peak_lag, static_cast<double>(worst));
+    return worst + 1;  // > 0: sampled
+  };
+  auto append_one = [&] {
+    TimedDeposit d{i % 256, 1, static_cast<int64_t>(i / 10000), 0};
+    if (!e->append(ids[i % 256], ExpectedVersion::any(), encode_raw(d)).ok()) die("append", e->writer().last_error());
+    ++i;
+  };
+  auto steady = [&](double seconds, bool until_caught_up, int64_t burst_end) {
+    const int64_t start = mono_ns(), stop = start + static_cast<int64_t>(seconds * 1e9);
+    const double interval = 1e9 / base_rate;
+    for (uint64_t k = 0;; ++k) {
+      const int64_t due = start + static_cast<int64_t>(static_cast<double>(k) * interval);
+      int64_t now;
+      while ((now = mono_ns()) < due) {
+        const uint64_t s = sample(now);
+        if (s == 1 && until_caught_up && out.recovery_ms < 0) out.recovery_ms = static_cast<double>(now - burst_end) / 1e6;
+      }
+      if (now >= stop && (!until_caught_up || out.recovery_ms >= 0 || now - start > 5'000'000'000)) break;
+      append_one();
+    }
+  };
+  steady(steady_s, false, 0);
+  const int64_t b0 = mono_ns();
+  series.note("mark: " + std::to_string(static_cast<double>(b0 - t0) / 1e6) + " burst starts");
+  for (uint64_t k = 0; k < burst; ++k) {
+    append_one();
+    if ((k & 255) == 255) sample(mono_ns());
+  }
+  const int64_t b1 = mono_ns();
+  out.append_ms = static_cast<double>(b1 - b0) / 1e6;
+  series.note("mark: " + std::to_string(static_cast<double>(b1 - t0) / 1e6) + " burst appended");
+  steady(steady_s, true, b1);
+  series.flush();
+  for (ProjectionRunner* r : e->runners())
+    if (Status st = r->wait_for(i - 1, std::chrono::seconds(120)); !st.ok()) die("wait", st);
+  if (Status st = e->stop(std::chrono::seconds(60)); !st.ok()) die("stop", st);
+  return out;
 }
 
 // ---- the ingress: many threads submitting ----------------------------------------------------
@@ -385,7 +480,7 @@ std::vector<double> submit_round_trips(const std::string& dir, uint64_t count, i
 
 // producers > 0 (--producers): that many submitters in both comparisons, figures named by it.
 void run_ingress_figures(const ScratchDir& scratch, Figures& fig, double rtt, uint64_t n_none, uint64_t n_group,
-                         uint64_t n_rtt, int cpu_a, int cpu_b, int producers = 0) {
+                         uint64_t n_rtt, int cpu_a, int cpu_b, const std::string& data_dir, int producers = 0) {
   // Direct append against `threads` submitters under `d`: best of 3 each, alternating.
   auto compare = [&](Durability d, int threads, uint64_t count, uint64_t window, const std::string& tag,
                      std::string ratio, const char* target) {
@@ -417,6 +512,21 @@ void run_ingress_figures(const ScratchDir& scratch, Figures& fig, double rtt, ui
   fig.add("submit_rtt_p50_ns", percentile(rt, 50), "ns", "one waiting submit(), writer pinned busy-spin");
   fig.add("submit_rtt_p99_ns", percentile(rt, 99), "ns");
   fig.add("ratio_submit_p50_vs_atomic_rtt", percentile(rt, 50) / rtt, "ratio", "target <= 3");
+  write_distribution(data_dir, "e2e-submit_rtt", rt);
+  if (data_dir.empty()) return;
+  // Throughput against the number of producers (submitters, all on cpu A; one run each):
+  // drawn beside the one direct appender measured above.
+  std::printf("  ingress: 1..3 submitters (throughput vs producers) ...\n");
+  std::fflush(stdout);
+  Series s(data_dir, "e2e-throughput_vs_producers",
+           "e2e: throughput vs producers (ingress submitters); events/s acknowledged, durability none, submitters all on "
+           "cpu A, writer busy-spin on cpu B, 256 in flight each, one run each; flat line: one direct appender (best of 3)",
+           {"producers", "submit_events_per_s", "direct_append_1_thread"});
+  s.note("ylabel: events/s");
+  for (int p = 1; p <= 3; ++p)
+    s.row({static_cast<double>(p),
+           submit_rate(fresh(scratch, "producers-" + std::to_string(p)), Durability::none, p, n_none / 3, 256, cpu_a, cpu_b),
+           fig.get("append_direct_none_events_per_s")});
 }
 
 }  // namespace
@@ -461,6 +571,8 @@ int run_e2e_suite(const SuiteArgs& args) {
     progress("e2e", "append -> applied at " + rr.tag + " events/s");
     E2E r = fixed_rate(fresh(scratch, std::string("rate-") + rr.tag), rr.rate, rr.count, cpu_a, cpu_b, durability);
     const std::string p = std::string("e2e_") + rr.tag + "_";
+    write_distribution(args.data_dir, std::string("e2e-append_applied_") + rr.tag + "_per_s_3proj_durability_" + std::string(to_string(durability)),
+                       r.latency);
     fig.add(p + "p50_ns", r.p50, "ns", "append -> applied by all 3, CO-corrected");
     fig.add(p + "p99_ns", r.p99, "ns");
     fig.add(p + "p99.9_ns", r.p999, "ns");
@@ -478,7 +590,17 @@ int run_e2e_suite(const SuiteArgs& args) {
   fig.add("ratio_e2e_p99_vs_atomic_rtt", fig.get("e2e_" + runs[0].tag + "_p99_ns") / rtt, "ratio",
           "target <= 20 (p99.9 and max beside it)");
   progress("e2e", "ingress");
-  run_ingress_figures(scratch, fig, rtt, n(3'000'000), n(1'000'000), n(100'000), cpu_a, cpu_b, args.workload.producers);
+  run_ingress_figures(scratch, fig, rtt, n(3'000'000), n(1'000'000), n(100'000), cpu_a, cpu_b, args.data_dir,
+                      args.workload.producers);
+  if (!args.data_dir.empty()) {
+    progress("e2e", "lag during a burst");
+    const Burst b = burst_lag(fresh(scratch, "burst"), args.data_dir, 50'000, n(1'000'000), args.quick ? 0.1 : 0.25,
+                              cpu_a, cpu_b);
+    fig.add("burst_events", static_cast<double>(n(1'000'000)), "events", "appended at full speed between two 50 k/s stretches");
+    fig.add("burst_append_ms", b.append_ms, "ms");
+    fig.add("burst_peak_lag_events", b.peak_lag, "events", "largest per-projection lag sampled (every 2 ms)");
+    fig.add("burst_recovery_ms", b.recovery_ms, "ms", "burst appended -> every projection's lag 0 (-1: not within 5 s)");
+  }
 
   // Rebuild vs scan on one log of bank-sized events.
   {

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "common/figures.h"
+#include "common/histogram.h"
 #include "sluice/bus/log_reader.h"
 #include "sluice/bus/log_writer.h"
 #include "suites.h"
@@ -80,9 +81,11 @@ std::string fresh(const ScratchDir& scratch, const std::string& name) {
 }
 
 // Appends `count` events of `payload` bytes to one stream as fast as one thread can, and
-// waits until the last one is acknowledged under `d`.
+// waits until the last one is acknowledged under `d`. With `series`, every 256 appends it
+// also reads the clock and the segment index: a row per 2 ms window (events/s in it) and a
+// mark at each segment roll — the log's append rate across segment rolls.
 Rate append_rate(const std::string& dir, Durability d, uint64_t count, uint32_t payload,
-                 bool keep_open_for_recovery = false) {
+                 Series* series = nullptr) {
   LogOptions o;
   o.segment_size = kSegmentSize;
   o.durability = d;
@@ -102,11 +105,31 @@ Rate append_rate(const std::string& dir, Durability d, uint64_t count, uint32_t 
   const long faults0 = thread_minor_faults();
   const double cpu0 = thread_cpu_s();
   const auto t0 = Clock::now();
+  auto window_start = t0;
+  uint64_t window_first = 0, segment = (*w)->segment_index();
   for (uint64_t i = 0; i < count; ++i) {
     AppendResult r = (*w)->append(*s, ExpectedVersion::any(), e);
     if (!r.ok()) {
       std::fprintf(stderr, "append: %s\n", (*w)->last_error().to_string().c_str());
       std::exit(1);
+    }
+    if (series != nullptr && (i % 256 == 255 || i + 1 == count)) {
+      const auto now = Clock::now();
+      if ((*w)->segment_index() != segment) {
+        segment = (*w)->segment_index();
+        series->note("mark: " + std::to_string(std::chrono::duration<double>(now - t0).count()) + " roll to segment " +
+                     std::to_string(segment));
+      }
+      const double win = std::chrono::duration<double>(now - window_start).count();
+      if (win >= 0.002 || i + 1 == count) {
+        // Two rows per window, at its start and its end: a stall reads as a long flat stretch.
+        const double start = std::chrono::duration<double>(window_start - t0).count();
+        const double rate = static_cast<double>(i + 1 - window_first) / win / 1e6;
+        series->row({start, rate});
+        series->row({start + win, rate});
+        window_start = now;
+        window_first = i + 1;
+      }
     }
   }
   if (d == Durability::group) {
@@ -126,7 +149,6 @@ Rate append_rate(const std::string& dir, Durability d, uint64_t count, uint32_t 
   r.events_per_s = static_cast<double>(count) / secs;
   r.rolls = (*w)->stats().segment_rolls;
   r.roll_waits = (*w)->stats().roll_waits;
-  (void)keep_open_for_recovery;
   (*w)->close().ignore();
   return r;
 }
@@ -449,6 +471,8 @@ int run_log_suite(const SuiteArgs& args) {
   fig.add("fdatasync_4k_p50_ns", percentile(fds_lat, 50), "ns");
   fig.add("fdatasync_4k_p99_ns", percentile(fds_lat, 99), "ns");
   fig.add("ratio_sync_p50_vs_fdatasync_p50", percentile(sync_lat, 50) / percentile(fds_lat, 50), "ratio", "target <= 1.5");
+  write_distribution(args.data_dir, "log-sync_append_64", sync_lat);
+  write_distribution(args.data_dir, "log-fdatasync_4k", fds_lat);
   }
 
   // Open / recovery and scan of a 10M-event log (page cache warm: it was just written).
@@ -456,7 +480,14 @@ int run_log_suite(const SuiteArgs& args) {
     progress("log", "recovery and scan");
     const std::string dir = fresh(scratch, "recovery");
     const uint64_t count = n(10'000'000);
-    append_rate(dir, Durability::none, count, 64);
+    // Writing this log is not timed for a figure: it draws the append rate across rolls.
+    Series rate(args.data_dir, "log-append_rate_across_rolls",
+                "log: append rate across segment rolls; one thread, 64 B events, durability none, 2 ms windows; "
+                "dashed lines: segment rolls (" + std::to_string(kSegmentSize >> 20) + " MiB segments)",
+                {"time_s", "M_events_per_s"});
+    rate.note("ylabel: appends (M events/s)");
+    append_rate(dir, Durability::none, count, 64, &rate);
+    rate.flush();
     ::sync();
     auto t0 = Clock::now();
     LogOptions o;

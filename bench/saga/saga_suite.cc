@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +30,7 @@
 
 #include "bank_account.h"
 #include "common/figures.h"
+#include "common/histogram.h"
 #include "sluice/runtime/engine.h"
 #include "sluice/runtime/repository.h"
 #include "sluice/runtime/saga.h"
@@ -96,6 +98,7 @@ struct SagaRun {
   double sagas_per_s = 0, p50_us = 0, p99_us = 0;
   double timer_p50_us = 0, timer_p99_us = 0;
   uint64_t sagas = 0, timers = 0;
+  Histogram complete, lateness;  // ns, for the .hgrm distributions
 };
 
 // `count` 3-step sagas, `window` in flight; with `retry_once`, each saga's first step fails
@@ -163,6 +166,8 @@ SagaRun run_sagas(Engine& e, uint64_t count, uint32_t window, bool retry_once, c
   r.p50_us = percentile(complete_us, 50);
   r.p99_us = percentile(complete_us, 99);
   r.timers = lateness_us.size();
+  for (double us : complete_us) r.complete.record(std::llround(us * 1e3));
+  for (double us : lateness_us) r.lateness.record(std::llround(us * 1e3));
   if (!lateness_us.empty()) {
     r.timer_p50_us = percentile(lateness_us, 50);
     r.timer_p99_us = percentile(lateness_us, 99);
@@ -200,14 +205,17 @@ int run_saga_suite(const SuiteArgs& args) {
   fig.add("saga_complete_p50_us", s.p50_us, "us", "start_saga -> completed (64 in flight: includes queueing)");
   fig.add("saga_complete_p99_us", s.p99_us, "us");
   fig.add("ratio_saga_steps_vs_commands", 3 * s.sagas_per_s / cmds, "ratio", "target >= 0.25");
+  write_distribution(args.data_dir, "saga-time_to_complete_64_in_flight", s.complete);
   const SagaRun pooled = run_sagas(*e, n(20'000), 64, false, "pool", false);
   fig.add("sagas_per_s_action_threads", pooled.sagas_per_s, "sagas/s", "the same, actions on 2 action threads");
   fig.add("ratio_saga_steps_vs_commands_action_threads", 3 * pooled.sagas_per_s / cmds, "ratio");
+  write_distribution(args.data_dir, "saga-time_to_complete_64_in_flight_action_threads", pooled.complete);
 
   progress("saga", "timers");
   const SagaRun tm = run_sagas(*e, n(2'000), 16, true, "timers");
   fig.add("timer_lateness_p50_us", tm.timer_p50_us, "us", "backoff timer fired - due (5 ms timers, " + std::to_string(tm.timers) + " fired)");
   fig.add("timer_lateness_p99_us", tm.timer_p99_us, "us");
+  write_distribution(args.data_dir, "saga-timer_lateness", tm.lateness);
   if (Status st = e->stop(std::chrono::seconds(60)); !st.ok()) die("stop", st);
 
   const double rtt = atomic_rtt_p50(cpu_a, cpu_b, n(200'000));

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -257,6 +259,37 @@ TEST_F(SluiceCli, VerifyRepairSalvagesACorruptLog) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("positions [0, 50)"), std::string::npos) << r.out;
   EXPECT_EQ(sluice_cli({"verify", dir()}).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace sluice
+
+// --- sluice bench plot (bench/common/plots.h) -----------------------------------------------------
+
+namespace sluice {
+namespace {
+
+TEST_F(SluiceCli, BenchPlotOfAMissingDirectoryFails) {
+  RunResult r = sluice_cli({"bench", "plot", tmp_.sub("no-such-data"), tmp_.sub("plots")});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  expect_one_error_line(r);
+  EXPECT_NE(r.err.find("no-such-data"), std::string::npos) << r.err;
+}
+
+TEST_F(SluiceCli, BenchPlotDrawsADataDirectory) {
+  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) GTEST_SKIP() << "gnuplot is not installed";
+  const std::string data = tmp_.sub("data");
+  ASSERT_EQ(std::system(("mkdir -p '" + data + "'").c_str()), 0);
+  {
+    std::ofstream f(data + "/x-rate.dat");
+    f << "# x: rate\n# n events_per_s\n1 100\n2 180\n";
+  }
+  RunResult r = sluice_cli({"bench", "plot", data, tmp_.sub("plots")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* ext : {".png", ".svg"}) {
+    std::ifstream img(tmp_.sub("plots") + "/x-rate" + ext, std::ios::binary | std::ios::ate);
+    EXPECT_TRUE(img.good() && img.tellg() > 1000) << ext;
+  }
 }
 
 }  // namespace

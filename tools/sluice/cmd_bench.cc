@@ -1,12 +1,15 @@
 // sluice-bench (run as `sluice bench <suite> [--json FILE] [--dir DIR] [--cpus 0,1] [--scale X]
-// [--quick] [--data DIR] [workload options]`, or `sluice bench all`): the benchmark suites of
-// bench/suites.h, in an executable of their own so that the `sluice` tool does not link them
-// (nor SQLite, Boost and the samples they compare against).
+// [--quick] [--data DIR] [workload options]`, `sluice bench all`, or `sluice bench plot DATA_DIR
+// PLOTS_DIR`): the benchmark suites of bench/suites.h, in an executable of their own so that
+// the `sluice` tool does not link them (nor SQLite, Boost and the samples they compare against).
+#include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "bench_cli.h"
 #include "commands.h"
+#include "common/plots.h"
 #include "suites.h"
 
 namespace sluice::tools {
@@ -18,7 +21,8 @@ void add_suite_options(CLI::App* c, bench::SuiteArgs* args) {
   c->add_option("--scale", args->scale, "multiply the amount of work (0.1 = quick)")
       ->check(CLI::Range(0.000001, 1000.0));
   c->add_flag("--quick", args->quick, "the short mode (fewer repetitions)");
-  c->add_option("--data", args->data_dir, "write latency distributions (.hgrm) and series (.dat) here");
+  c->add_option("--data", args->data_dir,
+                "write every latency distribution (HdrHistogram .hgrm) and time series (.dat) into this directory");
   bench::Workload& w = args->workload;
   c->add_option("--rate", w.rate, "events/s offered (open loop; e2e)")
       ->check(CLI::Range(1.0, 1e9))->default_str("suite's");
@@ -55,5 +59,20 @@ int main(int argc, char** argv) {
     auto run = s.run;
     c->callback([args, run, &exit_code] { exit_code = run(*args); });
   }
+  // `sluice bench plot DATA_DIR PLOTS_DIR`: the plots (PNG + SVG, gnuplot) of the .hgrm and
+  // .dat files a run wrote with --data.
+  auto plot_dirs = std::make_shared<std::pair<std::string, std::string>>();
+  CLI::App* plot = app.add_subcommand("plot", "draw the plots (gnuplot: PNG + SVG) of a --data directory");
+  plot->add_option("data_dir", plot_dirs->first, "directory a suite wrote with --data")->required();
+  plot->add_option("plots_dir", plot_dirs->second, "where the .png, .svg and .gp files go")->required();
+  plot->callback([plot_dirs, &exit_code] {
+    std::string err;
+    if (!bench::write_plots(plot_dirs->first, plot_dirs->second, &err)) {
+      std::fprintf(stderr, "sluice bench plot: %s\n", err.c_str());
+      exit_code = 1;
+    } else {
+      std::printf("plots written to %s\n", plot_dirs->second.c_str());
+    }
+  });
   return run_cli(app, argc, argv, &exit_code);
 }
