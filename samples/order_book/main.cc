@@ -13,7 +13,7 @@
 //   order_book rebuild DIR PROJECTION [--dry-run] [--json]   the offline rebuild (what
 //                             `sluice rebuild --app order_book DIR PROJECTION` runs); the
 //                             projections are price_levels and top_of_book, or their shards
-//                             price_levels.I-of-N, top_of_book.I-of-N (N <= 8)
+//                             price_levels.I-of-N, top_of_book.I-of-N (N <= 4)
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>

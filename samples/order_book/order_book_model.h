@@ -337,7 +337,7 @@ class TopOfBook final : public BookProjection {
 
 inline constexpr std::string_view kPriceLevels = "price_levels";
 inline constexpr std::string_view kTopOfBook = "top_of_book";
-inline constexpr uint32_t kMaxCatalogShards = 8;
+inline constexpr uint32_t kMaxCatalogShards = 4;
 
 // The factory of a projection name: "price_levels", "top_of_book", or a shard of either
 // ("top_of_book.2-of-4", up to kMaxCatalogShards); nullptr when unknown.
