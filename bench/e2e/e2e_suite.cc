@@ -32,6 +32,7 @@
 #include "bank_model.h"
 #include "common/figures.h"
 #include "common/sched_stats.h"
+#include "e2e/order_book_workload.h"
 #include "sluice/bus/log_reader.h"
 #include "sluice/projections/rebuild.h"
 #include "sluice/runtime/engine.h"
@@ -413,6 +414,12 @@ void run_ingress_figures(const ScratchDir& scratch, Figures& fig, double rtt, ui
 }  // namespace
 
 int run_e2e_suite(const SuiteArgs& args) {
+  // --workload order_book: the order book sample's events and projections (order_book_workload.cc).
+  if (args.workload.kind == "order_book") return run_e2e_order_book(args);
+  if (!args.workload.kind.empty() && args.workload.kind != "synthetic") {
+    std::fprintf(stderr, "sluice bench e2e: --workload %s: expected synthetic or order_book\n", args.workload.kind.c_str());
+    return 2;
+  }
   ScratchDir scratch(args.dir, "e2e");
   Figures fig;
   const auto n = [&](double base) { return static_cast<uint64_t>(std::max(2000.0, base * args.scale)); };

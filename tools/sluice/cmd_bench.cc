@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     c->add_option("--cpus", args->cpus, "CPUs to pin threads to, in order")->delimiter(',');
     c->add_option("--scale", args->scale, "multiply the amount of work (0.1 = quick)")
         ->check(CLI::Range(0.001, 1000.0));
+    if (std::string_view(s.name) == "e2e") c->add_option("--workload", args->workload.kind, "synthetic (default) | order_book");
     auto run = s.run;
     c->callback([args, run, &exit_code] { exit_code = run(*args); });
   }
