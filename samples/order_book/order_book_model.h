@@ -263,6 +263,9 @@ class PriceLevels final : public BookProjection {
     });
   }
 
+  // Slots of the store (worker thread): unchanged while nothing grows.
+  size_t capacity() const noexcept { return levels_.capacity(); }
+
   void save(sluice::SnapshotWriter& w) const override { levels_.save(w); }
   sluice::Status load(sluice::SnapshotReader& r) override { return levels_.load(r, "price_levels"); }
   uint64_t digest() const noexcept override { return levels_.digest(); }
@@ -292,6 +295,9 @@ class TopOfBook final : public BookProjection {
   void for_each_top(F&& f) const {
     top_.for_each([&](uint64_t k, const Top& t) { f(static_cast<uint32_t>(k), t); });
   }
+
+  // Slots of the two stores (worker thread): unchanged while nothing grows.
+  size_t capacity() const noexcept { return levels_.capacity() + top_.capacity(); }
 
   void save(sluice::SnapshotWriter& w) const override {
     levels_.save(w);
