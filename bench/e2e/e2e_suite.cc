@@ -40,6 +40,7 @@
 #include "common/figures.h"
 #include "common/histogram.h"
 #include "common/sched_stats.h"
+#include "e2e/order_book_workload.h"
 #include "sluice/bus/log_reader.h"
 #include "sluice/projections/rebuild.h"
 #include "sluice/runtime/engine.h"
@@ -532,13 +533,17 @@ void run_ingress_figures(const ScratchDir& scratch, Figures& fig, double rtt, ui
 }  // namespace
 
 int run_e2e_suite(const SuiteArgs& args) {
-  if (args.workload.kind == "order_book")  // replaced by the order_book workload (samples/order_book) when it lands
-    bench_skip("e2e: --workload order_book is not in this build");
   check_workload(args, "e2e", kOptRate | kOptEvents | kOptProducers | kOptDurability | kOptWorkload);
   // --durability: the fixed-rate runs' log (the ingress part compares none and group itself).
   const Durability durability = args.workload.durability == "sync"    ? Durability::sync
                                 : args.workload.durability == "group" ? Durability::group
                                                                       : Durability::none;
+  // --workload order_book: the order book sample's events and projections (order_book_workload.cc).
+  if (args.workload.kind == "order_book") return run_e2e_order_book(args);
+  if (!args.workload.kind.empty() && args.workload.kind != "synthetic") {
+    std::fprintf(stderr, "sluice bench e2e: --workload %s: expected synthetic or order_book\n", args.workload.kind.c_str());
+    return 2;
+  }
   ScratchDir scratch(args.dir, "e2e");
   Figures fig;
   const auto n = [&](double base) { return static_cast<uint64_t>(std::max(2000.0, base * args.scale)); };
