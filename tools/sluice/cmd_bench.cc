@@ -22,8 +22,10 @@ int main(int argc, char** argv) {
     c->add_option("--cpus", args->cpus, "CPUs to pin threads to, in order")->delimiter(',');
     c->add_option("--scale", args->scale, "multiply the amount of work (0.1 = quick)")
         ->check(CLI::Range(0.001, 1000.0));
+    c->add_flag("--quick", args->quick, "the short mode");  // bench-micro; bench-harness adds the same
     auto run = s.run;
     c->callback([args, run, &exit_code] { exit_code = run(*args); });
   }
+  add_bench_compare(app, &exit_code);
   return run_cli(app, argc, argv, &exit_code);
 }
