@@ -35,8 +35,10 @@ void add_bench_compare(CLI::App& app, int* exit_code) {
     if (!r.regressions.empty()) {
       std::string names;
       for (const std::string& n : r.regressions) names += (names.empty() ? "" : ", ") + n;
-      error_line("bench compare", std::to_string(r.regressions.size()) + " figure(s) with a target got worse by more than " +
-                                      std::to_string(o->threshold * 100).substr(0, 4) + "%: " + names);
+      char pct[32];
+      std::snprintf(pct, sizeof pct, "%g%%", o->threshold * 100);
+      error_line("bench compare", std::to_string(r.regressions.size()) +
+                                      " figure(s) with a target got worse by more than " + pct + ": " + names);
     }
     *exit_code = r.exit_code;
   });
