@@ -19,6 +19,7 @@ int run_e2e_suite(const SuiteArgs& args);
 int run_relay_suite(const SuiteArgs& args);  // bench/relay (connectors)
 int run_aggregate_suite(const SuiteArgs& args);
 int run_saga_suite(const SuiteArgs& args);  // bench/saga
+int run_micro_suite(const SuiteArgs& args);  // bench/micro (Google Benchmark)
 
 // All suites, in the order `sluice bench --help` lists them.
 inline constexpr Suite kSuites[] = {
@@ -29,6 +30,7 @@ inline constexpr Suite kSuites[] = {
     {"relay", "JetStream relay vs raw nats.c async publish (same messages, same in-flight bound), relay lag", run_relay_suite},
     {"aggregate", "commands vs raw appends (plain, idempotent), aggregate load with/without snapshot, 2 threads disjoint/shared", run_aggregate_suite},
     {"saga", "3-step sagas/s and time to complete vs one-thread commands, timer lateness vs atomic round trip", run_saga_suite},
+    {"micro", "single-thread micro benchmarks (Google Benchmark): record encoder, CRC32C, codecs, histogram, keyed store", run_micro_suite},
 };
 
 }  // namespace sluice::bench

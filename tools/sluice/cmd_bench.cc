@@ -74,5 +74,6 @@ int main(int argc, char** argv) {
       std::printf("plots written to %s\n", plot_dirs->second.c_str());
     }
   });
+  add_bench_compare(app, &exit_code);
   return run_cli(app, argc, argv, &exit_code);
 }

@@ -33,6 +33,7 @@ void add_rebuild(CLI::App& app, int* exit_code);
 void add_relay(CLI::App& app, int* exit_code);   // cmd_relay.cc (connectors)
 void add_ingest(CLI::App& app, int* exit_code);  // cmd_relay.cc (connectors)
 void add_sagas(CLI::App& app, int* exit_code);   // cmd_sagas.cc
+void add_bench_compare(CLI::App& app, int* exit_code);  // cmd_bench_compare.cc (sluice-bench)
 
 // Parses the command line and runs the chosen command's callback; returns the exit code. A
 // parse error is one line on stderr naming an unknown command or suite as such, or the
