@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/figures.h"
+#include "sluice/serialization/document.h"
 #include "sluice/serialization/schema_registry.h"
 #include "sluice/serialization/testing/events.h"
 #include "suites.h"

@@ -23,6 +23,7 @@
 #include "sluice/projections/projection.h"
 #include "sluice/projections/projection_runner.h"
 #include "sluice/serialization/event_traits.h"
+#include "sluice/serialization/flatbuffers_codec.h"  // the events declare FlatBuffers tables
 #include "sluice/serialization/schema_registry.h"
 
 namespace bank {
@@ -73,7 +74,7 @@ namespace bank {
 // Makes `registry` able to decode the bank events of a log it was loaded from (for the
 // offline rebuild and tests): registers both types for reading when the log describes either
 // of them. A log without schemas (raw convention) leaves the registry empty.
-inline sluice::Status bind_for_reading(sluice::serialization::SchemaRegistry& registry) {
+inline sluice::Status register_for_reading(sluice::serialization::SchemaRegistry& registry) {
   using sluice::serialization::EventTraits;
   if (!registry.type_id(EventTraits<Deposited>::name) && !registry.type_id(EventTraits<Withdrawn>::name))
     return sluice::Status::OK();
@@ -197,7 +198,7 @@ inline constexpr std::string_view kProjectionNames[] = {"balances", "rich_accoun
 inline sluice::ProjectionCatalog catalog() {
   sluice::ProjectionCatalog c;
   for (std::string_view n : kProjectionNames) c.add(std::string(n), factory_for(n));
-  c.set_types(bind_for_reading);
+  c.set_types(register_for_reading);
   return c;
 }
 

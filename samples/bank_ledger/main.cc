@@ -90,7 +90,7 @@ Args parse(int argc, char** argv) {
     }
     else if (k == "--codec") {
       const std::string c = next();
-      if (!sluice::serialization::parse_codec(c, &a.codec) || a.codec == sluice::serialization::CodecId::none) {
+      if (!sluice::serialization::parse_codec(c, &a.codec)) {
         std::fprintf(stderr, "bank_ledger: --codec %s: expected raw, flatbuffers or json\n", c.c_str());
         std::exit(2);
       }
@@ -142,7 +142,7 @@ int audit(const Args& a) {
   }
   sluice::serialization::SchemaRegistry registry;
   if (auto st = registry.load(*reader.value()); !st.ok()) std::fprintf(stderr, "bank_ledger: warning: %s\n", st.to_string().c_str());
-  if (auto st = bank::bind_for_reading(registry); !st.ok() || registry.size() == 0) {
+  if (auto st = bank::register_for_reading(registry); !st.ok() || registry.size() == 0) {
     std::fprintf(stderr, "bank_ledger: %s: no bank event schemas in this log\n", a.dir.c_str());
     return 2;
   }

@@ -5,6 +5,8 @@
 
 #include "internal/codecs.h"
 #include "internal/fields.h"
+#include "sluice/serialization/document.h"
+#include "sluice/serialization/flatbuffers_codec.h"
 #include "sluice/serialization/schema_registry.h"
 
 namespace sluice::serialization {
@@ -22,6 +24,16 @@ Status field_error(const BindingCore& core, CodecId codec, const BoundField& f, 
 }
 
 }  // namespace internal
+
+EncodeBuffer::EncodeBuffer() noexcept = default;
+EncodeBuffer::~EncodeBuffer() = default;
+EncodeBuffer::EncodeBuffer(EncodeBuffer&&) noexcept = default;
+EncodeBuffer& EncodeBuffer::operator=(EncodeBuffer&&) noexcept = default;
+
+EncodeBuffer::FlatBuffersState& EncodeBuffer::flatbuffers_state() {
+  if (fb_ == nullptr) fb_ = std::make_unique<FlatBuffersState>();
+  return *fb_;
+}
 
 namespace detail {
 
@@ -91,7 +103,6 @@ Status BindingCore::unsupported_codec(CodecId c) const {
   std::string why;
   if (c == CodecId::raw) why = "the type is not trivially copyable";
   else if (c == CodecId::flatbuffers) why = fb_error.empty() ? "no FlatBuffers table in its traits" : fb_error;
-  else if (c == CodecId::none) why = "codec none is opaque bytes";
   else why = "unknown codec id " + std::to_string(static_cast<unsigned>(c));
   return type_error(*this, c, "cannot decode or encode: " + why);
 }
@@ -132,8 +143,10 @@ Status BindingCore::encode_json(const void* obj, std::string* out) const {
   return Status();
 }
 
-Status BindingCore::encode_flatbuffers(const void* obj, flatbuffers::FlatBufferBuilder* fbb) const {
+Status BindingCore::encode_flatbuffers(const void* obj, EncodeBuffer* buf,
+                                       std::span<const std::byte>* out) const {
   if (fb_verify == nullptr) return unsupported_codec(CodecId::flatbuffers);
+  flatbuffers::FlatBufferBuilder* fbb = &flatbuffers_builder(*buf);
   fbb->Clear();
   flatbuffers::uoffset_t strings[kMaxFields];
   for (size_t i = 0; i < desc.fields.size(); ++i) {
@@ -165,6 +178,8 @@ Status BindingCore::encode_flatbuffers(const void* obj, flatbuffers::FlatBufferB
     }
   }
   fbb->Finish(flatbuffers::Offset<flatbuffers::Table>(fbb->EndTable(start)));
+  auto finished = fbb->GetBufferSpan();
+  *out = std::as_bytes(std::span<const uint8_t>(finished.data(), finished.size()));
   return Status();
 }
 
@@ -210,13 +225,19 @@ Status BindingCore::decode_flatbuffers(std::span<const std::byte> payload, void*
   return Status();
 }
 
-Status BindingCore::decode_document(const nlohmann::json& doc, void* obj) const {
-  if (!doc.is_object()) return type_error(*this, codec, "document is not an object");
+namespace {
+
+// From a schema-driven document (older versions after upcasting); missing fields get their
+// defaults.
+Status decode_document(const BindingCore& core, const nlohmann::json& doc, void* obj) {
+  const CodecId codec = core.codec;
+  const TypeDescription& desc = core.desc;
+  if (!doc.is_object()) return type_error(core, codec, "document is not an object");
   for (const BoundField& f : desc.fields) {
     auto it = doc.find(std::string(f.name));
     if (it == doc.end() || it->is_null()) {
       if (!f.has_default && it == doc.end())
-        return field_error(*this, codec, f, "missing, and the field has no default");
+        return field_error(core, codec, f, "missing, and the field has no default");
       store_default(obj, f);
       continue;
     }
@@ -234,7 +255,7 @@ Status BindingCore::decode_document(const nlohmann::json& doc, void* obj) const 
       ok = store_double(obj, f, it->get<double>());
     }
     if (!ok)
-      return field_error(*this, codec, f,
+      return field_error(core, codec, f,
                          "value " + to_json_text(*it).substr(0, 64) + " is not a valid " +
                              std::string(to_string(f.type)) +
                              (f.storage == Storage::fixed_chars
@@ -244,10 +265,12 @@ Status BindingCore::decode_document(const nlohmann::json& doc, void* obj) const 
   return Status();
 }
 
+}  // namespace
+
 Status BindingCore::decode_json_dom(std::span<const std::byte> payload, void* obj) const {
   auto doc = codec_for(CodecId::json)->to_document(Schema{std::string(desc.name), type_id, desc.version, CodecId::json, {}, 0, {}, {}}, payload);
   if (!doc.ok()) return doc.status();
-  return decode_document(*doc, obj);
+  return decode_document(*this, *doc, obj);
 }
 
 Status BindingCore::decode_upcast(uint16_t version, CodecId c, std::span<const std::byte> payload,
@@ -257,10 +280,10 @@ Status BindingCore::decode_upcast(uint16_t version, CodecId c, std::span<const s
                       "record is version " + std::to_string(version) +
                           ", newer than this program's version " + std::to_string(desc.version));
   if (registry == nullptr) return type_error(*this, c, "no registry to upcast from");
-  auto doc = registry->to_document(type_id, version, c, payload);
+  auto doc = to_document(*registry, type_id, version, c, payload);
   if (!doc.ok()) return doc.status();
-  if (Status st = registry->upcast(type_id, version, desc.version, &doc.value()); !st.ok()) return st;
-  return decode_document(*doc, obj);
+  if (Status st = upcast(*registry, type_id, version, desc.version, &doc.value()); !st.ok()) return st;
+  return decode_document(*this, *doc, obj);
 }
 
 }  // namespace detail

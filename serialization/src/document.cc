@@ -1,5 +1,7 @@
-// Schema-driven decoding of raw and JSON payloads, and the codec table.
+// Schema-driven decoding of raw and JSON payloads, the codec table, documents of a
+// registry's records and the upcaster chain.
 #include <cstring>
+#include <exception>
 
 #include "internal/codecs.h"
 
@@ -100,9 +102,56 @@ const Codec* codec_for(CodecId id) noexcept {
     case CodecId::raw: return &raw;
     case CodecId::json: return &json_codec;
     case CodecId::flatbuffers: return &fb;
-    case CodecId::none: break;
   }
   return nullptr;
+}
+
+Result<nlohmann::json> to_document(const SchemaRegistry& registry, uint32_t id, uint16_t version,
+                                   CodecId codec, std::span<const std::byte> payload) {
+  codec = decode_codec(static_cast<uint8_t>(codec));
+  const Schema* s = registry.find(id, version, codec);
+  if (s == nullptr) {
+    const std::string_view name = registry.type_name(id);
+    return Status(StatusCode::not_found,
+                  "no schema for type id " + std::to_string(id) +
+                      (name.empty() ? std::string(" (unknown type)") : " (" + std::string(name) + ")") +
+                      " v" + std::to_string(version) + " (" + std::string(to_string(codec)) + ")");
+  }
+  const Codec* c = codec_for(codec);
+  if (c == nullptr) return Status(StatusCode::invalid_argument, s->describe() + ": no such codec");
+  return c->to_document(*s, payload);
+}
+
+Status upcast(const SchemaRegistry& registry, uint32_t id, uint16_t from, uint16_t to, nlohmann::json* doc) {
+  const std::string name(registry.type_name(id));
+  for (uint16_t v = from; v < to; ++v) {
+    if (const Upcaster* step = registry.upcaster(name, v)) {
+      Status st;
+      try {
+        st = (*step)(*doc);
+      } catch (const std::exception& e) {
+        st = Status(StatusCode::invalid_argument, std::string("threw: ") + e.what());
+      }
+      if (!st.ok())
+        return Status(st.code(), name + ": upcaster v" + std::to_string(v) + " -> v" +
+                                     std::to_string(v + 1) + " failed: " + st.message());
+      continue;
+    }
+    const Schema* older = registry.find(id, v);
+    const Schema* newer = registry.find(id, static_cast<uint16_t>(v + 1));
+    if (older == nullptr || newer == nullptr)
+      return Status(StatusCode::not_found,
+                    name + ": no upcaster path from v" + std::to_string(from) + " to v" +
+                        std::to_string(to) + ": no upcaster v" + std::to_string(v) + " -> v" +
+                        std::to_string(v + 1) + " and no schema of v" +
+                        std::to_string(older == nullptr ? v : v + 1) + " to check compatibility");
+    if (Status st = check_compatible(*older, *newer); !st.ok())
+      return Status(StatusCode::invalid_argument, name + ": no upcaster path from v" +
+                                                      std::to_string(from) + " to v" +
+                                                      std::to_string(to) + ": " + st.message());
+    // Compatible step: fields the newer version adds get their defaults when decoded.
+  }
+  return Status();
 }
 
 }  // namespace sluice::serialization

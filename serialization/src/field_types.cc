@@ -1,8 +1,8 @@
-// Names of codecs and field types, and the codec table.
+// Names of field types, and compact JSON text.
 #include <array>
 
-#include "sluice/serialization/codec.h"
-#include "sluice/serialization/schema.h"
+#include "sluice/serialization/document.h"
+#include "sluice/serialization/field_types.h"
 
 namespace sluice::serialization {
 
@@ -11,26 +11,6 @@ constexpr std::array<std::string_view, 13> kFieldTypeNames = {
     "bool", "i8", "u8", "i16", "u16", "i32", "u32", "i64", "u64", "f32", "f64", "string",
     "composite"};
 }  // namespace
-
-std::string_view to_string(CodecId id) noexcept {
-  switch (id) {
-    case CodecId::none: return "none";
-    case CodecId::raw: return "raw";
-    case CodecId::flatbuffers: return "flatbuffers";
-    case CodecId::json: return "json";
-  }
-  return "unknown";
-}
-
-bool parse_codec(std::string_view name, CodecId* out) noexcept {
-  for (uint8_t i = 0; i <= kMaxCodecId; ++i) {
-    if (to_string(static_cast<CodecId>(i)) == name) {
-      *out = static_cast<CodecId>(i);
-      return true;
-    }
-  }
-  return false;
-}
 
 std::string_view to_string(FieldType t) noexcept {
   const auto i = static_cast<size_t>(t);

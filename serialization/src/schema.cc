@@ -6,6 +6,8 @@
 
 #include <cstring>
 
+#include "sluice/serialization/document.h"
+
 namespace sluice::serialization {
 
 namespace {
@@ -193,8 +195,9 @@ Result<Schema> decode_schema_entry(std::span<const std::byte> in) {
     return bad_entry("format " + std::to_string(get<uint8_t>(in, 4)) + " is newer than this reader");
   Schema s;
   const uint8_t codec = get<uint8_t>(in, 5);
-  if (codec == 0 || codec > kMaxCodecId) return bad_entry("unknown codec id " + std::to_string(codec));
-  s.codec = static_cast<CodecId>(codec);
+  // Entries written before the codec ids were unified hold 1 for raw: read as raw.
+  s.codec = decode_codec(codec);
+  if (!known_codec(s.codec)) return bad_entry("unknown codec id " + std::to_string(codec));
   s.version = get<uint16_t>(in, 6);
   s.type_id = get<uint32_t>(in, 8);
   const size_t name_len = get<uint16_t>(in, 12);

@@ -2,14 +2,34 @@
 #include "sluice/serialization/schema_registry.h"
 
 #include <cstring>
-#include <exception>
+#include <map>
+#include <tuple>
+#include <unordered_map>
 
 #include "internal/codecs.h"
 #include "internal/fields.h"
+#include "sluice/bus/log_reader.h"
+#include "sluice/bus/log_writer.h"
+#include "sluice/serialization/document.h"
+#include "sluice/serialization/schema.h"
 
 namespace sluice::serialization {
 
+// (type id, version, codec)
+using Key = std::tuple<uint32_t, uint16_t, uint8_t>;
+
+struct SchemaRegistry::State {
+  std::map<Key, std::unique_ptr<Schema>> schemas;
+  std::unordered_map<std::string, uint32_t> ids;
+  std::map<uint32_t, std::string> id_names;
+  std::map<std::pair<std::string, uint16_t>, Upcaster, std::less<>> upcasters;
+  // Schema records already loaded, by (segment, offset), so load() can be called again.
+  std::map<std::pair<uint64_t, uint32_t>, bool> loaded;
+};
+
 namespace {
+
+constexpr CodecId kCodecs[] = {CodecId::raw, CodecId::flatbuffers, CodecId::json};
 
 using nlohmann::json;
 using detail::BoundField;
@@ -92,11 +112,16 @@ bool plain_name(std::string_view s) {
 
 }  // namespace
 
+SchemaRegistry::SchemaRegistry() : state_(std::make_unique<State>()) {}
+SchemaRegistry::~SchemaRegistry() = default;
+
+size_t SchemaRegistry::size() const noexcept { return state_->schemas.size(); }
+
 Status SchemaRegistry::load(const LogReader& reader) {
   Status first;
   for (const RecordView& v : reader.system_records()) {
     if (v.type() != log_format::kTypeSchema) continue;
-    if (!loaded_.emplace(std::make_pair(v.segment_index, v.offset), true).second) continue;
+    if (!state_->loaded.emplace(std::make_pair(v.segment_index, v.offset), true).second) continue;
     auto where = [&] {
       return "schema record in segment " + std::to_string(v.segment_index) + " at offset " +
              std::to_string(v.offset) + " of " + reader.dir() + ": ";
@@ -128,11 +153,12 @@ Result<uint32_t> SchemaRegistry::add_impl(Schema schema, LogWriter* writer, bool
     return Status(StatusCode::invalid_argument, "type name must be 1.." +
                                                     std::to_string(kMaxTypeNameLength) + " bytes");
   if (schema.version == 0) return bind_error(schema.type_name, 0, schema.codec, "versions start at 1");
-  if (schema.codec == CodecId::none || static_cast<uint8_t>(schema.codec) > kMaxCodecId)
+  schema.codec = decode_codec(static_cast<uint8_t>(schema.codec));
+  if (!known_codec(schema.codec))
     return bind_error(schema.type_name, schema.version, schema.codec, "a schema needs codec raw, json or flatbuffers");
 
   uint32_t id = 0;
-  if (auto it = ids_.find(schema.type_name); it != ids_.end()) {
+  if (auto it = state_->ids.find(schema.type_name); it != state_->ids.end()) {
     id = it->second;
     if (from_log && schema.type_id != id)
       return Status(StatusCode::invalid_argument, "type '" + schema.type_name + "' has id " +
@@ -140,16 +166,16 @@ Result<uint32_t> SchemaRegistry::add_impl(Schema schema, LogWriter* writer, bool
                                                       std::to_string(id));
   } else if (from_log) {
     id = schema.type_id;
-    if (id_names_.count(id) != 0)
+    if (state_->id_names.count(id) != 0)
       return Status(StatusCode::invalid_argument, "type id " + std::to_string(id) + " names both '" +
-                                                      id_names_[id] + "' and '" + schema.type_name + "'");
+                                                      state_->id_names[id] + "' and '" + schema.type_name + "'");
   } else {
-    id = id_names_.empty() ? 1 : id_names_.rbegin()->first + 1;
+    id = state_->id_names.empty() ? 1 : state_->id_names.rbegin()->first + 1;
   }
   schema.type_id = id;
 
   const Key key{id, schema.version, static_cast<uint8_t>(schema.codec)};
-  if (auto it = schemas_.find(key); it != schemas_.end()) {
+  if (auto it = state_->schemas.find(key); it != state_->schemas.end()) {
     if (same_layout(*it->second, schema)) return id;
     return bind_error(schema.type_name, schema.version, schema.codec,
                       "differs from the schema already in the log (" +
@@ -158,9 +184,9 @@ Result<uint32_t> SchemaRegistry::add_impl(Schema schema, LogWriter* writer, bool
   }
   if (!from_log) {
     // The same version in another codec must have the same fields.
-    for (uint8_t c = 1; c <= kMaxCodecId; ++c) {
-      auto it = schemas_.find(Key{id, schema.version, c});
-      if (it == schemas_.end()) continue;
+    for (CodecId c : kCodecs) {
+      auto it = state_->schemas.find(Key{id, schema.version, static_cast<uint8_t>(c)});
+      if (it == state_->schemas.end()) continue;
       if (Status st = check_compatible(*it->second, schema); !st.ok()) return st;
       if (Status st = check_compatible(schema, *it->second); !st.ok()) return st;
     }
@@ -180,102 +206,72 @@ Result<uint32_t> SchemaRegistry::add_impl(Schema schema, LogWriter* writer, bool
       if (Status st = writer->append_system(log_format::kTypeSchema, id, entry); !st.ok()) return st;
     }
   }
-  ids_.emplace(schema.type_name, id);
-  id_names_.emplace(id, schema.type_name);
-  schemas_.emplace(key, std::make_unique<Schema>(std::move(schema)));
+  state_->ids.emplace(schema.type_name, id);
+  state_->id_names.emplace(id, schema.type_name);
+  state_->schemas.emplace(key, std::make_unique<Schema>(std::move(schema)));
   return id;
 }
 
 const Schema* SchemaRegistry::previous_version(uint32_t type_id, uint16_t version) const noexcept {
   const Schema* best = nullptr;
-  for (const auto& [key, s] : schemas_)
+  for (const auto& [key, s] : state_->schemas)
     if (std::get<0>(key) == type_id && std::get<1>(key) < version && (best == nullptr || s->version > best->version))
       best = s.get();
   return best;
 }
 
 void SchemaRegistry::add_upcaster(std::string_view type_name, uint16_t from_version, Upcaster upcaster) {
-  upcasters_[std::make_pair(std::string(type_name), from_version)] = std::move(upcaster);
+  state_->upcasters[std::make_pair(std::string(type_name), from_version)] = std::move(upcaster);
+}
+
+const Upcaster* SchemaRegistry::upcaster(std::string_view type_name, uint16_t from_version) const {
+  auto it = state_->upcasters.find(std::make_pair(std::string(type_name), from_version));
+  return it == state_->upcasters.end() ? nullptr : &it->second;
 }
 
 bool SchemaRegistry::has_upcaster(std::string_view type_name, uint16_t from_version) const {
-  return upcasters_.count(std::make_pair(std::string(type_name), from_version)) != 0;
+  return state_->upcasters.count(std::make_pair(std::string(type_name), from_version)) != 0;
 }
 
 const Schema* SchemaRegistry::find(uint32_t type_id, uint16_t version, CodecId codec) const noexcept {
-  auto it = schemas_.find(Key{type_id, version, static_cast<uint8_t>(codec)});
-  return it == schemas_.end() ? nullptr : it->second.get();
+  auto it = state_->schemas.find(Key{type_id, version, static_cast<uint8_t>(decode_codec(static_cast<uint8_t>(codec)))});
+  return it == state_->schemas.end() ? nullptr : it->second.get();
 }
 
 const Schema* SchemaRegistry::find(uint32_t type_id, uint16_t version) const noexcept {
-  for (uint8_t c = 1; c <= kMaxCodecId; ++c)
-    if (const Schema* s = find(type_id, version, static_cast<CodecId>(c))) return s;
+  for (CodecId c : kCodecs)
+    if (const Schema* s = find(type_id, version, c)) return s;
   return nullptr;
 }
 
 std::optional<uint32_t> SchemaRegistry::type_id(std::string_view name) const {
-  auto it = ids_.find(std::string(name));
-  if (it == ids_.end()) return std::nullopt;
+  auto it = state_->ids.find(std::string(name));
+  if (it == state_->ids.end()) return std::nullopt;
   return it->second;
 }
 
 std::string_view SchemaRegistry::type_name(uint32_t id) const noexcept {
-  auto it = id_names_.find(id);
-  return it == id_names_.end() ? std::string_view() : std::string_view(it->second);
+  auto it = state_->id_names.find(id);
+  return it == state_->id_names.end() ? std::string_view() : std::string_view(it->second);
 }
 
 std::vector<const Schema*> SchemaRegistry::schemas() const {
   std::vector<const Schema*> out;
-  for (const auto& [key, s] : schemas_) out.push_back(s.get());
+  for (const auto& [key, s] : state_->schemas) out.push_back(s.get());
   return out;
 }
 
-Result<nlohmann::json> SchemaRegistry::to_document(uint32_t id, uint16_t version, CodecId codec,
-                                                   std::span<const std::byte> payload) const {
-  const Schema* s = find(id, version, codec);
-  if (s == nullptr) {
-    const std::string_view name = type_name(id);
-    return Status(StatusCode::not_found,
-                  "no schema for type id " + std::to_string(id) +
-                      (name.empty() ? std::string(" (unknown type)") : " (" + std::string(name) + ")") +
-                      " v" + std::to_string(version) + " (" + std::string(to_string(codec)) + ")");
-  }
-  const Codec* c = codec_for(codec);
-  if (c == nullptr) return Status(StatusCode::invalid_argument, s->describe() + ": no such codec");
-  return c->to_document(*s, payload);
+Result<std::string> SchemaRegistry::to_json(uint32_t id, uint16_t version, CodecId codec,
+                                            std::span<const std::byte> payload) const {
+  auto doc = to_document(*this, id, version, codec, payload);
+  if (!doc.ok()) return doc.status();
+  return to_json_text(*doc);
 }
 
-Status SchemaRegistry::upcast(uint32_t id, uint16_t from, uint16_t to, nlohmann::json* doc) const {
-  const std::string name(type_name(id));
-  for (uint16_t v = from; v < to; ++v) {
-    auto it = upcasters_.find(std::make_pair(name, v));
-    if (it != upcasters_.end()) {
-      Status st;
-      try {
-        st = it->second(*doc);
-      } catch (const std::exception& e) {
-        st = Status(StatusCode::invalid_argument, std::string("threw: ") + e.what());
-      }
-      if (!st.ok())
-        return Status(st.code(), name + ": upcaster v" + std::to_string(v) + " -> v" +
-                                     std::to_string(v + 1) + " failed: " + st.message());
-      continue;
-    }
-    const Schema* older = find(id, v);
-    const Schema* newer = find(id, static_cast<uint16_t>(v + 1));
-    if (older == nullptr || newer == nullptr)
-      return Status(StatusCode::not_found,
-                    name + ": no upcaster path from v" + std::to_string(from) + " to v" +
-                        std::to_string(to) + ": no upcaster v" + std::to_string(v) + " -> v" +
-                        std::to_string(v + 1) + " and no schema of v" +
-                        std::to_string(older == nullptr ? v : v + 1) + " to check compatibility");
-    if (Status st = check_compatible(*older, *newer); !st.ok())
-      return Status(StatusCode::invalid_argument, name + ": no upcaster path from v" +
-                                                      std::to_string(from) + " to v" +
-                                                      std::to_string(to) + ": " + st.message());
-    // Compatible step: fields the newer version adds get their defaults when decoded.
-  }
-  return Status();
+CodecId SchemaRegistry::reading_codec(std::string_view name, uint16_t version) const {
+  if (auto id = type_id(name))
+    if (const Schema* stored = find(*id, version)) return stored->codec;
+  return CodecId::json;
 }
 
 Result<std::shared_ptr<detail::BindingCore>> SchemaRegistry::bind_core(detail::TypeDescription desc,
@@ -284,6 +280,9 @@ Result<std::shared_ptr<detail::BindingCore>> SchemaRegistry::bind_core(detail::T
   const std::string_view name = desc.name;
   const uint16_t version = desc.version;
   auto fail = [&](const std::string& what) { return bind_error(name, version, codec, what); };
+  if (!known_codec(codec))
+    return fail("unknown codec id " + std::to_string(static_cast<unsigned>(codec)) +
+                ": bind raw, json or flatbuffers");
   if (desc.fields.empty()) return fail("no fields");
   if (desc.fields.size() > internal::kMaxFields)
     return fail("more than " + std::to_string(internal::kMaxFields) + " fields");
@@ -331,8 +330,6 @@ Result<std::shared_ptr<detail::BindingCore>> SchemaRegistry::bind_core(detail::T
   schema.version = version;
   schema.codec = codec;
   switch (codec) {
-    case CodecId::none:
-      return fail("codec none carries no schema: bind raw, json or flatbuffers");
     case CodecId::raw:
       if (!desc.trivially_copyable)
         return fail("not trivially copyable (a std::string field?): use json or flatbuffers, or FixedString");

@@ -4,6 +4,7 @@
 // fails open() by name; an event that does not decode is parked with the decoder's message.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -105,7 +106,7 @@ Digests replay(const std::string& dir) {
   Digests out;
   SchemaRegistry reg;
   EXPECT_TRUE(reg.load(dir).ok());
-  EXPECT_TRUE(bank::bind_for_reading(reg).ok());
+  EXPECT_TRUE(bank::register_for_reading(reg).ok());
   RebuildOptions ro;
   ro.registry = &reg;
   for (std::string_view name : bank::kProjectionNames) {
@@ -165,7 +166,7 @@ TEST(TypedHandlers, RawAndFlatBuffersDecodesAllocateNothing) {
     write_history(t.dir(), [c](uint64_t) { return c; });
     SchemaRegistry reg;
     ASSERT_TRUE(reg.load(t.dir()).ok());
-    ASSERT_TRUE(bank::bind_for_reading(reg).ok());
+    ASSERT_TRUE(bank::register_for_reading(reg).ok());
     Sum sum;
     ASSERT_TRUE(sum.resolve_types(&reg, "sum").ok());
     auto r = LogReader::open(t.dir());
@@ -187,7 +188,7 @@ TEST(TypedHandlers, TypeMissingFromTheRegistryFailsOpenByName) {
   write_history(t.dir(), [](uint64_t) { return CodecId::json; });
   SchemaRegistry reg;
   ASSERT_TRUE(reg.load(t.dir()).ok());
-  ASSERT_TRUE(reg.bind<bank::Deposited>(CodecId::json).ok());  // Withdrawn left out
+  ASSERT_TRUE(reg.register_for_reading<bank::Deposited>().ok());  // Withdrawn left out
   ProjectionRunner::Context ctx;
   ctx.log_dir = t.dir();
   ctx.registry = &reg;
@@ -218,7 +219,7 @@ TEST(TypedHandlers, UndecodableEventIsParkedWithTheDecodersMessage) {
   }
   SchemaRegistry reg;
   ASSERT_TRUE(reg.load(t.dir()).ok());
-  ASSERT_TRUE(bank::bind_for_reading(reg).ok());
+  ASSERT_TRUE(bank::register_for_reading(reg).ok());
   ProjectionRunner::Context ctx;
   ctx.log_dir = t.dir();
   ctx.registry = &reg;
@@ -233,6 +234,25 @@ TEST(TypedHandlers, UndecodableEventIsParkedWithTheDecodersMessage) {
   ASSERT_EQ(dl.size(), 1u);
   EXPECT_NE(dl[0].reason.find("bank.Deposited"), std::string::npos) << dl[0].reason;
   EXPECT_NE(dl[0].reason.find("amount"), std::string::npos) << dl[0].reason;
+}
+
+// One codec byte per encoding: encode_raw (the kEventType convention) and a registry binding
+// of codec raw write the same struct bytes under the same byte, the log format's raw (0).
+TEST(TypedHandlers, EncodeRawAndABoundRawCodecWriteTheSameByte) {
+  const bank::Deposited d{7, 250, 20000};
+  const EventData by_convention = encode_raw(d);
+  EXPECT_EQ(by_convention.codec, 0);
+  EXPECT_EQ(by_convention.codec, static_cast<uint8_t>(CodecId::raw));
+  EXPECT_EQ(codec_name(by_convention.codec), "raw");
+  serialization::SchemaRegistry reg;
+  auto b = reg.bind<bank::Deposited>(CodecId::raw);
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  serialization::EncodeBuffer buf;
+  auto bound = b->encode(d, buf);
+  ASSERT_TRUE(bound.ok());
+  EXPECT_EQ(bound->codec, by_convention.codec);
+  ASSERT_EQ(bound->payload.size(), by_convention.payload.size());
+  EXPECT_TRUE(std::equal(bound->payload.begin(), bound->payload.end(), by_convention.payload.begin()));
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 
 #include <map>
 
+#include "sluice/serialization/document.h"
+#include "sluice/serialization/schema.h"
 #include "sluice/serialization/schema_registry.h"
 #include "sluice/serialization/testing/events.h"
 #include "test_util.h"
@@ -202,8 +204,10 @@ TEST(RawCodec, ViewIsZeroCopyAndChecksSize) {
 
 TEST(Binding, RefusesWhatACodecCannotCarry) {
   SchemaRegistry reg;
-  auto none = reg.bind<Order>(CodecId::none);
-  ASSERT_FALSE(none.ok());
+  auto unknown = reg.bind<Order>(static_cast<CodecId>(7));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("unknown codec id 7"), std::string::npos)
+      << unknown.status().message();
   auto padded = reg.bind<Padded>(CodecId::raw);
   ASSERT_FALSE(padded.ok());
   EXPECT_NE(padded.status().message().find("7 padding bytes"), std::string::npos)
@@ -278,8 +282,8 @@ std::map<uint64_t, int64_t> run_ledger(const std::string& dir, CodecId codec) {
   if (!r.ok()) return empty;
   SchemaRegistry reg;
   EXPECT_TRUE(reg.load(**r).ok());
-  auto dep = reg.bind<Deposited>(CodecId::json);  // the reader's configuration does not matter
-  auto wd = reg.bind<Withdrawn>(CodecId::json);
+  auto dep = reg.register_for_reading<Deposited>();  // read side: no codec to choose
+  auto wd = reg.register_for_reading<Withdrawn>();
   EXPECT_TRUE(dep.ok() && wd.ok());
   Ledger ledger;
   auto c = (*r)->cursor(0);
@@ -309,6 +313,141 @@ TEST(SameHandlers, GiveTheSameReadModelWithEveryCodec) {
   }
   EXPECT_EQ(results[CodecId::raw], results[CodecId::json]);
   EXPECT_EQ(results[CodecId::raw], results[CodecId::flatbuffers]);
+}
+
+// One enum for the log format, the bus and serialization: each encode path writes the byte
+// the log format gives its codec, and the byte's name is the one `sluice dump` prints.
+TEST(CodecIds, EachEncodePathWritesTheLogFormatsByte) {
+  SchemaRegistry reg;
+  EncodeBuffer buf;
+  const Order in = sluice::testing::sample_order(3);
+  const std::pair<CodecId, uint8_t> expected[] = {
+      {CodecId::raw, 0}, {CodecId::flatbuffers, 2}, {CodecId::json, 3}};
+  for (auto [codec, byte] : expected) {
+    SchemaRegistry r;
+    auto b = r.bind<Order>(codec);
+    ASSERT_TRUE(b.ok()) << b.status().to_string();
+    auto e = b->encode(in, buf);
+    ASSERT_TRUE(e.ok()) << e.status().to_string();
+    EXPECT_EQ(e->codec, byte) << to_string(codec);
+    EXPECT_EQ(codec_name(e->codec), to_string(codec));
+  }
+  EXPECT_EQ(EventData{}.codec, 0);  // a plain append: raw
+}
+
+TEST(CodecIds, NamesAndParsingComeFromTheOneEnum) {
+  EXPECT_EQ(codec_name(0), "raw");
+  EXPECT_EQ(codec_name(1), "raw");  // the old raw byte
+  EXPECT_EQ(codec_name(2), "flatbuffers");
+  EXPECT_EQ(codec_name(3), "json");
+  EXPECT_EQ(codec_name(4), "unknown");
+  EXPECT_EQ(codec_name(255), "unknown");
+  CodecId c = CodecId::json;
+  EXPECT_TRUE(parse_codec("raw", &c));
+  EXPECT_EQ(c, CodecId::raw);
+  EXPECT_FALSE(parse_codec("none", &c));
+  EXPECT_EQ(c, CodecId::raw);
+  EXPECT_EQ(decode_codec(1), CodecId::raw);
+  EXPECT_EQ(static_cast<uint8_t>(decode_codec(0)), 0);
+  EXPECT_FALSE(known_codec(static_cast<CodecId>(1)));
+}
+
+// A log written before the codec ids were unified: serialization's raw was byte 1, in the
+// schema entry and in each record. It still loads and decodes, through a binding and as a
+// document.
+TEST(LegacyRaw, RecordAndSchemaEntryWithByteOneStillDecode) {
+  TempLog t;
+  const Order in = sluice::testing::sample_order(7);
+  uint32_t id = 0;
+  {
+    auto w = t.writer();
+    ASSERT_NE(w, nullptr);
+    SchemaRegistry scratch;  // builds the raw schema; nothing written by it
+    auto b = scratch.bind<Order>(CodecId::raw);
+    ASSERT_TRUE(b.ok()) << b.status().to_string();
+    id = b->type_id();
+    std::vector<std::byte> entry = encode_schema_entry(*scratch.find(id, 1, CodecId::raw));
+    ASSERT_EQ(entry[5], std::byte{0});  // written today: raw is 0
+    entry[5] = std::byte{kLegacyRawCodecByte};
+    ASSERT_TRUE(w->append_system(log_format::kTypeSchema, id, entry).ok());
+    EventData d;
+    d.type = id;
+    d.codec = kLegacyRawCodecByte;
+    d.payload = std::as_bytes(std::span<const Order>(&in, 1));
+    auto stream = w->stream("orders");
+    ASSERT_TRUE(stream.ok());
+    ASSERT_TRUE(w->append(*stream, ExpectedVersion::any(), d).ok());
+    ASSERT_TRUE(w->close().ok());
+  }
+  auto r = t.reader();
+  ASSERT_NE(r, nullptr);
+  SchemaRegistry reg;
+  ASSERT_TRUE(reg.load(*r).ok());
+  const Schema* s = reg.find(id, 1, CodecId::raw);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->codec, CodecId::raw);
+  EXPECT_EQ(reg.find(id, 1, static_cast<CodecId>(kLegacyRawCodecByte)), s);
+  auto b = reg.register_for_reading<Order>();
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  EXPECT_EQ(b->codec(), CodecId::raw);  // the stored schema's codec
+  auto c = r->cursor(0);
+  RecordView v;
+  ASSERT_TRUE(c.next(&v));
+  EXPECT_EQ(v.codec(), kLegacyRawCodecByte);
+  EXPECT_EQ(v.codec_id(), CodecId::raw);
+  Order out;
+  Status st = b->decode(v, &out);
+  ASSERT_TRUE(st.ok()) << st.to_string();
+  EXPECT_EQ(out, in);
+  // The byte as stored, passed through as it is, decodes the same.
+  Order again;
+  ASSERT_TRUE(b->decode(v.event_type(), v.schema_version(), static_cast<CodecId>(v.codec()), v.payload(), &again).ok());
+  EXPECT_EQ(again, in);
+  auto doc = to_document(reg, v.event_type(), v.schema_version(), static_cast<CodecId>(v.codec()), v.payload());
+  ASSERT_TRUE(doc.ok()) << doc.status().to_string();
+  EXPECT_EQ((*doc)["order_id"], in.order_id);
+  auto text = reg.to_json(v.event_type(), v.schema_version(), v.codec_id(), v.payload());
+  ASSERT_TRUE(text.ok()) << text.status().to_string();
+  EXPECT_NE(text->find("\"order_id\":" + std::to_string(in.order_id)), std::string::npos) << *text;
+}
+
+// A writer of today appending to an old log: the old raw schema is found (no second entry),
+// and its new records carry byte 0; old and new records decode alike.
+TEST(LegacyRaw, AppendingToAnOldLogAddsNoSecondSchemaEntry) {
+  TempLog t;
+  const Order in = sluice::testing::sample_order(2);
+  {
+    auto w = t.writer();
+    ASSERT_NE(w, nullptr);
+    SchemaRegistry scratch;
+    auto b = scratch.bind<Order>(CodecId::raw);
+    ASSERT_TRUE(b.ok());
+    std::vector<std::byte> entry = encode_schema_entry(*scratch.find(b->type_id(), 1, CodecId::raw));
+    entry[5] = std::byte{kLegacyRawCodecByte};
+    ASSERT_TRUE(w->append_system(log_format::kTypeSchema, b->type_id(), entry).ok());
+    ASSERT_TRUE(w->close().ok());
+  }
+  {
+    SchemaRegistry reg;
+    ASSERT_TRUE(reg.load(t.dir()).ok());
+    ASSERT_NE(reg.find(1, 1, CodecId::raw), nullptr);
+    auto w = t.writer();
+    ASSERT_NE(w, nullptr);
+    auto b = reg.bind<Order>(CodecId::raw, w.get());
+    ASSERT_TRUE(b.ok()) << b.status().to_string();
+    EncodeBuffer buf;
+    auto e = b->encode(in, buf);
+    ASSERT_TRUE(e.ok());
+    EXPECT_EQ(e->codec, 0);
+    auto stream = w->stream("orders");
+    ASSERT_TRUE(stream.ok() && w->append(*stream, ExpectedVersion::any(), *e).ok());
+    ASSERT_TRUE(w->close().ok());
+  }
+  auto r = t.reader();
+  ASSERT_NE(r, nullptr);
+  size_t entries = 0;
+  for (const RecordView& v : r->system_records()) entries += v.type() == log_format::kTypeSchema;
+  EXPECT_EQ(entries, 1u);
 }
 
 }  // namespace

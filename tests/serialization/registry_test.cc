@@ -1,6 +1,7 @@
 // The schema registry stored in the log, and schema evolution with upcaster chains.
 #include <gtest/gtest.h>
 
+#include "sluice/serialization/document.h"
 #include "sluice/serialization/schema_registry.h"
 #include "sluice/serialization/testing/events.h"
 #include "test_util.h"

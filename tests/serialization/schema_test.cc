@@ -1,6 +1,7 @@
 // Schema entries (bytes in the log), the compatibility check, schema-driven decoding.
 #include <gtest/gtest.h>
 
+#include "sluice/serialization/document.h"
 #include "sluice/serialization/schema_registry.h"
 #include "sluice/serialization/testing/events.h"
 
@@ -82,7 +83,7 @@ TEST(SchemaEntry, RejectsDamagedEntries) {
   EXPECT_FALSE(decode_schema_entry(std::span(good).first(10)).ok());
   EXPECT_FALSE(damaged(0, 0).ok());    // magic
   EXPECT_FALSE(damaged(4, 9).ok());    // format
-  EXPECT_FALSE(damaged(5, 0).ok());    // codec none
+  EXPECT_FALSE(damaged(5, 4).ok());    // the first unknown codec
   EXPECT_FALSE(damaged(5, 42).ok());   // unknown codec
   EXPECT_FALSE(damaged(16, 0xff).ok());  // body length overruns
   EXPECT_FALSE(damaged(32, '[').ok());   // field list not an object
@@ -91,6 +92,21 @@ TEST(SchemaEntry, RejectsDamagedEntries) {
   auto r = decode_schema_entry(fb);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("t.E"), std::string::npos) << r.status().message();
+}
+
+// Entries written before the codec ids were unified hold 1 for raw: read as raw (0).
+TEST(SchemaEntry, ReadsTheOldRawByteAsRaw) {
+  SchemaRegistry reg;
+  auto b = reg.bind<sluice::testing::Order>(CodecId::raw);
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  auto entry = encode_schema_entry(*reg.find(b->type_id(), 1, CodecId::raw));
+  EXPECT_EQ(std::to_integer<int>(entry[5]), 0);
+  entry[5] = std::byte{1};
+  auto old = decode_schema_entry(entry);
+  ASSERT_TRUE(old.ok()) << old.status().to_string();
+  EXPECT_EQ(old->codec, CodecId::raw);
+  EXPECT_EQ(old->struct_size, sizeof(sluice::testing::Order));
+  EXPECT_EQ(old->fields, reg.find(b->type_id(), 1, CodecId::raw)->fields);
 }
 
 TEST(SchemaEntry, RejectsABinarySchemaThatIsNot) {
@@ -145,7 +161,7 @@ TEST(Documents, EveryCodecDecodesFromTheSchemaAlone) {
     EncodeBuffer buf;
     auto e = b->encode(order, buf);
     ASSERT_TRUE(e.ok());
-    auto doc = reg.to_document(b->type_id(), 1, c, e->payload);
+    auto doc = to_document(reg, b->type_id(), 1, c, e->payload);
     ASSERT_TRUE(doc.ok()) << doc.status().to_string();
     EXPECT_EQ((*doc)["order_id"], 1'000'009u) << to_string(c);
     EXPECT_EQ((*doc)["symbol"], "ACME.XNAS") << to_string(c);
@@ -162,17 +178,17 @@ TEST(Documents, BadPayloadsAreErrors) {
     auto b = r.bind<sluice::testing::Order>(c);
     ASSERT_TRUE(b.ok());
     const std::string junk = "{\"a\":[[[[[";
-    auto doc = r.to_document(1, 1, c, std::as_bytes(std::span(junk.data(), junk.size())));
+    auto doc = to_document(r, 1, 1, c, std::as_bytes(std::span(junk.data(), junk.size())));
     EXPECT_FALSE(doc.ok()) << to_string(c);
     EXPECT_NE(doc.status().message().find("testing.Order v1"), std::string::npos);
   }
-  auto none = reg.to_document(5, 1, CodecId::json, {});
+  auto none = to_document(reg, 5, 1, CodecId::json, {});
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.status().code(), StatusCode::not_found);
   const std::string deep = std::string(10000, '[');
   SchemaRegistry r;
   ASSERT_TRUE(r.bind<sluice::testing::Order>(CodecId::json).ok());
-  EXPECT_FALSE(r.to_document(1, 1, CodecId::json, std::as_bytes(std::span(deep.data(), deep.size()))).ok());
+  EXPECT_FALSE(to_document(r, 1, 1, CodecId::json, std::as_bytes(std::span(deep.data(), deep.size()))).ok());
 }
 
 }  // namespace

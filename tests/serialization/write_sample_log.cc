@@ -5,6 +5,10 @@
 
 #include "dump_sample_bfbs_generated.h"
 #include "dump_sample_generated.h"
+#include "sluice/bus/log_writer.h"
+#include "sluice/serialization/document.h"
+#include "sluice/serialization/flatbuffers_codec.h"
+#include "sluice/serialization/schema.h"
 #include "sluice/serialization/schema_registry.h"
 
 using namespace sluice;
@@ -99,5 +103,18 @@ int main(int argc, char** argv) {
   append(o);                                       // codec 0: base64
   o.codec = static_cast<uint8_t>(CodecId::json);  // a schema nobody registered
   append(o);
+
+  // The layout serialization wrote for raw before the codec ids were unified: a schema entry
+  // and a record whose codec byte is 1 (type id 4, "dumptest.OldFill"). Read as raw.
+  Schema old = *reg.find(fill->type_id(), 1, CodecId::raw);
+  old.type_name = "dumptest.OldFill";
+  old.type_id = 4;
+  std::vector<std::byte> entry = encode_schema_entry(old);
+  entry[5] = std::byte{kLegacyRawCodecByte};
+  if (!(*w)->append_system(log_format::kTypeSchema, 4, entry).ok()) return 1;
+  EventData legacy = fill->encode(Fill{7, 12, "buy"}, buf).value();
+  legacy.type = 4;
+  legacy.codec = kLegacyRawCodecByte;
+  append(legacy);
   return (*w)->close().ok() ? 0 : 1;
 }

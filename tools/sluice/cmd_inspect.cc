@@ -19,6 +19,7 @@
 #include "commands.h"
 #include "sluice/bus/log_reader.h"
 #include "sluice/bus/log_writer.h"
+#include "sluice/serialization/document.h"
 #include "sluice/serialization/schema_registry.h"
 
 namespace sluice::tools {
@@ -349,8 +350,9 @@ int run_dump(const DumpArgs& a) {
   int code = kExitOk;
   auto r = open_reader("dump", a.dir, &code);
   if (!r) return code;
-  // Payloads are decoded with the schemas stored in the log itself; codec 0 and events with
-  // no usable schema fall back to base64 (or hex).
+  // Payloads are decoded with the schemas stored in the log itself; raw events with no
+  // schema (a plain append, encode_raw) and events with no usable schema fall back to base64
+  // (or hex).
   serialization::SchemaRegistry schemas;
   if (Status st = schemas.load(*r); !st.ok()) error_line("dump", "warning: " + describe(st));
   std::optional<uint32_t> type;
@@ -402,14 +404,17 @@ int run_dump(const DumpArgs& a) {
     if (std::string_view name = schemas.type_name(v.event_type()); !name.empty()) j["type_name"] = std::string(name);
     j["schema_version"] = v.schema_version();
     j["codec"] = v.codec();
+    j["codec_name"] = std::string(codec_name(v.codec()));
     j["timestamp"] = v.timestamp_ns();
     j["time"] = format_time(v.timestamp_ns());
     put_id(j, "idempotency_key", v.idempotency_key());
     put_id(j, "correlation_id", v.correlation_id());
     put_id(j, "causation_id", v.causation_id());
-    auto doc = v.codec() == 0 ? Result<nlohmann::json>(Status(StatusCode::not_found, ""))
-                              : schemas.to_document(v.event_type(), v.schema_version(),
-                                                    static_cast<serialization::CodecId>(v.codec()), v.payload());
+    const bool opaque = v.codec_id() == CodecId::raw &&
+                        schemas.find(v.event_type(), v.schema_version(), CodecId::raw) == nullptr;
+    auto doc = opaque ? Result<nlohmann::json>(Status(StatusCode::not_found, ""))
+                      : serialization::to_document(schemas, v.event_type(), v.schema_version(), v.codec_id(),
+                                                   v.payload());
     if (doc.ok()) {
       j["payload"] = Json(*doc);
     } else {

@@ -1,7 +1,7 @@
 // The built-in schema-driven codecs (Codec::to_document), one per format.
 #pragma once
 
-#include "sluice/serialization/codec.h"
+#include "sluice/serialization/document.h"
 #include "sluice/serialization/schema.h"
 
 namespace sluice::serialization::internal {

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "sluice/serialization/document.h"
 #include "sluice/serialization/schema_registry.h"
 #include "sluice/serialization/testing/events.h"
 
@@ -21,13 +22,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   order->decode(order->type_id(), 1, CodecId::flatbuffers, payload, &o).ignore();
   auto t = FlatBuffersCodec::access<sluice::testing::fb::Order>(payload);
   if (t.ok() && (*t)->symbol() != nullptr) (void)(*t)->symbol()->size();
-  auto doc = reg->to_document(order->type_id(), 1, CodecId::flatbuffers, payload);
+  auto doc = to_document(*reg, order->type_id(), 1, CodecId::flatbuffers, payload);
   if (doc.ok()) (void)to_json_text(*doc);
   // The unaligned path too.
   if (size > 1) {
     const auto shifted = std::as_bytes(std::span(data + 1, size - 1));
     order->decode(order->type_id(), 1, CodecId::flatbuffers, shifted, &o).ignore();
-    reg->to_document(order->type_id(), 1, CodecId::flatbuffers, shifted).status().ignore();
+    to_document(*reg, order->type_id(), 1, CodecId::flatbuffers, shifted).status().ignore();
   }
   return 0;
 }

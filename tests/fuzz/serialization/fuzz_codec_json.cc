@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "sluice/serialization/document.h"
 #include "sluice/serialization/schema_registry.h"
 #include "sluice/serialization/testing/events.h"
 
@@ -17,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   order->decode(order->type_id(), 1, CodecId::json, payload, &o).ignore();
   sluice::testing::Deposited d;
   dep->decode(dep->type_id(), 2, CodecId::json, payload, &d).ignore();
-  auto doc = reg->to_document(order->type_id(), 1, CodecId::json, payload);
+  auto doc = to_document(*reg, order->type_id(), 1, CodecId::json, payload);
   if (doc.ok()) (void)to_json_text(*doc);
   return 0;
 }

@@ -2,6 +2,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "sluice/serialization/document.h"
 #include "sluice/serialization/schema_registry.h"
 #include "sluice/serialization/testing/events.h"
 
@@ -13,7 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto payload = std::as_bytes(std::span(data, size));
   sluice::testing::Order o;
   order->decode(order->type_id(), 1, CodecId::raw, payload, &o).ignore();
-  auto doc = reg->to_document(order->type_id(), 1, CodecId::raw, payload);
+  auto doc = to_document(*reg, order->type_id(), 1, CodecId::raw, payload);
   if (doc.ok()) (void)to_json_text(*doc);
   return 0;
 }

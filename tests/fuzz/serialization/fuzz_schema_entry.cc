@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "sluice/serialization/document.h"
 #include "sluice/serialization/schema_registry.h"
 
 using namespace sluice::serialization;
@@ -26,7 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)encode_schema_entry(*s);
   SchemaRegistry reg;
   if (!reg.add(*s).ok()) return 0;
-  auto doc = reg.to_document(1, s->version, s->codec,
+  auto doc = to_document(reg, 1, s->version, s->codec,
                              std::as_bytes(std::span(reinterpret_cast<const uint8_t*>(payload.data()), size - n)));
   if (doc.ok()) (void)to_json_text(*doc);
   return 0;

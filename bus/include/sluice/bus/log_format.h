@@ -111,7 +111,7 @@ struct RecordHeader {
   uint16_t header_length;   // 56 + 16 per optional id
   uint32_t event_type;      // application event type id
   uint16_t schema_version;  // version of the event type's schema
-  uint8_t codec;            // codec id (serialization layer; 0 = raw bytes)
+  uint8_t codec;            // a CodecId (codec_id.h): 0 raw, 2 flatbuffers, 3 json
   uint8_t reserved0;        // 0
   uint32_t reserved1;       // 0
   uint64_t position;        // global, gap-free over events

@@ -8,6 +8,7 @@
 #include <span>
 #include <string_view>
 
+#include "sluice/bus/codec_id.h"
 #include "sluice/bus/log_format.h"
 
 namespace sluice {
@@ -28,7 +29,7 @@ struct Id128 {
 struct EventData {
   uint32_t type = 0;            // application event type id
   uint16_t schema_version = 1;
-  uint8_t codec = 0;            // 0 = raw bytes
+  uint8_t codec = 0;            // a CodecId (codec_id.h); 0 = raw
   std::span<const std::byte> payload;
   Id128 idempotency_key;        // optional
   Id128 correlation_id;         // optional
@@ -148,7 +149,9 @@ struct RecordView {
   uint64_t stream_version() const noexcept { return header->stream_version; }
   uint32_t event_type() const noexcept { return header->event_type; }
   uint16_t schema_version() const noexcept { return header->schema_version; }
-  uint8_t codec() const noexcept { return header->codec; }
+  uint8_t codec() const noexcept { return header->codec; }  // the byte as stored
+  // The codec the byte names (the old raw byte 1 reads as raw; see codec_id.h).
+  CodecId codec_id() const noexcept { return decode_codec(header->codec); }
   int64_t timestamp_ns() const noexcept { return header->timestamp_ns; }
   uint32_t length() const noexcept { return header->length; }
   Id128 idempotency_key() const noexcept { return id_at(log_format::kFlagIdempotencyKey); }

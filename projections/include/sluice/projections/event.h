@@ -11,7 +11,8 @@
 //     uint64_t account; int64_t amount; int64_t day;
 //   };
 //
-// encode_raw(e) makes the EventData to append (raw codec: the struct's bytes); a handler
+// encode_raw(e) makes the EventData to append (codec raw, byte 0: the struct's bytes, the same
+// bytes a SchemaRegistry binding of codec raw writes, minus the schema record); a handler
 // registered with Projection::on<Deposited>() receives the decoded struct.
 #pragma once
 
@@ -21,11 +22,10 @@
 #include <string_view>
 #include <type_traits>
 
+#include "sluice/bus/codec_id.h"
 #include "sluice/bus/log_types.h"
 
 namespace sluice {
-
-inline constexpr uint8_t kCodecRaw = 0;
 
 template <class T>
 concept TypedEvent = std::is_trivially_copyable_v<T> && requires {
@@ -65,7 +65,7 @@ template <TypedEvent T>
 EventData encode_raw(const T& e) noexcept {
   EventData d;
   d.type = T::kEventType;
-  d.codec = kCodecRaw;
+  d.codec = static_cast<uint8_t>(CodecId::raw);
   d.payload = std::as_bytes(std::span<const T>(&e, 1));
   return d;
 }

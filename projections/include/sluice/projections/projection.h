@@ -126,8 +126,9 @@ class Projection {
           if (!b.valid())
             return Status(StatusCode::invalid_argument,
                           "event type " + std::string(serialization::EventTraits<T>::name) +
-                              " is not bound in the schema registry (bind it to a codec before starting: "
-                              "Engine::bind<T>(codec) or SchemaRegistry::bind<T>)");
+                              " is not registered in the schema registry (before starting: "
+                              "SchemaRegistry::register_for_reading<T>() to read, or "
+                              "Engine::bind<T>(codec) / SchemaRegistry::bind<T>(codec, writer) to write)");
           self.type = b.type_id();
           self.fn = [fn, b, this](const Event& e) -> ApplyResult {
             T value{};

@@ -199,7 +199,7 @@ class AggregateType {
         return Status(StatusCode::invalid_argument,
                       "event type " + std::string(serialization::EventTraits<E>::name) +
                           " is not bound in the schema registry (Engine::bind<T>(codec) before start, or "
-                          "SchemaRegistry::bind<T>)");
+                          "SchemaRegistry::bind<T> / register_for_reading<T>)");
       self.type_id = b.type_id();
       self.binding = std::make_shared<serialization::EventBinding<E>>(std::move(b));
       return Status();
@@ -261,7 +261,7 @@ class AggregateType {
     const auto* e = event_for(v.event_type());
     if (e == nullptr) return Status();
     return e->apply(&s, e->binding.get(), v.event_type(), v.schema_version(),
-                    static_cast<serialization::CodecId>(v.codec()), v.payload());
+                    v.codec_id(), v.payload());
   }
   Status apply_data(S& s, const aggregate_detail::EventEntry& e, const EventData& d) const {
     return e.apply(&s, e.binding.get(), d.type, d.schema_version, static_cast<serialization::CodecId>(d.codec),
@@ -407,9 +407,8 @@ Result<bool> step(const AggregateType<S>& type, const LogReader& reader, const R
   out->after = state;
   if (const auto* reg = type.registry()) {
     out->event_type = std::string(reg->type_name(v.event_type()));
-    auto doc = reg->to_document(v.event_type(), v.schema_version(), static_cast<serialization::CodecId>(v.codec()),
-                                v.payload());
-    if (doc.ok()) out->event_json = serialization::to_json_text(doc.value());
+    auto text = reg->to_json(v.event_type(), v.schema_version(), v.codec_id(), v.payload());
+    if (text.ok()) out->event_json = std::move(text.value());
   }
   if (out->event_type.empty()) out->event_type = "type " + std::to_string(v.event_type());
   return true;

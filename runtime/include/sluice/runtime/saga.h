@@ -352,7 +352,7 @@ class SagaType {
       type_id = b.type_id();
       match = [b, fn](const RecordView& v) -> R {
         E e{};
-        if (!b.decode(v.event_type(), v.schema_version(), static_cast<serialization::CodecId>(v.codec()), v.payload(), &e)
+        if (!b.decode(v.event_type(), v.schema_version(), v.codec_id(), v.payload(), &e)
                  .ok())
           return R{};
         return fn(e);

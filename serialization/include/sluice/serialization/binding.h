@@ -21,12 +21,10 @@
 #include <type_traits>
 #include <vector>
 
-#include <flatbuffers/flatbuffers.h>
-
 #include "sluice/bus/log_types.h"
 #include "sluice/serialization/codec.h"
 #include "sluice/serialization/event_traits.h"
-#include "sluice/serialization/schema.h"
+#include "sluice/serialization/field_types.h"
 #include "sluice/status.h"
 
 namespace sluice::serialization {
@@ -35,20 +33,26 @@ class SchemaRegistry;
 
 // Scratch space for encoding; reuse one per thread so that encoding stops allocating once the
 // buffers have grown. A payload returned by encode() is valid until the next encode with the
-// same buffer.
+// same buffer. The FlatBuffers builder is made on the first FlatBuffers encode.
 class EncodeBuffer {
  public:
-  EncodeBuffer() : fbb_(1024) {}
-  flatbuffers::FlatBufferBuilder& builder() noexcept { return fbb_; }
+  EncodeBuffer() noexcept;
+  ~EncodeBuffer();
+  EncodeBuffer(EncodeBuffer&&) noexcept;
+  EncodeBuffer& operator=(EncodeBuffer&&) noexcept;
   std::string& text() noexcept { return text_; }
   // n bytes, 8-aligned, valid until the next call.
   std::byte* raw(size_t n) {
     if (raw_.size() * 8 < n) raw_.resize((n + 7) / 8);
     return reinterpret_cast<std::byte*>(raw_.data());
   }
+  // The FlatBuffers state (a builder), defined where FlatBuffers is included; see
+  // flatbuffers_codec.h for the builder itself.
+  struct FlatBuffersState;
+  FlatBuffersState& flatbuffers_state();
 
  private:
-  flatbuffers::FlatBufferBuilder fbb_;
+  std::unique_ptr<FlatBuffersState> fb_;
   std::string text_;
   std::vector<uint64_t> raw_;
 };
@@ -88,22 +92,20 @@ class BindingCore {
  public:
   TypeDescription desc;
   uint32_t type_id = 0;
-  CodecId codec = CodecId::none;
+  CodecId codec = CodecId::raw;
   const SchemaRegistry* registry = nullptr;
   // Set when T's FlatBuffers table matched its fields; else fb_error says why not.
   bool (*fb_verify)(const uint8_t* data, size_t size) = nullptr;
   std::string fb_error;
 
   Status encode_json(const void* obj, std::string* out) const;
-  Status encode_flatbuffers(const void* obj, flatbuffers::FlatBufferBuilder* fbb) const;
+  // Builds the table in `buf`'s FlatBuffers builder; *out: the finished buffer.
+  Status encode_flatbuffers(const void* obj, EncodeBuffer* buf, std::span<const std::byte>* out) const;
   Status decode_json(std::span<const std::byte> payload, void* obj) const;
   Status decode_flatbuffers(std::span<const std::byte> payload, void* obj) const;
   // JSON through a nlohmann DOM: the alternative `sluice bench codec` measures against the
   // simdjson on-demand decoder that decode_json uses.
   Status decode_json_dom(std::span<const std::byte> payload, void* obj) const;
-  // From a schema-driven document (older versions after upcasting); missing fields get
-  // their defaults.
-  Status decode_document(const nlohmann::json& doc, void* obj) const;
   // Any version and codec: decode with the stored schema, upcast, then decode_document.
   Status decode_upcast(uint16_t version, CodecId codec, std::span<const std::byte> payload,
                        void* obj) const;
@@ -162,11 +164,11 @@ const void* type_tag() noexcept {
   return &tag;
 }
 
-template <class Table>
-bool verify_flatbuffer(const uint8_t* data, size_t size) {
-  flatbuffers::Verifier v(data, size);
-  return v.VerifyBuffer<Table>(nullptr);
-}
+// Fills in the FlatBuffers part of T's description (table name, binary schema, verifier).
+// Defined in flatbuffers_codec.h: a program that binds an event type with a FlatBuffersTable
+// includes that header (an "incomplete type FlatBuffersDescriber" error means it did not).
+template <class T>
+struct FlatBuffersDescriber;
 
 template <Event T>
 TypeDescription describe() {
@@ -179,12 +181,7 @@ TypeDescription describe() {
   const T probe{};
   std::apply([&](const auto&... f) { (d.fields.push_back(bind_field(probe, f)), ...); },
              Tr::fields);
-  if constexpr (FlatBuffersEvent<T>) {
-    using Table = typename Tr::FlatBuffersTable;
-    d.fb_schema = Tr::flatbuffers_schema();
-    d.fb_table = Table::GetFullyQualifiedName();
-    d.fb_verify = &verify_flatbuffer<Table>;
-  }
+  if constexpr (FlatBuffersEvent<T>) FlatBuffersDescriber<T>::describe(&d);
   return d;
 }
 
@@ -223,14 +220,9 @@ class EventBinding {
         if (Status st = core_->encode_json(&e, &buf.text()); !st.ok()) return st;
         d.payload = std::as_bytes(std::span<const char>(buf.text()));
         return d;
-      case CodecId::flatbuffers: {
-        if (Status st = core_->encode_flatbuffers(&e, &buf.builder()); !st.ok()) return st;
-        auto s = buf.builder().GetBufferSpan();
-        d.payload = std::as_bytes(std::span<const uint8_t>(s.data(), s.size()));
+      case CodecId::flatbuffers:
+        if (Status st = core_->encode_flatbuffers(&e, &buf, &d.payload); !st.ok()) return st;
         return d;
-      }
-      case CodecId::none:
-        break;
     }
     return core_->unsupported_codec(core_->codec);
   }
@@ -238,11 +230,13 @@ class EventBinding {
   // Decodes a record of this type: any codec, the current version or an older one
   // (upcast). Errors name the type, version, codec and field.
   Status decode(const RecordView& v, T* out) const {
-    return decode(v.event_type(), v.schema_version(), static_cast<CodecId>(v.codec()),
-                  v.payload(), out);
+    return decode(v.event_type(), v.schema_version(), v.codec_id(), v.payload(), out);
   }
+  // `codec` may be the record's byte as stored (static_cast<CodecId>(v.codec())): the old raw
+  // byte 1 reads as raw.
   Status decode(uint32_t type_id, uint16_t version, CodecId codec,
                 std::span<const std::byte> payload, T* out) const {
+    codec = decode_codec(static_cast<uint8_t>(codec));
     if (type_id != core_->type_id) return core_->wrong_type(type_id);
     if (version != core_->desc.version)
       return core_->decode_upcast(version, codec, payload, out);
@@ -258,8 +252,6 @@ class EventBinding {
         return core_->decode_json(payload, out);
       case CodecId::flatbuffers:
         return core_->decode_flatbuffers(payload, out);
-      case CodecId::none:
-        break;
     }
     return core_->unsupported_codec(codec);
   }
@@ -270,7 +262,8 @@ class EventBinding {
   std::shared_ptr<const detail::BindingCore> core_;
 };
 
-// Zero-copy access for handlers that want it (codec-specific by nature).
+// Zero-copy access for handlers that want it (codec-specific by nature). FlatBuffers:
+// FlatBuffersCodec::access in flatbuffers_codec.h.
 struct RawCodec {
   // The struct in place: checks size and alignment; no copy.
   template <class T>
@@ -283,19 +276,6 @@ struct RawCodec {
     if (reinterpret_cast<uintptr_t>(payload.data()) % alignof(T) != 0)
       return Status(StatusCode::invalid_argument, "raw payload is not aligned for the struct");
     return reinterpret_cast<const T*>(payload.data());
-  }
-};
-
-struct FlatBuffersCodec {
-  // The generated table in place, after the Verifier has accepted the bytes.
-  template <class Table>
-  static Result<const Table*> access(std::span<const std::byte> payload) {
-    auto* p = reinterpret_cast<const uint8_t*>(payload.data());
-    if (!detail::verify_flatbuffer<Table>(p, payload.size()))
-      return Status(StatusCode::invalid_argument,
-                    std::string("invalid FlatBuffer for table ") + Table::GetFullyQualifiedName() +
-                        " (" + std::to_string(payload.size()) + " bytes)");
-    return flatbuffers::GetRoot<Table>(p);
   }
 };
 

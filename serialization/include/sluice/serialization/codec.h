@@ -1,4 +1,5 @@
-// Codec ids and the schema-driven side of a codec.
+// Codec ids as the serialization layer uses them: the one CodecId of the log format
+// (sluice/bus/codec_id.h: 0 raw, 2 flatbuffers, 3 json; the old raw byte 1 reads as raw).
 //
 // Every event record carries a codec id (log_format::RecordHeader::codec). An event type is
 // bound to one codec by configuration (SchemaRegistry::bind<T>(codec)); readers decode each
@@ -7,55 +8,26 @@
 //
 // Two ways to decode:
 //   - typed (EventBinding<T>, binding.h): into the application's struct, on the hot path, no
-//     heap allocation for fixed-size fields; raw and FlatBuffers payloads are also readable in
-//     place (RawCodec::view, FlatBuffersCodec::access);
-//   - schema-driven (Codec::to_document): into a JSON document from the schema stored in the
-//     log alone, with no application code. `sluice dump` and upcasters use it (cold path).
+//     heap allocation for fixed-size fields; raw payloads are also readable in place
+//     (RawCodec::view), FlatBuffers ones with FlatBuffersCodec::access (flatbuffers_codec.h);
+//   - schema-driven (Codec::to_document, document.h): into a nlohmann::json document from the
+//     schema stored in the log alone, with no application code. `sluice dump` and upcasters
+//     use it (cold path).
+//
+// This header and binding.h, event_traits.h, field_types.h and schema_registry.h include no
+// FlatBuffers and no nlohmann/json header: a projection or a reader pays for those only when
+// it includes flatbuffers_codec.h or document.h (or schema.h).
 #pragma once
 
-#include <cstdint>
-#include <span>
-#include <string>
-#include <string_view>
-
-#include <nlohmann/json.hpp>
-
-#include "sluice/status.h"
+#include "sluice/bus/codec_id.h"
 
 namespace sluice::serialization {
 
-// The codec id stored in each record header. Values are part of the log format.
-enum class CodecId : uint8_t {
-  none = 0,         // opaque bytes: no schema, dumped as base64
-  raw = 1,          // a trivially copyable struct, copied byte for byte (little-endian)
-  flatbuffers = 2,  // a FlatBuffers table (schema: .bfbs binary schema)
-  json = 3,         // UTF-8 JSON object text
-};
-inline constexpr uint8_t kMaxCodecId = 3;
-
-std::string_view to_string(CodecId id) noexcept;
-// "raw", "flatbuffers", "json" (and "none"); false for anything else.
-bool parse_codec(std::string_view name, CodecId* out) noexcept;
-
-struct Schema;
-
-// The schema-driven side of a codec. Implementations are stateless and thread-safe.
-class Codec {
- public:
-  virtual ~Codec() = default;
-  virtual CodecId id() const noexcept = 0;
-  virtual std::string_view name() const noexcept = 0;
-  // Decodes a payload written with `schema` into a JSON object. Never throws; bad bytes give
-  // an invalid_argument status naming the type, version and (where known) the field.
-  virtual Result<nlohmann::json> to_document(const Schema& schema,
-                                             std::span<const std::byte> payload) const = 0;
-};
-
-// The built-in codec for `id`; nullptr for CodecId::none and unknown ids.
-const Codec* codec_for(CodecId id) noexcept;
-
-// Serializes a document to compact JSON text; invalid UTF-8 in strings is replaced (U+FFFD)
-// rather than thrown on.
-std::string to_json_text(const nlohmann::json& doc);
+using sluice::CodecId;
+using sluice::decode_codec;
+using sluice::kMaxCodecId;
+using sluice::known_codec;
+using sluice::parse_codec;
+using sluice::to_string;
 
 }  // namespace sluice::serialization

@@ -8,7 +8,8 @@
 //   +-------+----+-----+-------+---------+------+------+----------+----------+------------
 //   | magic |fmt |codec|version| type id | nlen | rlen | body len | reserved | name, root,
 //   +-------+----+-----+-------+---------+------+------+----------+----------+ pad, body
-//   magic "SLSC" (0x43534c53); fmt = 1; name = UTF-8 type name (nlen bytes); root = the
+//   magic "SLSC" (0x43534c53); fmt = 1; codec = a CodecId (0 raw, 2 flatbuffers, 3 json;
+//   entries written before the codec ids were unified hold 1 for raw: read as raw); name = UTF-8 type name (nlen bytes); root = the
 //   FlatBuffers root table's fully qualified name (rlen bytes, 0 for other codecs); zero
 //   padding to a multiple of 8; body (body len bytes):
 //     flatbuffers: the .bfbs binary schema (flatc --schema -b), verified on load;
@@ -29,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sluice/serialization/codec.h"
+#include "sluice/serialization/field_types.h"
 #include "sluice/status.h"
 
 namespace reflection {
@@ -43,16 +45,6 @@ inline constexpr uint8_t kSchemaEntryFormat = 1;
 inline constexpr size_t kSchemaEntryHeaderSize = 24;
 inline constexpr size_t kMaxSchemaBodySize = 16u << 20;
 inline constexpr size_t kMaxTypeNameLength = 1024;
-
-// Logical field types. `composite` covers FlatBuffers fields that are not flat (tables,
-// structs, vectors, unions): readable by tools, not bindable to a C++ member.
-enum class FieldType : uint8_t {
-  boolean, i8, u8, i16, u16, i32, u32, i64, u64, f32, f64, string, composite,
-};
-std::string_view to_string(FieldType t) noexcept;
-std::optional<FieldType> parse_field_type(std::string_view s) noexcept;
-// Bytes of a scalar type; 0 for string and composite.
-size_t scalar_size(FieldType t) noexcept;
 
 struct FieldDef {
   std::string name;
@@ -69,7 +61,7 @@ struct Schema {
   std::string type_name;
   uint32_t type_id = 0;
   uint16_t version = 0;
-  CodecId codec = CodecId::none;
+  CodecId codec = CodecId::raw;
   std::vector<FieldDef> fields;   // logical fields (flatbuffers: from the root table)
   uint32_t struct_size = 0;       // raw: sizeof the struct
   std::string fb_table;           // flatbuffers: fully qualified root table name

@@ -13,6 +13,11 @@
 //   the same fields (else: bump the version); a new version must be readable from the
 //   previous one (check_compatible) unless an upcaster for that step is registered.
 //
+// Headers
+//   This header is light (no FlatBuffers, no nlohmann/json, no log writer or reader): it is
+//   what projections include. Schema (schema.h), upcasters and documents (document.h) and
+//   FlatBuffers event types (flatbuffers_codec.h) come with their own headers.
+//
 // Thread safety
 //   Configure (load, add, bind, add_upcaster) on one thread; afterwards the const methods and
 //   the bindings may be used from any number of threads.
@@ -23,27 +28,29 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
-#include <tuple>
-#include <unordered_map>
 #include <vector>
 
-#include "sluice/bus/log_reader.h"
-#include "sluice/bus/log_writer.h"
 #include "sluice/serialization/binding.h"
-#include "sluice/serialization/schema.h"
+#include "sluice/serialization/codec.h"
 #include "sluice/status.h"
+
+namespace sluice {
+class LogReader;
+class LogWriter;
+}  // namespace sluice
 
 namespace sluice::serialization {
 
-// Turns a document of version `from` into one of version `from + 1`, in place (rename,
-// convert, split, drop fields). Runs on the read path of old events only.
-using Upcaster = std::function<Status(nlohmann::json& event)>;
+struct Schema;    // schema.h
+class Upcaster;   // document.h: a std::function<Status(nlohmann::json& event)>
 
 class SchemaRegistry {
  public:
-  SchemaRegistry() = default;
+  SchemaRegistry();
+  ~SchemaRegistry();
   SchemaRegistry(const SchemaRegistry&) = delete;
   SchemaRegistry& operator=(const SchemaRegistry&) = delete;
 
@@ -56,6 +63,7 @@ class SchemaRegistry {
 
   // Registers a schema (type id assigned from the name, ignoring schema.type_id) and, when
   // `writer` is given and the schema is new, appends it to the log. Returns the type id.
+  // (Include schema.h to build a Schema.)
   Result<uint32_t> add(Schema schema, LogWriter* writer = nullptr);
 
   // Binds T to `codec`: builds its schema from the traits, registers it (see add) and
@@ -72,14 +80,11 @@ class SchemaRegistry {
   // Read side: makes T decodable from the log this registry was loaded from, without a codec
   // choice (each record decodes with the codec it names) and without writing anything: T's
   // schema is registered in memory only (with the codec of T's stored schema when the log
-  // has one). Returns the decoder; binding<T>() returns it too. Use this in readers, tools
-  // and rebuilds; bind<T>(codec, writer) is for the side that appends.
+  // has one, else json). Returns the decoder; binding<T>() returns it too. Use this in
+  // readers, tools and rebuilds; bind<T>(codec, writer) is for the side that appends.
   template <Event T>
   Result<EventBinding<T>> register_for_reading() {
-    CodecId codec = CodecId::json;
-    if (auto id = type_id(EventTraits<T>::name))
-      if (const Schema* stored = find(*id, EventTraits<T>::version)) codec = stored->codec;
-    return bind<T>(codec == CodecId::none ? CodecId::json : codec, nullptr);
+    return bind<T>(reading_codec(EventTraits<T>::name, EventTraits<T>::version), nullptr);
   }
 
   // The binding made by the last bind<T>() on this registry, or an invalid binding when T
@@ -92,43 +97,43 @@ class SchemaRegistry {
     return EventBinding<T>(it->second.core);
   }
 
-  // Registers the upcaster from `from_version` to `from_version + 1` of a type.
+  // Registers the upcaster from `from_version` to `from_version + 1` of a type (include
+  // document.h: an Upcaster edits a nlohmann::json document).
   void add_upcaster(std::string_view type_name, uint16_t from_version, Upcaster upcaster);
+  // The upcaster registered for that step, or nullptr.
+  const Upcaster* upcaster(std::string_view type_name, uint16_t from_version) const;
   bool has_upcaster(std::string_view type_name, uint16_t from_version) const;
 
+  // The schema of (type, version, codec) (the old raw byte 1 finds raw), or nullptr.
   const Schema* find(uint32_t type_id, uint16_t version, CodecId codec) const noexcept;
   // Any codec's schema of (type, version), or nullptr.
   const Schema* find(uint32_t type_id, uint16_t version) const noexcept;
   std::optional<uint32_t> type_id(std::string_view name) const;
   std::string_view type_name(uint32_t type_id) const noexcept;  // "" if unknown
-  size_t size() const noexcept { return schemas_.size(); }
+  size_t size() const noexcept;
   std::vector<const Schema*> schemas() const;
 
-  // Schema-driven decode of a record to a document with its stored schema (no upcasting).
-  Result<nlohmann::json> to_document(uint32_t type_id, uint16_t version, CodecId codec,
-                                     std::span<const std::byte> payload) const;
-  // Runs the upcaster chain on `doc` from `from` to `to` (from < to). A step with no upcaster
-  // is allowed when both versions' schemas are known and compatible (defaults fill in).
-  Status upcast(uint32_t type_id, uint16_t from, uint16_t to, nlohmann::json* doc) const;
+  // Schema-driven decode of a record (no upcasting) as compact JSON text, for messages and
+  // tools that want text without nlohmann/json (document.h: to_document gives the document).
+  // not_found when the registry holds no schema for (type, version, codec).
+  Result<std::string> to_json(uint32_t type_id, uint16_t version, CodecId codec,
+                              std::span<const std::byte> payload) const;
 
  private:
-  using Key = std::tuple<uint32_t, uint16_t, uint8_t>;
+  struct State;  // schemas, ids, upcasters (schema_registry.cc)
   Result<std::shared_ptr<detail::BindingCore>> bind_core(detail::TypeDescription desc,
                                                          CodecId codec, LogWriter* writer);
   Result<uint32_t> add_impl(Schema schema, LogWriter* writer, bool from_log);
   const Schema* previous_version(uint32_t type_id, uint16_t version) const noexcept;
+  // The codec register_for_reading<T> registers T with: its stored schema's, else json.
+  CodecId reading_codec(std::string_view name, uint16_t version) const;
 
   struct Bound {
     const void* tag = nullptr;  // which C++ type (detail::type_tag<T>())
     std::shared_ptr<const detail::BindingCore> core;
   };
-  std::map<Key, std::unique_ptr<Schema>> schemas_;
+  std::unique_ptr<State> state_;
   std::map<std::string, Bound, std::less<>> bound_;  // by type name: the last bind<T>()
-  std::unordered_map<std::string, uint32_t> ids_;
-  std::map<uint32_t, std::string> id_names_;
-  std::map<std::pair<std::string, uint16_t>, Upcaster, std::less<>> upcasters_;
-  // Schema records already loaded, by (segment, offset), so load() can be called again.
-  std::map<std::pair<uint64_t, uint32_t>, bool> loaded_;
 };
 
 }  // namespace sluice::serialization

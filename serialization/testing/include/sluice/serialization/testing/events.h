@@ -10,6 +10,7 @@
 #include "events_bfbs_generated.h"
 #include "events_generated.h"
 #include "sluice/serialization/event_traits.h"
+#include "sluice/serialization/flatbuffers_codec.h"
 
 namespace sluice::testing {
 
