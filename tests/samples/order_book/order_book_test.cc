@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,16 +59,19 @@ struct BookRun {
   }
 };
 
-BookRun start(const std::string& dir, uint32_t workers, CodecId codec, uint32_t instruments) {
+// No codec bound: events in the sample's raw convention, without the schema registry.
+constexpr std::optional<CodecId> kUnbound;
+
+BookRun start(const std::string& dir, uint32_t workers, std::optional<CodecId> codec, uint32_t instruments) {
   BookRun r;
   sluice::EngineOptions o;
   o.log.segment_size = 4 << 20;  // segment rolls happen within a run
   o.worker_cpus.assign(workers, -1);
   r.engine = sluice::Engine::open(dir, o).value();
-  if (codec != CodecId::none) {  // CodecId::none: the raw convention, no schema registry
-    EXPECT_TRUE(r.engine->bind<NewOrder>(codec).ok());
-    EXPECT_TRUE(r.engine->bind<Cancel>(codec).ok());
-    EXPECT_TRUE(r.engine->bind<Fill>(codec).ok());
+  if (codec) {  // kUnbound: the raw convention (OrderEvent::raw()), no schema registry
+    EXPECT_TRUE(r.engine->bind<NewOrder>(*codec).ok());
+    EXPECT_TRUE(r.engine->bind<Cancel>(*codec).ok());
+    EXPECT_TRUE(r.engine->bind<Fill>(*codec).ok());
   }
   for (uint32_t i = 0; i < workers; ++i) {
     const Shard s{i, workers};
@@ -87,13 +91,13 @@ BookRun start(const std::string& dir, uint32_t workers, CodecId codec, uint32_t 
 
 // Appends `n` generated events (raw convention, or through the bound codec) and waits until
 // every projection applied them.
-void feed(BookRun& r, OrderFlow& flow, uint64_t n, CodecId codec) {
+void feed(BookRun& r, OrderFlow& flow, uint64_t n, std::optional<CodecId> codec) {
   const auto& reg = r.engine->registry();
   sluice::serialization::EncodeBuffer buf;
   for (uint64_t i = 0; i < n; ++i) {
     const OrderEvent ev = flow.next();
     sluice::EventData d = ev.raw();
-    if (codec != CodecId::none) {
+    if (codec) {
       auto enc = ev.kind == OrderEvent::Kind::new_order ? reg.binding<NewOrder>().encode(ev.new_order, buf)
                  : ev.kind == OrderEvent::Kind::cancel  ? reg.binding<Cancel>().encode(ev.cancel, buf)
                                                         : reg.binding<Fill>().encode(ev.fill, buf);
@@ -216,8 +220,8 @@ TEST(OrderBookEngine, ShardedOverThreeWorkersEqualsOneWorker) {
   auto book = [](uint32_t workers) {
     const std::string dir = fresh_dir("shards-" + std::to_string(workers));
     OrderFlow flow(small_flow(33));
-    BookRun r = start(dir, workers, CodecId::none, flow.options().instruments);
-    feed(r, flow, kEvents, CodecId::none);
+    BookRun r = start(dir, workers, kUnbound, flow.options().instruments);
+    feed(r, flow, kEvents, kUnbound);
     EXPECT_EQ(r.check(flow), "") << workers << " workers";
     std::map<uint64_t, Level> levels;
     std::map<uint32_t, Top> tops;
@@ -247,7 +251,7 @@ TEST(OrderBookEngine, ShardedOverThreeWorkersEqualsOneWorker) {
 // changes nothing; later events of other instruments go on.
 TEST(OrderBookEngine, AnImpossibleCancelIsRejectedAndLeavesTheBookUnchanged) {
   const std::string dir = fresh_dir("reject");
-  BookRun r = start(dir, 1, CodecId::none, 2);
+  BookRun r = start(dir, 1, kUnbound, 2);
   auto append = [&](uint32_t inst, const sluice::EventData& d) {
     ASSERT_TRUE(r.engine->append(r.ids[inst], sluice::ExpectedVersion::any(), d).ok());
   };
