@@ -1,0 +1,102 @@
+# latency-relay: drawn by sluice bench (bench/common/plots.cc); rerun with `gnuplot latency-relay.gp`
+set termoption noenhanced
+set terminal pngcairo size 1100,650 noenhanced
+set output 'bench/results/all-2026-11-30/latency-relay.png'
+$c0 << EOD
+1 267.263
+1.11 610.303
+1.25 734.719
+1.43 841.727
+1.67 942.591
+2 1038.335
+2.22 1085.439
+2.5 1132.543
+2.86 1178.623
+3.33 1223.679
+4 1269.759
+4.44 1293.311
+5 1317.887
+5.71 1343.487
+6.67 1371.135
+8 1401.855
+8.89 1421.311
+10 1441.791
+11.43 1465.343
+13.33 1494.015
+16 1529.855
+17.78 1552.383
+20 1582.079
+22.86 1618.943
+26.67 1671.167
+32 1748.991
+35.56 1807.359
+40 1878.015
+45.71 1982.463
+53.33 2168.831
+64 2476.031
+71.11 2705.407
+80 2969.599
+91.43 3319.807
+106.67 3717.119
+128 4130.815
+142.22 4325.375
+160 4546.559
+182.86 4808.703
+213.33 5210.111
+256 5812.223
+284.44 6213.631
+320 6443.007
+365.71 6590.463
+426.67 6909.951
+512 7458.815
+568.89 7757.823
+640 8060.927
+731.43 8327.167
+853.33 8577.023
+1024 8830.975
+1137.78 8978.431
+1280 9125.887
+1462.86 9256.959
+1706.67 9412.607
+2048 9535.487
+2275.56 9592.831
+2560 9682.943
+2925.71 9740.287
+3413.33 9830.399
+4096 9887.743
+4551.11 9928.703
+5120 9977.855
+5851.43 9986.047
+6826.67 10043.391
+8192 10076.159
+9102.22 10092.543
+10240 10133.503
+11702.86 10133.503
+13653.33 10141.695
+16384 10190.847
+18204.44 10190.847
+20480 10239.999
+23405.71 10239.999
+27306.67 10239.999
+32768 10289.151
+36408.89 10289.151
+40960 10289.151
+46811.43 10289.151
+54613.33 10289.151
+65536 10338.303
+EOD
+set yrange [100:100000]
+set title 'Latency by percentile: relay suite (HdrHistogram distributions, one curve per .hgrm)'
+set logscale x
+set logscale y
+set grid xtics ytics mytics
+set xtics ('0%%' 1, '90%%' 10, '99%%' 100, '99.9%%' 1000, '99.99%%' 10000, '99.999%%' 100000)
+set xrange [1:100000]
+set xlabel 'percentile (log scale of 1/(1-p): each step right is one more nine)'
+set ylabel 'latency (µs, log scale)'
+set key bottom right box opaque
+plot $c0 using 1:2 with lines lw 2 title 'lag_intended_append_to_acked_polled'
+set terminal svg size 1100,650 dynamic noenhanced background '#ffffff'
+set output 'bench/results/all-2026-11-30/latency-relay.svg'
+replot
+unset output
