@@ -533,7 +533,10 @@ void run_ingress_figures(const ScratchDir& scratch, Figures& fig, double rtt, ui
 }  // namespace
 
 int run_e2e_suite(const SuiteArgs& args) {
-  check_workload(args, "e2e", kOptRate | kOptEvents | kOptProducers | kOptDurability | kOptWorkload);
+  // --workers: the order-book workload shards its projections over that many workers.
+  check_workload(args, "e2e",
+                 kOptRate | kOptEvents | kOptProducers | kOptDurability | kOptWorkload |
+                     (args.workload.kind == "order_book" ? kOptWorkers : 0u));
   // --durability: the fixed-rate runs' log (the ingress part compares none and group itself).
   const Durability durability = args.workload.durability == "sync"    ? Durability::sync
                                 : args.workload.durability == "group" ? Durability::group
