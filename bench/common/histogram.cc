@@ -84,6 +84,7 @@ void Histogram::record_n(int64_t value_ns, uint64_t n) noexcept {
 }
 
 void Histogram::record_corrected(int64_t value_ns, int64_t expected_interval_ns) noexcept {
+  value_ns = std::clamp<int64_t>(value_ns, 0, highest_);  // a bogus huge value: bounded work
   record(value_ns);
   if (expected_interval_ns <= 0 || value_ns <= expected_interval_ns) return;
   for (int64_t missing = value_ns - expected_interval_ns; missing >= expected_interval_ns;

@@ -7,7 +7,7 @@
 // Debian 12 ships no C/C++ HdrHistogram library; this one reproduces the parts the suites
 // need, with HdrHistogram's semantics so the output reads the same:
 //   - value_at_percentile(p): the highest value equivalent to the sample at rank
-//     max(1, round(p/100 * count)) — HdrHistogram's getValueAtPercentile.
+//     max(1, ceil(p/100 * count)) — HdrHistogram's getValueAtPercentile.
 //   - record_corrected(v, interval): recordValueWithExpectedInterval — coordinated-omission
 //     correction for a closed-loop sampler that meant to take one sample every `interval` ns:
 //     a sample v > interval also records v - interval, v - 2*interval, ... down to interval,

@@ -176,6 +176,7 @@ struct E2E {
   double p50 = 0, p99 = 0, p999 = 0, max = 0;
   double achieved_rate = 0;
   double longest_background_slice_ns = 0;  // the log maintenance thread's, during the run
+  double longest_background_slice_cpu_ns = 0;
   // What the scheduler did during the timed window (common/sched_stats.h): time the producer
   // and the worker waited runnable for their CPU, their preemptions, and the CPU time of the
   // engine's own background threads (log maintenance, checkpoints, monitor).
@@ -249,6 +250,7 @@ E2E fixed_rate(const std::string& dir, double rate, uint64_t count, int cpu_a, i
     }
   }
   const double slice = static_cast<double>(e->writer().longest_background_slice_ns());
+  const double slice_cpu = static_cast<double>(e->writer().longest_background_slice_cpu_ns());
   if (Status st = e->stop(std::chrono::seconds(60)); !st.ok()) die("stop", st);
   std::vector<double> v;
   v.reserve(count);
@@ -266,6 +268,7 @@ E2E fixed_rate(const std::string& dir, double rate, uint64_t count, int cpu_a, i
   r.max = *std::max_element(v.begin(), v.end());
   r.achieved_rate = static_cast<double>(count) / secs;
   r.longest_background_slice_ns = slice;
+  r.longest_background_slice_cpu_ns = slice_cpu;
   return r;
 }
 
@@ -588,6 +591,8 @@ int run_e2e_suite(const SuiteArgs& args) {
     fig.add(p + "achieved_events_per_s", r.achieved_rate, "events/s", "offered schedule kept");
     fig.add(p + "longest_background_slice_ns", r.longest_background_slice_ns, "ns",
             "log maintenance thread: longest slice between two CPU yields (wall time)");
+    fig.add(p + "longest_background_slice_cpu_ns", r.longest_background_slice_cpu_ns, "ns",
+            "the same slices' longest CPU time: what one slice took from other threads");
     fig.add(p + "producer_cpu_wait_ns", r.producer_wait_ns, "ns", "producer runnable but off its CPU, whole run");
     fig.add(p + "producer_preemptions", r.producer_preemptions, "count");
     fig.add(p + "worker_cpu_wait_ns", r.worker_wait_ns, "ns", "worker runnable but off its CPU, whole run");

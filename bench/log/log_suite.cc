@@ -435,6 +435,8 @@ int run_log_suite(const SuiteArgs& args) {
     seg->release_sliced(&pacer);
     fig.add("prepare_longest_slice_ns", static_cast<double>(pacer.longest_slice_ns()), "ns",
             "longest wall time between two yields while preparing and releasing one segment");
+    fig.add("prepare_longest_slice_cpu_ns", static_cast<double>(pacer.longest_slice_cpu_ns()), "ns",
+            "the same slices' longest CPU time");
   }
   if (durability_wanted(args, "none") && args.workload.payload_bytes == 0)
     fig.add("ratio_append_none_vs_sqlite_off", fig.get("ratio_append_none_vs_sqlite_off_64"), "ratio", "64 B payloads; target >= 30");

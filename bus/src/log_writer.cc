@@ -925,6 +925,10 @@ Status LogWriter::group_flush_locked() {
   return st;
 }
 
+uint64_t LogWriter::longest_background_slice_cpu_ns() const noexcept {
+  return pacer_ ? pacer_->longest_slice_cpu_ns() : 0;
+}
+
 uint64_t LogWriter::longest_background_slice_ns() const noexcept {
   return pacer_ ? pacer_->longest_slice_ns() : 0;
 }

@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -106,7 +107,18 @@ void MappedSegment::reset() noexcept {
   mapped_ = 0;
 }
 
-void SlicePacer::begin() noexcept { start_ = steady_ns(); }
+namespace {
+int64_t thread_cpu_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+}  // namespace
+
+void SlicePacer::begin() noexcept {
+  start_ = steady_ns();
+  cpu_start_ = thread_cpu_ns();
+}
 
 bool SlicePacer::due(int64_t budget_ns) const noexcept { return steady_ns() - start_ >= budget_ns; }
 
@@ -114,8 +126,11 @@ void SlicePacer::between() noexcept {
   const int64_t now = steady_ns();
   const auto took = static_cast<uint64_t>(now - start_);
   if (took > longest_.load(std::memory_order_relaxed)) longest_.store(took, std::memory_order_relaxed);
+  const auto cpu = static_cast<uint64_t>(thread_cpu_ns() - cpu_start_);
+  if (cpu > longest_cpu_.load(std::memory_order_relaxed)) longest_cpu_.store(cpu, std::memory_order_relaxed);
   ::sched_yield();  // a hot thread this one preempted gets its CPU back now
   start_ = steady_ns();
+  cpu_start_ = thread_cpu_ns();
 }
 
 void MappedSegment::release_sliced(SlicePacer* pace) noexcept {

@@ -210,7 +210,7 @@ Status JetStreamIngest::Impl::append_batch() {
     EventData e;
     e.type = p.meta.type;
     e.schema_version = p.meta.schema_version;
-    e.codec = p.meta.codec;
+    e.codec = static_cast<uint8_t>(decode_codec(p.meta.codec));  // an old log's raw byte (1) is written as raw
     e.payload = std::as_bytes(std::span(p.payload.data(), p.payload.size()));
     e.idempotency_key = idempotency_key_for(source, p.position);
     e.correlation_id = p.correlation;

@@ -464,7 +464,10 @@ class SagaAgent::Impl {
   // `carry`, when given, is the event that ended the previous attempt (a step or
   // compensation that succeeded): it is appended in one batch with the next attempt, or
   // with the saga's end, so that a step costs one append rather than two (a crash between
-  // them left the same state to resume before, and cannot split them now).
+  // them left the same state to resume before, and cannot split them now). If that batch is
+  // not written (an append or encode failure parks the saga), the success is not in the log
+  // either: after a restart the step runs again with the same key, which the service's
+  // idempotency absorbs, where before the saga resumed at the next step.
   void advance(Saga& g, const SagaEvent* carry = nullptr) {
     if (g.gone) return;
     SagaState after;

@@ -46,6 +46,17 @@
 namespace sluice::tools {
 namespace {
 
+// The process group of the suite running now (0: none). A suite runs in a group of its own,
+// so a Ctrl-C at the terminal reaches only `all`: its handler takes the suite's group down
+// with it, then ends `all` the way the signal would have.
+volatile std::sig_atomic_t g_child_group = 0;
+
+extern "C" void on_stop_signal(int sig) {
+  if (g_child_group > 0) ::kill(-static_cast<pid_t>(g_child_group), SIGKILL);
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
 namespace fs = std::filesystem;
 
 // The scale each suite runs at in `all` and `all --quick`, chosen from the durations measured
@@ -184,16 +195,19 @@ void run_child(const AllArgs& a, Run& r, const std::string& tmp, const std::stri
   char buf[4096];
   bool timed_out = false;
   const auto deadline = t0 + std::chrono::duration<double>(a.timeout_s);
+  if (pid > 0) g_child_group = pid;  // Ctrl-C / SIGTERM end the suite's group too (on_stop_signal)
+  auto over_time = [&] { return std::chrono::steady_clock::now() >= deadline; };
   for (;;) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    pollfd p{err_pipe[0], POLLIN, 0};
-    const int ready = pid > 0 ? ::poll(&p, 1, static_cast<int>(std::max<int64_t>(0, left.count()))) : 1;
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready == 0) {  // over its time: the whole group goes
+    if (pid > 0 && over_time()) {  // over its time: the whole group goes
       timed_out = true;
       ::kill(-pid, SIGKILL);
       break;
     }
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{err_pipe[0], POLLIN, 0};
+    const int ready = pid > 0 ? ::poll(&p, 1, static_cast<int>(std::max<int64_t>(0, left.count()))) : 1;
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) continue;  // 0: the deadline, checked above; an error: look again
     const ssize_t n = ::read(err_pipe[0], buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
@@ -203,8 +217,23 @@ void run_child(const AllArgs& a, Run& r, const std::string& tmp, const std::stri
   }
   ::close(err_pipe[0]);
   int st = 0;
-  while (pid > 0 && ::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  // A child that closed its stderr may still run: it gets the rest of its time, then the group goes.
+  while (pid > 0) {
+    const pid_t w = ::waitpid(pid, &st, timed_out ? 0 : WNOHANG);
+    if (w == pid || (w < 0 && errno != EINTR)) break;
+    if (w == 0) {
+      if (over_time()) {
+        timed_out = true;
+        ::kill(-pid, SIGKILL);
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
   }
+  // The group outlives its leader: whatever the suite started (nats-server) goes with it,
+  // also when the suite failed or crashed.
+  if (pid > 0) ::kill(-pid, SIGKILL);
+  g_child_group = 0;
   r.seconds = bench::seconds_since(t0);
   if (pid < 0) {
     r.status = "failed";
@@ -394,6 +423,12 @@ bool write_text(const std::string& path, const std::string& text) {
 }
 
 int run_all(AllArgs& a) {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    ::sigemptyset(&sa.sa_mask);
+    ::sigaction(sig, &sa, nullptr);
+  }
   // Which runs: every suite (or --suites), e2e twice unless --workload chose one.
   std::set<std::string> known;
   for (const bench::Suite& s : bench::kSuites) known.insert(s.name);
@@ -436,6 +471,8 @@ int run_all(AllArgs& a) {
     if (!ec) fs::create_directories(log_dir, ec);
     if (ec) {
       error_line("bench all", "cannot create " + a.plots_dir + ": " + ec.message());
+      std::error_code ignored;
+      fs::remove_all(tmp, ignored);
       return kExitUsage;
     }
     if (a.json_path.empty()) a.json_path = a.plots_dir + "/results.json";

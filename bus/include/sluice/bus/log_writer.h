@@ -135,6 +135,8 @@ class LogWriter {
   // The longest uninterrupted slice of background work (segment preparation, unmapping) the
   // maintenance thread ran between two yields of its CPU, in ns (wall time). Any thread.
   uint64_t longest_background_slice_ns() const noexcept;
+  // The same slices' longest CPU time (ns): what one slice took from other threads.
+  uint64_t longest_background_slice_cpu_ns() const noexcept;
   // Waits until the maintenance thread has the next segments ready (options().prepared_segments
   // of them; or it could not make one), at most `timeout`; true when they are ready. A latency-sensitive opener (the engine's
   // start()) calls it so that the first preparation — the one that would otherwise fall in

@@ -374,8 +374,10 @@ struct SagaAgentOptions {
   // Run every action and compensation on the agent thread itself, without the hand-off to an
   // action thread and back (two thread wake-ups per step): for in-process actions that never
   // block (an aggregate command, a keyed store). An inline action that blocks stalls every
-  // saga of this agent and its timers, and it must not call this agent's functions (sagas(),
-  // stats()). action_threads is then ignored.
+  // saga of this agent and its timers; a step timeout cannot interrupt it, and a result
+  // returned after the step's deadline counts as that result (not as a timeout). It runs
+  // with the agent's state lock held: it must not call sagas() (deadlock), wait_idle() or
+  // stop() of this agent (stats() is fine). action_threads is then ignored.
   bool inline_actions = false;
   int64_t (*clock_ns)() = nullptr;                  // timers; nullptr: CLOCK_REALTIME (the log's clock)
   std::chrono::milliseconds trigger_poll{5};        // how often the log is read for start_on
