@@ -20,11 +20,6 @@ namespace {
 using namespace sluice::testing;
 using nlohmann::json;
 
-RunResult sluice_cli(std::vector<std::string> args) {
-  args.insert(args.begin(), SLUICE_CLI);
-  return run(args);
-}
-
 json read_json(const std::string& path) {
   std::ifstream in(path);
   json j = json::parse(in, nullptr, false);

@@ -24,11 +24,6 @@ namespace {
 using namespace sluice::testing;
 using nlohmann::json;
 
-RunResult sluice_cli(std::vector<std::string> args) {
-  args.insert(args.begin(), SLUICE_CLI);
-  return run(args);
-}
-
 // Every line of `text` parsed as JSON (a parse error fails the test).
 std::vector<json> json_lines(const std::string& text) {
   std::vector<json> out;

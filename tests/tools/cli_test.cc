@@ -16,11 +16,6 @@ namespace {
 
 using namespace sluice::testing;
 
-RunResult sluice_cli(std::vector<std::string> args) {
-  args.insert(args.begin(), SLUICE_CLI);
-  return run(args);
-}
-
 // stderr holds exactly one line, starting with "sluice".
 void expect_one_error_line(const RunResult& r) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "stderr: " << r.err;

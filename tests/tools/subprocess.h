@@ -121,4 +121,12 @@ inline RunResult run(const std::vector<std::string>& argv) {
   return r;
 }
 
+#ifdef SLUICE_CLI
+// Runs the `sluice` binary under test (SLUICE_CLI: its path, set by tests/tools/CMakeLists.txt).
+inline RunResult sluice_cli(std::vector<std::string> args) {
+  args.insert(args.begin(), SLUICE_CLI);
+  return run(args);
+}
+#endif
+
 }  // namespace sluice::testing
