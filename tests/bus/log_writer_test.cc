@@ -4,6 +4,8 @@
 #include "sluice/bus/log_writer.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <atomic>
 #include <chrono>
@@ -16,6 +18,7 @@
 
 #include "bus/log_test_util.h"
 #include "internal/record_codec.h"
+#include "internal/segment.h"
 #include "sluice/bus/log_reader.h"
 
 #include "common/alloc_counter.h"
@@ -415,6 +418,46 @@ TEST_F(LogWriterTest, MaintenanceCpuOutOfRangeIsInvalidArgumentAndCpuZeroWorks) 
   o.maintenance_cpu = 0;
   auto w2 = LogWriter::open(dir(), o);
   ASSERT_TRUE(w2.ok()) << w2.status().to_string();
+}
+
+// The maintenance thread's slices yield only where it may share a CPU with a hot thread:
+// placed apart from a pinned opener (or pinned by maintenance_cpu to a CPU no hot thread
+// uses), a yield could only lend the CPU to another process.
+TEST_F(LogWriterTest, MaintenanceThreadYieldsOnlyWhereItMayShareACpuWithAHotThread) {
+  LogOptions o = small_log_options();
+  o.maintenance_cpu = 0;
+  o.maintenance_avoid_cpus = 1;  // CPU 0 is a hot thread's: keep yielding there
+  {
+    auto w = LogWriter::open(dir(), o);
+    ASSERT_TRUE(w.ok()) << w.status().to_string();
+    ASSERT_NE((*w)->background_pacer(), nullptr);
+    EXPECT_TRUE((*w)->background_pacer()->yielding());
+    ASSERT_TRUE((*w)->close().ok());
+  }
+  cpu_set_t mine;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof mine, &mine), 0);
+  if (CPU_COUNT(&mine) < 2) GTEST_SKIP() << "one CPU: the maintenance thread cannot be placed apart";
+  int first = 0;
+  while (!CPU_ISSET(first, &mine)) ++first;
+  o.maintenance_avoid_cpus = 0;
+  o.maintenance_cpu = first;  // the opener is not pinned there: a CPU of its own
+  {
+    auto w = LogWriter::open(dir(), o);
+    ASSERT_TRUE(w.ok()) << w.status().to_string();
+    EXPECT_FALSE((*w)->background_pacer()->yielding());
+    ASSERT_TRUE((*w)->close().ok());
+  }
+  // Default placement with the opener pinned to one CPU: the thread goes to the others.
+  o.maintenance_cpu = -1;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  ASSERT_EQ(::pthread_setaffinity_np(::pthread_self(), sizeof one, &one), 0);
+  auto w = LogWriter::open(dir(), o);
+  ASSERT_EQ(::pthread_setaffinity_np(::pthread_self(), sizeof mine, &mine), 0);
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  EXPECT_FALSE((*w)->background_pacer()->yielding());
+  ASSERT_TRUE((*w)->close().ok());
 }
 
 TEST_F(LogWriterTest, DurabilityNoneAcknowledgesOnAppend) {
