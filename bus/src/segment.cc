@@ -172,9 +172,9 @@ void MappedSegment::release_sliced(SlicePacer* pace) noexcept {
   if (base_ != nullptr && pace != nullptr) {
     pace->begin(StepKind::unmap);
     // Unmap from the end, so that base_/mapped_ always describe what is still mapped.
-    for (uint64_t step = pace->step_bytes(kUnmapStep); mapped_ > step; step = pace->step_bytes(kUnmapStep)) {
-      mapped_ -= step;  // 256 KiB of page-table teardown per step (1 MiB unpaced)
-      ops_->munmap(base_ + mapped_, step);
+    while (mapped_ > kUnmapStep) {
+      mapped_ -= kUnmapStep;  // 256 KiB of page-table teardown per step
+      ops_->munmap(base_ + mapped_, kUnmapStep);
       pace->step();
     }
     ops_->munmap(base_, mapped_);
@@ -302,12 +302,11 @@ Result<MappedSegment> MappedSegment::create(FileOps& ops, const std::string& dir
     // Not for group/sync: flushes of records into blocks just overwritten with zeros were
     // 4x slower here (p50 of a one-page msync 420 us against 85-120 us), and the zeros
     // would be written to disk for nothing.
-    // Paced: kPrepareStep bytes per call while the pacer yields (see the header); otherwise
-    // 1 MiB.
-    static const std::vector<char> zeros(kLargeStep, 0);
+    // Paced: kPrepareStep bytes per call (see the header); otherwise 1 MiB.
+    static const std::vector<char> zeros(1 << 20, 0);
+    const uint64_t step = pace ? kPrepareStep : zeros.size();
     if (pace) pace->start(StepKind::zeros);
-    for (uint64_t off = 0, step = 0; off < segment_size; off += step) {
-      step = pace ? pace->step_bytes(kPrepareStep) : zeros.size();
+    for (uint64_t off = 0; off < segment_size; off += step) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(step, segment_size - off));
       if (ops.pwrite(s.fd_, zeros.data(), n, static_cast<off_t>(off)) != static_cast<ssize_t>(n))
         return fail("write zeros to");
@@ -327,9 +326,8 @@ Result<MappedSegment> MappedSegment::create(FileOps& ops, const std::string& dir
     // fault.
 #if defined(MADV_POPULATE_WRITE) && defined(MADV_POPULATE_READ)
     if (pace) pace->start(StepKind::populate);
-    for (uint64_t off = 0, step = 0; off < segment_size; off += step) {
-      step = pace ? pace->step_bytes(kPrepareStep) : kLargeStep;
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(step, segment_size - off));
+    for (uint64_t off = 0; off < segment_size; off += kPrepareStep) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(kPrepareStep, segment_size - off));
       ::madvise(s.base_ + off, n, durable ? MADV_POPULATE_READ : MADV_POPULATE_WRITE);
       if (pace) pace->step();
     }

@@ -93,16 +93,6 @@ TEST(SlicePacer, UrgentSlicesAreMeasuredButDoNotYield) {
   EXPECT_EQ(p.yields(), 1u);
 }
 
-TEST(SlicePacer, SmallStepsOnlyWhileItYields) {
-  SlicePacer p;
-  EXPECT_EQ(p.step_bytes(kPrepareStep), kPrepareStep);
-  p.set_urgent(true);
-  EXPECT_EQ(p.step_bytes(kPrepareStep), kLargeStep);
-  p.set_urgent(false);
-  p.set_yielding(false);
-  EXPECT_EQ(p.step_bytes(kUnmapStep), kLargeStep);
-}
-
 TEST(SlicePacer, APacerApartFromTheHotThreadsDoesNotYield) {
   SlicePacer p;
   p.set_yielding(false);

@@ -38,8 +38,6 @@ int64_t first_nonzero_byte(const std::string& path, uint64_t from);
 // teardown); 32 KiB and 256 KiB steps take a quarter of that.
 inline constexpr uint64_t kPrepareStep = 32 * 1024;
 inline constexpr uint64_t kUnmapStep = 256 * 1024;
-// The step of a pacer that does not yield (SlicePacer::step_bytes).
-inline constexpr uint64_t kLargeStep = 1024 * 1024;
 // Bytes preallocated per fallocate call: allocating 64 MiB of extents in one call took up to
 // 0.34 ms of CPU time; 4 MiB at a time keeps each call to tens of microseconds. The calls
 // follow each other from offset 0, so the file only ever grows, never with a hole.
@@ -81,13 +79,6 @@ class SlicePacer {
   // segment of 25 ms of CPU time, 55-200 ms without the yields).
   void set_yielding(bool on) noexcept { yielding_.store(on, std::memory_order_relaxed); }
   bool yielding() const noexcept { return yielding_.load(std::memory_order_relaxed); }
-  // The bytes of the next zeros/populate/unmap step: `small` while slices yield, kLargeStep
-  // while they do not (urgent, or apart from the hot threads), when small steps would only
-  // cost system calls (32 KiB steps take ~25% more CPU time per segment than 1 MiB ones).
-  uint64_t step_bytes(uint64_t small) const noexcept {
-    return yielding_.load(std::memory_order_relaxed) && !urgent_.load(std::memory_order_relaxed) ? small
-                                                                                                  : kLargeStep;
-  }
   void begin(StepKind kind) noexcept;  // before the first step of a piece of work
   // Before the first step of `kind`: ends the current slice if it was of another kind.
   void start(StepKind kind) noexcept;
