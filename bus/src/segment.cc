@@ -302,9 +302,10 @@ Result<MappedSegment> MappedSegment::create(FileOps& ops, const std::string& dir
     // Not for group/sync: flushes of records into blocks just overwritten with zeros were
     // 4x slower here (p50 of a one-page msync 420 us against 85-120 us), and the zeros
     // would be written to disk for nothing.
-    // Paced: kPrepareStep bytes per call (see the header); otherwise 1 MiB.
-    static const std::vector<char> zeros(1 << 20, 0);
-    const uint64_t step = pace ? kPrepareStep : zeros.size();
+    // kZeroStep bytes per call, paced or not (see the header: larger writes make larger
+    // page-cache folios, which cost the appender page faults and its rolls long waits).
+    static const std::vector<char> zeros(kZeroStep, 0);
+    const uint64_t step = zeros.size();
     if (pace) pace->start(StepKind::zeros);
     for (uint64_t off = 0; off < segment_size; off += step) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(step, segment_size - off));
