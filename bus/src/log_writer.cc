@@ -189,12 +189,13 @@ Status LogWriter::place_maintenance_thread() {
       return Status(StatusCode::invalid_argument,
                     "pin the maintenance thread of log " + dir_ + " to CPU " +
                         std::to_string(options_.maintenance_cpu) + ": " + log_internal::errno_text(rc));
-    // A CPU of its own (neither avoided nor the pinned opener's): nothing hot to yield to.
+    // A CPU apart from the hot threads (not avoided, and the opener pinned to another one):
+    // nothing hot to yield to there.
     cpu_set_t opener;
     const bool avoided = options_.maintenance_cpu < 64 && ((options_.maintenance_avoid_cpus >> options_.maintenance_cpu) & 1) != 0;
-    const bool opener_there = ::pthread_getaffinity_np(::pthread_self(), sizeof opener, &opener) == 0 &&
-                              CPU_COUNT(&opener) == 1 && CPU_ISSET(options_.maintenance_cpu, &opener);
-    if (!avoided && !opener_there) pacer_->set_yielding(false);
+    const bool opener_elsewhere = ::pthread_getaffinity_np(::pthread_self(), sizeof opener, &opener) == 0 &&
+                                  CPU_COUNT(&opener) == 1 && !CPU_ISSET(options_.maintenance_cpu, &opener);
+    if (!avoided && opener_elsewhere) pacer_->set_yielding(false);
     return Status();
   }
   // Default: when the opener is pinned to exactly one CPU, keep the maintenance thread (which

@@ -439,22 +439,35 @@ TEST_F(LogWriterTest, MaintenanceThreadYieldsOnlyWhereItMayShareACpuWithAHotThre
   if (CPU_COUNT(&mine) < 2) GTEST_SKIP() << "one CPU: the maintenance thread cannot be placed apart";
   int first = 0;
   while (!CPU_ISSET(first, &mine)) ++first;
+  int second = first + 1;
+  while (!CPU_ISSET(second, &mine)) ++second;
   o.maintenance_avoid_cpus = 0;
-  o.maintenance_cpu = first;  // the opener is not pinned there: a CPU of its own
+  o.maintenance_cpu = first;
   {
+    // The opener not pinned: it may run on that CPU too, so the slices still yield.
     auto w = LogWriter::open(dir(), o);
     ASSERT_TRUE(w.ok()) << w.status().to_string();
-    EXPECT_FALSE((*w)->background_pacer()->yielding());
+    EXPECT_TRUE((*w)->background_pacer()->yielding());
     ASSERT_TRUE((*w)->close().ok());
   }
-  // Default placement with the opener pinned to one CPU: the thread goes to the others.
-  o.maintenance_cpu = -1;
+  // The opener pinned to one CPU: with maintenance_cpu on another, and by default (the
+  // thread goes to the process's other CPUs), the maintenance thread is apart.
   cpu_set_t one;
   CPU_ZERO(&one);
-  CPU_SET(first, &one);
+  CPU_SET(second, &one);
   ASSERT_EQ(::pthread_setaffinity_np(::pthread_self(), sizeof one, &one), 0);
+  auto pinned = LogWriter::open(dir(), o);
+  if (!pinned.ok()) {
+    ::pthread_setaffinity_np(::pthread_self(), sizeof mine, &mine);
+    FAIL() << pinned.status().to_string();
+  }
+  const bool pinned_yields = (*pinned)->background_pacer()->yielding();
+  const bool pinned_closed = (*pinned)->close().ok();
+  o.maintenance_cpu = -1;
   auto w = LogWriter::open(dir(), o);
   ASSERT_EQ(::pthread_setaffinity_np(::pthread_self(), sizeof mine, &mine), 0);
+  EXPECT_FALSE(pinned_yields);
+  EXPECT_TRUE(pinned_closed);
   ASSERT_TRUE(w.ok()) << w.status().to_string();
   EXPECT_FALSE((*w)->background_pacer()->yielding());
   ASSERT_TRUE((*w)->close().ok());
