@@ -37,15 +37,14 @@ int64_t first_nonzero_byte(const std::string& path, uint64_t from);
 // CPU time and a 1 MiB munmap up to 0.19 ms (page allocation and dirty accounting, page-table
 // teardown); 32 KiB and 256 KiB steps take a quarter of that.
 inline constexpr uint64_t kPrepareStep = 32 * 1024;
-// Bytes of zeros per pwrite: not smaller, because the size of a write sets the size of the
-// page-cache folios it creates (ext4 on Linux 6.18), and that the cost of everything after
-// it. Measured with one thread appending 10 M 64-byte events across 17 rolls (same sitting,
-// 4 compilers running): 1 MiB writes made the appender take 4,607 page faults and wait
-// 255 ms per roll (one preparation slice took 4 ms of CPU time); 128 KiB writes 799 faults,
-// 4-10 ms per roll, and the best append rate over the first 4 M events (15-20 M/s against
-// 7-17 M/s with 32 KiB writes). One write is then a slice of its own (p50 20 us, p99 40 us
-// of CPU time).
-inline constexpr uint64_t kZeroStep = 128 * 1024;
+// Bytes of zeros per pwrite, paced or not. The size of a write sets the size of the
+// page-cache folios it creates (ext4 on Linux 6.18), and that decided whether preparation
+// kept up: in `sluice bench log` (one thread appending 10 M 64-byte events across 17 rolls,
+// same sitting) 128 KiB writes made each roll past the prepared segments wait 120-220 ms
+// (with or without the pacer's yields), 1 MiB writes 164-255 ms, 32 KiB writes 4-11 ms
+// (bench/results/log-2026-11-30-roll.md). Why the larger folios cost that much there (and
+// not in a throwaway program doing the same steps) is not understood yet.
+inline constexpr uint64_t kZeroStep = 32 * 1024;
 inline constexpr uint64_t kUnmapStep = 256 * 1024;
 // Bytes preallocated per fallocate call: allocating 64 MiB of extents in one call took up to
 // 0.34 ms of CPU time; 4 MiB at a time keeps each call to tens of microseconds. The calls
