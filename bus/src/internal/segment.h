@@ -42,8 +42,8 @@ inline constexpr uint64_t kPrepareStep = 32 * 1024;
 // kept up: in `sluice bench log` (one thread appending 10 M 64-byte events across 17 rolls,
 // same sitting) 128 KiB writes made each roll past the prepared segments wait 120-220 ms
 // (with or without the pacer's yields), 1 MiB writes 164-255 ms, 32 KiB writes 4-11 ms
-// (bench/results/log-2026-11-30-roll.md). Why the larger folios cost that much there (and
-// not in a throwaway program doing the same steps) is not understood yet.
+// (bench/results/log-2026-11-30-roll.md). In a later sitting, with the disk busier, 32 KiB
+// writes waited ~200 ms per roll too: what bounds preparation then is not pinned down.
 inline constexpr uint64_t kZeroStep = 32 * 1024;
 inline constexpr uint64_t kUnmapStep = 256 * 1024;
 // Bytes preallocated per fallocate call: allocating 64 MiB of extents in one call took up to
@@ -53,8 +53,6 @@ inline constexpr uint64_t kFallocateStep = 4ull << 20;
 // Background work runs in slices of about this much wall time (plus at most one step),
 // then yields its CPU.
 inline constexpr int64_t kSliceBudgetNs = 20'000;
-// Kept for callers that think in slices of bytes (the bench's probe).
-inline constexpr uint64_t kPrepareSlice = kPrepareStep;
 
 // The kinds of step that background work on a segment takes; the pacer keeps the longest
 // slice of each, so that a long slice is traced to its system call.
@@ -63,17 +61,16 @@ const char* step_kind_name(StepKind k) noexcept;
 
 // Paces background work (segment preparation, unmapping) on the maintenance thread: the work
 // calls start(kind) before the first step of each kind and step() after each step; once the
-// slice has run kSliceBudgetNs of wall time (or the kind changes) the slice ends: its wall and CPU time are recorded and the thread
-// yields the CPU to any thread waiting for it, so that the aim "background work holds a CPU
-// for tens of microseconds at a time" is checked by a figure. The CPU time is what the slice
-// took from other threads; the wall time also counts the slice's I/O waits (fsync of a new
-// segment) and its own preemptions, an upper bound.
+// slice has run kSliceBudgetNs of wall time (or the kind changes) the slice ends: its wall
+// and CPU time are recorded and the thread yields the CPU to any thread waiting for it, so
+// that the aim "background work holds a CPU for tens of microseconds at a time" is checked
+// by a figure. The CPU time is what the slice took from other threads; the wall time also
+// counts the slice's I/O waits (fsync of a new segment) and its own preemptions, an upper
+// bound.
 // While urgent (set_urgent) or not yielding (set_yielding), slices still end and are
-// measured but do not yield. Urgent: the
-// writer is blocked waiting for the segment being prepared, so there is no hot thread to
-// give the CPU back to, and every yield would only lend it to other processes and lengthen
-// the writer's wait (on a loaded 2-CPU machine, 70-170 ms for a 64 MiB segment whose
-// preparation takes 15-20 ms of CPU).
+// measured but do not yield. Urgent: the writer is blocked waiting for the segment being
+// prepared, so there is no hot thread to give the CPU back to, and every yield would only
+// lend it to other processes and lengthen the writer's wait.
 class SlicePacer {
  public:
   // Any thread (the writer, before and after it waits for a prepared segment).
