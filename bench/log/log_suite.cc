@@ -51,6 +51,7 @@ struct Rate {
   double events_per_s = 0;
   uint64_t rolls = 0;
   uint64_t roll_waits = 0;
+  uint64_t roll_wait_ns = 0;  // the time those rolls waited for a prepared segment
   double cpu_share = 0;     // the appending thread's CPU time / wall time
   long preemptions = 0;     // involuntary context switches of the appending thread
   long minor_faults = 0;    // page faults the appending thread took (first touches it paid)
@@ -83,7 +84,9 @@ std::string fresh(const ScratchDir& scratch, const std::string& name) {
 // Appends `count` events of `payload` bytes to one stream as fast as one thread can, and
 // waits until the last one is acknowledged under `d`. With `series`, every 256 appends it
 // also reads the clock and the segment index: a row per 2 ms window (events/s in it) and a
-// mark at each segment roll — the log's append rate across segment rolls.
+// mark at each segment roll (with how long that roll waited for a prepared segment) — the
+// log's append rate across segment rolls. A window that holds a roll's wait reads low: the
+// appender was blocked in that one append, not appending slowly (the mark says how long).
 Rate append_rate(const std::string& dir, Durability d, uint64_t count, uint32_t payload,
                  Series* series = nullptr) {
   LogOptions o;
@@ -106,7 +109,7 @@ Rate append_rate(const std::string& dir, Durability d, uint64_t count, uint32_t 
   const double cpu0 = thread_cpu_s();
   const auto t0 = Clock::now();
   auto window_start = t0;
-  uint64_t window_first = 0, segment = (*w)->segment_index();
+  uint64_t window_first = 0, segment = (*w)->segment_index(), waited_ns = 0;
   for (uint64_t i = 0; i < count; ++i) {
     AppendResult r = (*w)->append(*s, ExpectedVersion::any(), e);
     if (!r.ok()) {
@@ -117,8 +120,12 @@ Rate append_rate(const std::string& dir, Durability d, uint64_t count, uint32_t 
       const auto now = Clock::now();
       if ((*w)->segment_index() != segment) {
         segment = (*w)->segment_index();
+        const uint64_t total_wait = (*w)->stats().roll_wait_ns;
+        char waited[48];
+        std::snprintf(waited, sizeof waited, ", waited %.1f ms", static_cast<double>(total_wait - waited_ns) / 1e6);
+        waited_ns = total_wait;
         series->note("mark: " + std::to_string(std::chrono::duration<double>(now - t0).count()) + " roll to segment " +
-                     std::to_string(segment));
+                     std::to_string(segment) + waited);
       }
       const double win = std::chrono::duration<double>(now - window_start).count();
       if (win >= 0.002 || i + 1 == count) {
@@ -149,6 +156,7 @@ Rate append_rate(const std::string& dir, Durability d, uint64_t count, uint32_t 
   r.events_per_s = static_cast<double>(count) / secs;
   r.rolls = (*w)->stats().segment_rolls;
   r.roll_waits = (*w)->stats().roll_waits;
+  r.roll_wait_ns = (*w)->stats().roll_wait_ns;
   (*w)->close().ignore();
   return r;
 }
@@ -437,6 +445,11 @@ int run_log_suite(const SuiteArgs& args) {
             "longest wall time between two yields while preparing and releasing one segment");
     fig.add("prepare_longest_slice_cpu_ns", static_cast<double>(pacer.longest_slice_cpu_ns()), "ns",
             "the same slices' longest CPU time");
+    for (int k = 0; k < static_cast<int>(log_internal::StepKind::count); ++k) {
+      const auto kind = static_cast<log_internal::StepKind>(k);
+      fig.add(std::string("prepare_longest_slice_cpu_ns_") + log_internal::step_kind_name(kind),
+              static_cast<double>(pacer.longest_slice_cpu_ns(kind)), "ns", "slices of this kind of step only");
+    }
   }
   if (durability_wanted(args, "none") && args.workload.payload_bytes == 0)
     fig.add("ratio_append_none_vs_sqlite_off", fig.get("ratio_append_none_vs_sqlite_off_64"), "ratio", "64 B payloads; target >= 30");
@@ -488,8 +501,16 @@ int run_log_suite(const SuiteArgs& args) {
                 "dashed lines: segment rolls (" + std::to_string(kSegmentSize >> 20) + " MiB segments)",
                 {"time_s", "M_events_per_s"});
     rate.note("ylabel: appends (M events/s)");
-    append_rate(dir, Durability::none, count, 64, &rate);
+    const Rate sustained = append_rate(dir, Durability::none, count, 64, &rate);
     rate.flush();
+    fig.add("append_sustained_rate_64", sustained.events_per_s, "events/s",
+            "the across-rolls run: " + std::to_string(count) + " events, " + std::to_string(sustained.rolls) +
+                " segment rolls, " + std::to_string(sustained.roll_waits) + " waited");
+    fig.add("roll_wait_ms_per_roll", sustained.rolls == 0 ? 0.0 : static_cast<double>(sustained.roll_wait_ns) / 1e6 / static_cast<double>(sustained.rolls),
+            "ms", "the across-rolls run: time the appender waited for a prepared segment, per roll");
+    if (fig.get("append_none_rate_64") > 0)
+      fig.add("ratio_sustained_vs_append_none_64", sustained.events_per_s / fig.get("append_none_rate_64"), "ratio",
+              "sustained across many rolls / within the prepared segments");
     ::sync();
     auto t0 = Clock::now();
     LogOptions o;

@@ -189,6 +189,13 @@ Status LogWriter::place_maintenance_thread() {
       return Status(StatusCode::invalid_argument,
                     "pin the maintenance thread of log " + dir_ + " to CPU " +
                         std::to_string(options_.maintenance_cpu) + ": " + log_internal::errno_text(rc));
+    // A CPU apart from the hot threads (not avoided, and the opener pinned to another one):
+    // nothing hot to yield to there.
+    cpu_set_t opener;
+    const bool avoided = options_.maintenance_cpu < 64 && ((options_.maintenance_avoid_cpus >> options_.maintenance_cpu) & 1) != 0;
+    const bool opener_elsewhere = ::pthread_getaffinity_np(::pthread_self(), sizeof opener, &opener) == 0 &&
+                                  CPU_COUNT(&opener) == 1 && !CPU_ISSET(options_.maintenance_cpu, &opener);
+    if (!avoided && opener_elsewhere) pacer_->set_yielding(false);
     return Status();
   }
   // Default: when the opener is pinned to exactly one CPU, keep the maintenance thread (which
@@ -204,14 +211,20 @@ Status LogWriter::place_maintenance_thread() {
   for (int c = 0; c < 64; ++c)
     if ((options_.maintenance_avoid_cpus >> c) & 1) CPU_CLR(c, &allowed);
   cpu_set_t chosen = allowed;
+  bool apart = false;  // on CPUs that neither the pinned opener nor an avoided thread uses
   if (pinned_opener) {
     for (int c = 0; c < CPU_SETSIZE; ++c)
       if (CPU_ISSET(c, &set)) CPU_CLR(c, &chosen);
-    if (CPU_COUNT(&chosen) == 0) chosen = allowed;  // no other CPU: share the opener's
+    apart = CPU_COUNT(&chosen) > 0;
+    if (!apart) chosen = allowed;  // no other CPU: share the opener's
   }
   // Where nothing is left, or the cpuset forbids the choice, the thread keeps its inherited CPUs.
-  if (CPU_COUNT(&chosen) > 0)
-    (void)::pthread_setaffinity_np(maintenance_.native_handle(), sizeof chosen, &chosen);
+  if (CPU_COUNT(&chosen) > 0 &&
+      ::pthread_setaffinity_np(maintenance_.native_handle(), sizeof chosen, &chosen) == 0 && apart) {
+    // Apart from the hot threads, a yield between slices could only hand the CPU to another
+    // process, at a price (SlicePacer::set_yielding): the slices run back to back.
+    pacer_->set_yielding(false);
+  }
   return Status();
 }
 
@@ -792,11 +805,17 @@ Status LogWriter::roll(uint64_t needed) noexcept {
     //    it. Only when the maintenance thread could not make one does this thread try, below.
     if (prepared_.empty()) {
       ++stats_.roll_waits;
+      const int64_t wait_start = steady_ns();
+      // While this thread waits, the maintenance thread's slices stop yielding: no hot thread
+      // needs the CPU back, and each yield would lend it to other processes instead.
+      if (pacer_) pacer_->set_urgent(true);
       cv_.notify_one();
       prepared_cv_.wait(lock, [&] {
         return !prepared_.empty() || (!preparing_ && !prepare_error_.ok()) ||
                failed_.load(std::memory_order_relaxed);
       });
+      if (pacer_) pacer_->set_urgent(false);
+      stats_.roll_wait_ns += static_cast<uint64_t>(steady_ns() - wait_start);
     }
     if (!prepared_.empty()) {
       next = std::move(prepared_.front());

@@ -115,33 +115,72 @@ int64_t thread_cpu_ns() noexcept {
 }
 }  // namespace
 
-void SlicePacer::begin() noexcept {
+const char* step_kind_name(StepKind k) noexcept {
+  switch (k) {
+    case StepKind::fallocate: return "fallocate";
+    case StepKind::fsync: return "fsync";
+    case StepKind::zeros: return "zeros";
+    case StepKind::mmap: return "mmap";
+    case StepKind::populate: return "populate";
+    case StepKind::touch: return "touch";
+    case StepKind::unmap: return "unmap";
+    case StepKind::count: break;
+  }
+  return "?";
+}
+
+void SlicePacer::begin(StepKind kind) noexcept {
+  kind_ = kind;
   start_ = steady_ns();
   cpu_start_ = thread_cpu_ns();
 }
 
-bool SlicePacer::due(int64_t budget_ns) const noexcept { return steady_ns() - start_ >= budget_ns; }
+void SlicePacer::start(StepKind kind) noexcept {
+  // A slice holds steps of one kind only, so that its time is charged to that kind.
+  if (kind == kind_) return;
+  finish(true);
+  kind_ = kind;
+}
 
-void SlicePacer::between() noexcept {
+void SlicePacer::step() noexcept {
+  if (steady_ns() - start_ >= kSliceBudgetNs) finish(true);
+}
+
+void SlicePacer::end() noexcept { finish(true); }
+
+void SlicePacer::finish(bool yield) noexcept {
   const int64_t now = steady_ns();
   const auto took = static_cast<uint64_t>(now - start_);
   if (took > longest_.load(std::memory_order_relaxed)) longest_.store(took, std::memory_order_relaxed);
   const auto cpu = static_cast<uint64_t>(thread_cpu_ns() - cpu_start_);
   if (cpu > longest_cpu_.load(std::memory_order_relaxed)) longest_cpu_.store(cpu, std::memory_order_relaxed);
-  ::sched_yield();  // a hot thread this one preempted gets its CPU back now
+  if (kind_ < StepKind::count) {
+    auto& k = longest_cpu_kind_[static_cast<size_t>(kind_)];
+    if (cpu > k.load(std::memory_order_relaxed)) k.store(cpu, std::memory_order_relaxed);
+  }
+  slices_.store(slices_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  // Relaxed: see urgent_.
+  if (yield && yielding_.load(std::memory_order_relaxed) && !urgent_.load(std::memory_order_relaxed)) {
+    yields_.store(yields_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    ::sched_yield();  // a hot thread this one preempted gets its CPU back now
+  }
   start_ = steady_ns();
   cpu_start_ = thread_cpu_ns();
 }
 
 void MappedSegment::release_sliced(SlicePacer* pace) noexcept {
   if (base_ != nullptr && pace != nullptr) {
-    pace->begin();
+    pace->begin(StepKind::unmap);
     // Unmap from the end, so that base_/mapped_ always describe what is still mapped.
-    while (mapped_ > kPrepareSlice * 8) {
-      mapped_ -= kPrepareSlice * 8;  // 1 MiB of page-table teardown per step
-      ops_->munmap(base_ + mapped_, kPrepareSlice * 8);
-      pace->between();
+    while (mapped_ > kUnmapStep) {
+      mapped_ -= kUnmapStep;  // 256 KiB of page-table teardown per step
+      ops_->munmap(base_ + mapped_, kUnmapStep);
+      pace->step();
     }
+    ops_->munmap(base_, mapped_);
+    base_ = nullptr;
+    mapped_ = 0;
+    pace->end();
   }
   reset();
 }
@@ -241,28 +280,41 @@ Result<MappedSegment> MappedSegment::create(FileOps& ops, const std::string& dir
     if (!existed) ops.unlink(s.path_.c_str());  // best effort: no half-made segment behind
     return st;
   };
-  if (pace) pace->begin();
-  if (ops.fallocate(s.fd_, 0, static_cast<off_t>(segment_size)) != 0) return fail("fallocate");
+  // Preallocate from offset 0 up, in kFallocateStep calls when paced (the file only grows,
+  // never with a hole), in one call otherwise.
+  if (pace) pace->begin(StepKind::fallocate);
+  const uint64_t alloc_step = pace ? kFallocateStep : segment_size;
+  for (uint64_t off = 0; off < segment_size; off += alloc_step) {
+    const uint64_t n = std::min(alloc_step, segment_size - off);
+    if (ops.fallocate(s.fd_, static_cast<off_t>(off), static_cast<off_t>(n)) != 0) return fail("fallocate");
+    if (pace) pace->step();
+  }
   // The allocation and the size durable before the directory entry, and both before any
   // record in the file is acknowledged (under none too: a power cut must not leave a
   // segment shorter than its header says, which recovery would have to take for damage).
+  if (pace) pace->start(StepKind::fsync);
   if (ops.fsync(s.fd_) != 0) return fail("fsync");
   if (!durable && prefault) {
-    // Write zeros through the page cache in 1 MiB chunks: the pages then exist at a fraction
-    // of the cost of faulting them in one by one. Measured here for 64 MiB: fallocate +
-    // MADV_POPULATE_WRITE 92 ms; fallocate + pwrite zeros + MADV_POPULATE_WRITE 14 ms.
+    // Write zeros through the page cache: the pages then exist at a fraction of the cost of
+    // faulting them in one by one. Measured here for 64 MiB: fallocate +
+    // MADV_POPULATE_WRITE 60-90 ms of CPU (one 128 KiB populate took up to 23 ms); fallocate
+    // + pwrite zeros + MADV_POPULATE_WRITE 15-18 ms.
     // Not for group/sync: flushes of records into blocks just overwritten with zeros were
     // 4x slower here (p50 of a one-page msync 420 us against 85-120 us), and the zeros
     // would be written to disk for nothing.
-    // In kPrepareSlice chunks with pace() between them (see the header).
-    static const std::vector<char> zeros(kPrepareSlice, 0);
-    for (uint64_t off = 0; off < segment_size; off += zeros.size()) {
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), segment_size - off));
+    // kZeroStep bytes per call, paced or not (see the header: larger writes make larger
+    // page-cache folios, which cost the appender page faults and its rolls long waits).
+    static const std::vector<char> zeros(kZeroStep, 0);
+    const uint64_t step = zeros.size();
+    if (pace) pace->start(StepKind::zeros);
+    for (uint64_t off = 0; off < segment_size; off += step) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(step, segment_size - off));
       if (ops.pwrite(s.fd_, zeros.data(), n, static_cast<off_t>(off)) != static_cast<ssize_t>(n))
         return fail("write zeros to");
-      if (pace) pace->between();
+      if (pace) pace->step();
     }
   }
+  if (pace) pace->start(StepKind::mmap);
   void* p = ops.mmap(segment_size, PROT_READ | PROT_WRITE, MAP_SHARED, s.fd_, 0);
   if (p == MAP_FAILED) return fail("mmap");
   s.base_ = static_cast<std::byte*>(p);
@@ -274,15 +326,16 @@ Result<MappedSegment> MappedSegment::create(FileOps& ops, const std::string& dir
     // append to each page then takes a minor fault instead. Advisory: without it, appends
     // fault.
 #if defined(MADV_POPULATE_WRITE) && defined(MADV_POPULATE_READ)
-    for (uint64_t off = 0; off < segment_size; off += kPrepareSlice) {
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(kPrepareSlice, segment_size - off));
+    if (pace) pace->start(StepKind::populate);
+    for (uint64_t off = 0; off < segment_size; off += kPrepareStep) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(kPrepareStep, segment_size - off));
       ::madvise(s.base_ + off, n, durable ? MADV_POPULATE_READ : MADV_POPULATE_WRITE);
-      if (pace) pace->between();
+      if (pace) pace->step();
     }
 #endif
-    // Then one access per page through the mapping (see PageTouch), in slices of at most
-    // kTouchSliceNs of wall time: on a VM that maps guest memory lazily this is where the
-    // first access costs microseconds, and it is better paid here than by the appender.
+    // Then one access per page through the mapping (see PageTouch), paced: on a VM that
+    // maps guest memory lazily this is where the first access costs microseconds, and it is
+    // better paid here than by the appender.
     // The segment is not shared yet (this thread owns it), so plain accesses suffice;
     // volatile keeps the compiler from dropping them.
     if (touch != PageTouch::none) {
@@ -290,20 +343,22 @@ Result<MappedSegment> MappedSegment::create(FileOps& ops, const std::string& dir
       constexpr uint64_t kPage = 4096;
       volatile std::byte* const p8 = s.base_;
       uint64_t sink = 0;
+      if (pace) pace->start(StepKind::touch);
       for (uint64_t off = 0; off < segment_size; off += kPage) {
         if (store) p8[off] = std::byte{0};
         else sink += static_cast<uint64_t>(p8[off]);
-        if (pace && (off / kPage) % 8 == 7 && pace->due(kTouchSliceNs)) pace->between();
+        if (pace && (off / kPage) % kTouchStepPages == kTouchStepPages - 1) pace->step();
       }
       asm volatile("" : : "r"(sink));  // the reads are volatile already; the sum is unused
-      if (pace) pace->between();
     }
   }
+  if (pace) pace->start(StepKind::fsync);
   if (Status st = sync_directory(ops, dir); !st.ok()) {
     s.reset();
     ops.unlink(s.path_.c_str());
     return st;
   }
+  if (pace) pace->end();
   return s;
 }
 

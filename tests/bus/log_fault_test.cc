@@ -205,12 +205,13 @@ TEST_P(PrepareFailsOnce, TheRollMakesTheSegmentAndAppendsGoOn) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Faults, PrepareFailsOnce,
-                         // pwrite under none with prefault: #1 zeros segment 0, #2 sluice.meta,
-                         // #3 zeros segment 1 (the maintenance thread). open: #1 LOCK, #2
+                         // pwrite under none with prefault (64 KiB segments, zeros written
+                         // 32 KiB at a time): #1-#2 zeros segment 0, #3 sluice.meta, #4 the
+                         // first zeros of segment 1 (the maintenance thread). open: #1 LOCK, #2
                          // segment 0, #3 the directory, #4 sluice.meta.tmp, #5 the directory,
                          // #6 segment 1.
                          ::testing::Values(PrepareFault{"fsync_eio_sync", Call::kFsync, 5, EIO, Durability::sync},
-                                           PrepareFault{"pwrite_eio_none", Call::kPwrite, 3, EIO, Durability::none},
+                                           PrepareFault{"pwrite_eio_none", Call::kPwrite, 4, EIO, Durability::none},
                                            PrepareFault{"open_emfile_group", Call::kOpen, 6, EMFILE, Durability::group},
                                            PrepareFault{"fallocate_enospc_none", Call::kFallocate, 2, ENOSPC, Durability::none},
                                            PrepareFault{"fallocate_enospc_sync", Call::kFallocate, 2, ENOSPC, Durability::sync}),

@@ -4,6 +4,8 @@
 #include "sluice/bus/log_writer.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <atomic>
 #include <chrono>
@@ -16,6 +18,7 @@
 
 #include "bus/log_test_util.h"
 #include "internal/record_codec.h"
+#include "internal/segment.h"
 #include "sluice/bus/log_reader.h"
 
 #include "common/alloc_counter.h"
@@ -415,6 +418,59 @@ TEST_F(LogWriterTest, MaintenanceCpuOutOfRangeIsInvalidArgumentAndCpuZeroWorks) 
   o.maintenance_cpu = 0;
   auto w2 = LogWriter::open(dir(), o);
   ASSERT_TRUE(w2.ok()) << w2.status().to_string();
+}
+
+// The maintenance thread's slices yield only where it may share a CPU with a hot thread:
+// placed apart from a pinned opener (or pinned by maintenance_cpu to a CPU no hot thread
+// uses), a yield could only lend the CPU to another process.
+TEST_F(LogWriterTest, MaintenanceThreadYieldsOnlyWhereItMayShareACpuWithAHotThread) {
+  LogOptions o = small_log_options();
+  o.maintenance_cpu = 0;
+  o.maintenance_avoid_cpus = 1;  // CPU 0 is a hot thread's: keep yielding there
+  {
+    auto w = LogWriter::open(dir(), o);
+    ASSERT_TRUE(w.ok()) << w.status().to_string();
+    ASSERT_NE((*w)->background_pacer(), nullptr);
+    EXPECT_TRUE((*w)->background_pacer()->yielding());
+    ASSERT_TRUE((*w)->close().ok());
+  }
+  cpu_set_t mine;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof mine, &mine), 0);
+  if (CPU_COUNT(&mine) < 2) GTEST_SKIP() << "one CPU: the maintenance thread cannot be placed apart";
+  int first = 0;
+  while (!CPU_ISSET(first, &mine)) ++first;
+  int second = first + 1;
+  while (!CPU_ISSET(second, &mine)) ++second;
+  o.maintenance_avoid_cpus = 0;
+  o.maintenance_cpu = first;
+  {
+    // The opener not pinned: it may run on that CPU too, so the slices still yield.
+    auto w = LogWriter::open(dir(), o);
+    ASSERT_TRUE(w.ok()) << w.status().to_string();
+    EXPECT_TRUE((*w)->background_pacer()->yielding());
+    ASSERT_TRUE((*w)->close().ok());
+  }
+  // The opener pinned to one CPU: with maintenance_cpu on another, and by default (the
+  // thread goes to the process's other CPUs), the maintenance thread is apart.
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(second, &one);
+  ASSERT_EQ(::pthread_setaffinity_np(::pthread_self(), sizeof one, &one), 0);
+  auto pinned = LogWriter::open(dir(), o);
+  if (!pinned.ok()) {
+    ::pthread_setaffinity_np(::pthread_self(), sizeof mine, &mine);
+    FAIL() << pinned.status().to_string();
+  }
+  const bool pinned_yields = (*pinned)->background_pacer()->yielding();
+  const bool pinned_closed = (*pinned)->close().ok();
+  o.maintenance_cpu = -1;
+  auto w = LogWriter::open(dir(), o);
+  ASSERT_EQ(::pthread_setaffinity_np(::pthread_self(), sizeof mine, &mine), 0);
+  EXPECT_FALSE(pinned_yields);
+  EXPECT_TRUE(pinned_closed);
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  EXPECT_FALSE((*w)->background_pacer()->yielding());
+  ASSERT_TRUE((*w)->close().ok());
 }
 
 TEST_F(LogWriterTest, DurabilityNoneAcknowledgesOnAppend) {

@@ -1,6 +1,6 @@
 // Segment preparation (MappedSegment::create with prefault): every PageTouch option leaves a
 // mapped segment of zeros, under none and under group/sync, and the preparation yields
-// between slices (SlicePacer).
+// between slices (SlicePacer): a slice per step kind, none yielding while urgent.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -52,13 +52,73 @@ INSTANTIATE_TEST_SUITE_P(AllTouches, SegmentPrepareTest,
                          ::testing::Combine(::testing::Values(PageTouch::none, PageTouch::read, PageTouch::write),
                                             ::testing::Bool()));
 
-TEST(SlicePacer, DueAfterTheBudget) {
+// Burns a little CPU (a step of background work).
+void spin_a_while() {
+  volatile uint64_t x = 0;
+  for (int i = 0; i < 100000; ++i) x = x + static_cast<uint64_t>(i);
+}
+
+TEST(SlicePacer, EndsASliceWhenTheKindChangesAndChargesItToThatKind) {
   SlicePacer p;
-  p.begin();
-  EXPECT_FALSE(p.due(60'000'000'000));  // a minute: not yet
-  EXPECT_TRUE(p.due(0));
-  p.between();
-  EXPECT_FALSE(p.due(60'000'000'000));
+  p.begin(StepKind::zeros);
+  spin_a_while();
+  p.start(StepKind::zeros);  // the same kind: the slice goes on
+  const uint64_t before = p.slices();
+  p.start(StepKind::populate);  // another kind: the zeros slice ends here
+  EXPECT_EQ(p.slices(), before + 1);
+  spin_a_while();
+  p.end();
+  EXPECT_EQ(p.slices(), before + 2);
+  EXPECT_EQ(p.yields(), p.slices());  // not urgent: every slice yields
+  EXPECT_GT(p.longest_slice_cpu_ns(StepKind::zeros), 0u);
+  EXPECT_GT(p.longest_slice_cpu_ns(StepKind::populate), 0u);
+  EXPECT_EQ(p.longest_slice_cpu_ns(StepKind::unmap), 0u);  // never ran
+  for (int k = 0; k < static_cast<int>(StepKind::count); ++k)
+    EXPECT_LE(p.longest_slice_cpu_ns(static_cast<StepKind>(k)), p.longest_slice_cpu_ns());
+}
+
+TEST(SlicePacer, UrgentSlicesAreMeasuredButDoNotYield) {
+  SlicePacer p;
+  p.set_urgent(true);
+  p.begin(StepKind::zeros);
+  p.start(StepKind::populate);
+  p.start(StepKind::touch);
+  p.end();
+  EXPECT_EQ(p.slices(), 3u);
+  EXPECT_EQ(p.yields(), 0u);
+  p.set_urgent(false);
+  p.begin(StepKind::unmap);
+  p.end();
+  EXPECT_EQ(p.slices(), 4u);
+  EXPECT_EQ(p.yields(), 1u);
+}
+
+TEST(SlicePacer, APacerApartFromTheHotThreadsDoesNotYield) {
+  SlicePacer p;
+  p.set_yielding(false);
+  p.begin(StepKind::fallocate);
+  p.start(StepKind::fsync);
+  p.end();
+  EXPECT_EQ(p.slices(), 2u);
+  EXPECT_EQ(p.yields(), 0u);
+}
+
+TEST(SlicePacer, PreparingASegmentChargesEveryStepKind) {
+  const std::string dir = (std::filesystem::temp_directory_path() /
+                           ("sluice-segment-pacer-" + std::to_string(::getpid())))
+                              .string();
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  SlicePacer p;
+  auto seg = MappedSegment::create(FileOps::system(), dir, 0, 1 << 20, /*prefault=*/true, /*durable=*/false, &p,
+                                   0640, PageTouch::read);
+  ASSERT_TRUE(seg.ok()) << seg.status().to_string();
+  seg->release_sliced(&p);
+  // One slice per kind at least (the kinds follow each other), each of them measured.
+  EXPECT_GE(p.slices(), static_cast<uint64_t>(StepKind::count));
+  for (int k = 0; k < static_cast<int>(StepKind::count); ++k)
+    EXPECT_LE(p.longest_slice_cpu_ns(static_cast<StepKind>(k)), p.longest_slice_cpu_ns()) << step_kind_name(static_cast<StepKind>(k));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

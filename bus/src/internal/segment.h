@@ -31,36 +31,92 @@ std::string errno_text(int err);
 // -2 if it cannot be read.
 int64_t first_nonzero_byte(const std::string& path, uint64_t from);
 
-// Bytes a preparation step touches between two pace() calls: 128 KiB of zeros written or
-// pages populated would be ~20-30 us of kernel time at the rate estimated for a whole segment
-// (64 MiB in ~14 ms); the wall time actually measured per slice is larger (SlicePacer,
-// bench/results/e2e-2026-11-29.md: 0.36-5 ms, preemption and I/O waits included).
-inline constexpr uint64_t kPrepareSlice = 128 * 1024;
+// Bytes one preparation step populates, and one unmapping step releases.
+// A step is the unit between two checks of the slice budget, so it bounds how far a slice
+// can overrun kSliceBudgetNs: measured here, a 128 KiB pwrite of zeros took up to 0.34 ms of
+// CPU time and a 1 MiB munmap up to 0.19 ms (page allocation and dirty accounting, page-table
+// teardown); 32 KiB and 256 KiB steps take a quarter of that.
+inline constexpr uint64_t kPrepareStep = 32 * 1024;
+// Bytes of zeros per pwrite, paced or not. The size of a write sets the size of the
+// page-cache folios it creates (ext4 on Linux 6.18), and that decided whether preparation
+// kept up: in `sluice bench log` (one thread appending 10 M 64-byte events across 17 rolls,
+// same sitting) 128 KiB writes made each roll past the prepared segments wait 120-220 ms
+// (with or without the pacer's yields), 1 MiB writes 164-255 ms, 32 KiB writes 4-11 ms
+// (bench/results/log-2026-11-30-roll.md). In a later sitting, with the disk busier, 32 KiB
+// writes waited ~200 ms per roll too: what bounds preparation then is not pinned down.
+inline constexpr uint64_t kZeroStep = 32 * 1024;
+inline constexpr uint64_t kUnmapStep = 256 * 1024;
+// Bytes preallocated per fallocate call: allocating 64 MiB of extents in one call took up to
+// 0.34 ms of CPU time; 4 MiB at a time keeps each call to tens of microseconds. The calls
+// follow each other from offset 0, so the file only ever grows, never with a hole.
+inline constexpr uint64_t kFallocateStep = 4ull << 20;
+// Background work runs in slices of about this much wall time (plus at most one step),
+// then yields its CPU.
+inline constexpr int64_t kSliceBudgetNs = 20'000;
 
-// Called between two slices of background work (segment preparation, unmapping) on the
-// maintenance thread: yields the CPU to any thread waiting for it, and measures each slice's
-// wall time and CPU time, so that the aim "background work holds a CPU for tens of
-// microseconds at a time" is checked by a figure. The CPU time is what the slice took from
-// other threads; the wall time also counts the slice's I/O waits (fsync of a new segment)
-// and its own preemptions, an upper bound.
+// The kinds of step that background work on a segment takes; the pacer keeps the longest
+// slice of each, so that a long slice is traced to its system call.
+enum class StepKind : uint8_t { fallocate, fsync, zeros, mmap, populate, touch, unmap, count };
+const char* step_kind_name(StepKind k) noexcept;
+
+// Paces background work (segment preparation, unmapping) on the maintenance thread: the work
+// calls start(kind) before the first step of each kind and step() after each step; once the
+// slice has run kSliceBudgetNs of wall time (or the kind changes) the slice ends: its wall
+// and CPU time are recorded and the thread yields the CPU to any thread waiting for it, so
+// that the aim "background work holds a CPU for tens of microseconds at a time" is checked
+// by a figure. The CPU time is what the slice took from other threads; the wall time also
+// counts the slice's I/O waits (fsync of a new segment) and its own preemptions, an upper
+// bound.
+// While urgent (set_urgent) or not yielding (set_yielding), slices still end and are
+// measured but do not yield. Urgent: the writer is blocked waiting for the segment being
+// prepared, so there is no hot thread to give the CPU back to, and every yield would only
+// lend it to other processes and lengthen the writer's wait.
 class SlicePacer {
  public:
-  void begin() noexcept;    // before the first slice of a piece of work
-  void between() noexcept;  // after each slice
-  // True once the current slice has run `budget_ns` (for work whose cost per step is not
-  // known in advance: touching pages costs ~0.1 us each on one VM and several us on another).
-  bool due(int64_t budget_ns) const noexcept;
+  // Any thread (the writer, before and after it waits for a prepared segment).
+  void set_urgent(bool on) noexcept { urgent_.store(on, std::memory_order_relaxed); }
+  // Whether slices yield at all (default true). The log writer turns it off when it placed
+  // the maintenance thread on CPUs apart from every hot thread it knows of: a yield there
+  // can only hand the CPU to another process, and under EEVDF (Linux 6.6+) each yield
+  // pushes the yielder's virtual deadline back by a whole slice, so a thread that yields
+  // every 20 us while other tasks are runnable gets a small fraction of its fair share
+  // (measured here, 4 compilers on 2 CPUs: 1.4-5.7 s in the run queue to prepare one 64 MiB
+  // segment of 25 ms of CPU time, 55-200 ms without the yields).
+  void set_yielding(bool on) noexcept { yielding_.store(on, std::memory_order_relaxed); }
+  bool yielding() const noexcept { return yielding_.load(std::memory_order_relaxed); }
+  void begin(StepKind kind) noexcept;  // before the first step of a piece of work
+  // Before the first step of `kind`: ends the current slice if it was of another kind.
+  void start(StepKind kind) noexcept;
+  // After each step: ends the slice once its budget is spent (records it, yields) and starts
+  // the next one.
+  void step() noexcept;
+  void end() noexcept;  // after the last step: ends the slice whatever its length
   // The longest slice so far (ns). Any thread.
   uint64_t longest_slice_ns() const noexcept { return longest_.load(std::memory_order_relaxed); }
   // The most CPU time one slice used (ns, CLOCK_THREAD_CPUTIME_ID). Any thread.
   uint64_t longest_slice_cpu_ns() const noexcept { return longest_cpu_.load(std::memory_order_relaxed); }
+  // The same, for slices of one kind of step.
+  uint64_t longest_slice_cpu_ns(StepKind k) const noexcept {
+    return longest_cpu_kind_[static_cast<size_t>(k)].load(std::memory_order_relaxed);
+  }
+  // Slices ended, and of them those that yielded (not urgent). Any thread.
+  uint64_t slices() const noexcept { return slices_.load(std::memory_order_relaxed); }
+  uint64_t yields() const noexcept { return yields_.load(std::memory_order_relaxed); }
 
  private:
-  int64_t start_ = 0;      // maintenance thread only
-  int64_t cpu_start_ = 0;  // maintenance thread only
-  // Relaxed (both): statistics written by the maintenance thread, read for display.
+  void finish(bool yield) noexcept;
+  // Relaxed: a hint from the writer; a stale value costs one yield more or less.
+  std::atomic<bool> urgent_{false};
+  std::atomic<bool> yielding_{true};  // relaxed: set once after the thread is placed
+  StepKind kind_ = StepKind::count;  // maintenance thread only
+  int64_t start_ = 0;                // maintenance thread only
+  int64_t cpu_start_ = 0;            // maintenance thread only
+  // Relaxed (all): statistics written by the maintenance thread, read for display.
   std::atomic<uint64_t> longest_{0};
   std::atomic<uint64_t> longest_cpu_{0};
+  std::atomic<uint64_t> longest_cpu_kind_[static_cast<size_t>(StepKind::count)]{};
+  std::atomic<uint64_t> slices_{0};
+  std::atomic<uint64_t> yields_{0};
 };
 
 // How the maintenance thread finishes preparing a fresh segment, after MADV_POPULATE_*:
@@ -75,8 +131,8 @@ class SlicePacer {
 // docs/write-log.md for the figures and the choice.
 enum class PageTouch : uint8_t { none, read, write };
 inline constexpr PageTouch kDefaultPageTouch = PageTouch::read;
-// The touch pass runs in slices of at most this much wall time (checked every 8 pages).
-inline constexpr int64_t kTouchSliceNs = 20'000;
+// The touch pass checks the slice budget every this many pages.
+inline constexpr uint64_t kTouchStepPages = 8;
 
 class MappedSegment {
  public:
@@ -105,16 +161,18 @@ class MappedSegment {
   // segment prepared by an earlier open); one holding any other byte is refused with
   // `corruption`, naming the offset: the writer never creates a segment over bytes it did not
   // write.
-  // `pace` (optional) is called between slices of the preparation (kPrepareSlice bytes of
-  // zeros written or pages populated each): the maintenance thread yields its CPU there, so
-  // preparing a segment never holds a CPU for more than one slice at a time.
-  // `touch` (with prefault): see PageTouch; sliced by kTouchSliceNs.
+  // `pace` (optional) paces the preparation's steps (kFallocateStep bytes allocated,
+  // kZeroStep bytes of zeros written, kPrepareStep bytes populated, kTouchStepPages pages
+  // touched):
+  // the maintenance thread yields its CPU every kSliceBudgetNs, so preparing a segment never
+  // holds a CPU for more than about one slice at a time.
+  // `touch` (with prefault): see PageTouch.
   static Result<MappedSegment> create(FileOps& ops, const std::string& dir, uint64_t index,
                                       uint64_t segment_size, bool prefault, bool durable,
                                       SlicePacer* pace = nullptr, mode_t mode = 0640,
                                       PageTouch touch = kDefaultPageTouch);
-  // Unmaps in kPrepareSlice pieces with `pace` between them, then closes (a 64 MiB munmap in
-  // one call holds a CPU for milliseconds).
+  // Unmaps in kUnmapStep pieces paced by `pace`, then closes (a 64 MiB munmap in one call
+  // holds a CPU for milliseconds).
   void release_sliced(SlicePacer* pace) noexcept;
 
   bool valid() const noexcept { return base_ != nullptr; }

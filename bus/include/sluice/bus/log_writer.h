@@ -57,6 +57,7 @@ struct LogWriterStats {
   uint64_t segment_rolls = 0;
   uint64_t flushes = 0;
   uint64_t roll_waits = 0;  // rolls that found no prepared segment ready and waited for it
+  uint64_t roll_wait_ns = 0;  // the time those rolls waited, in all (steady clock)
 };
 
 class LogWriter {
@@ -137,6 +138,9 @@ class LogWriter {
   uint64_t longest_background_slice_ns() const noexcept;
   // The same slices' longest CPU time (ns): what one slice took from other threads.
   uint64_t longest_background_slice_cpu_ns() const noexcept;
+  // The pacer of those slices (longest CPU time per kind of step: fallocate, fsync, zeros,
+  // populate, touch, unmap, ...), for benchmarks and diagnostics; null before open completes.
+  const log_internal::SlicePacer* background_pacer() const noexcept { return pacer_.get(); }
   // Waits until the maintenance thread has the next segments ready (options().prepared_segments
   // of them; or it could not make one), at most `timeout`; true when they are ready. A latency-sensitive opener (the engine's
   // start()) calls it so that the first preparation — the one that would otherwise fall in
