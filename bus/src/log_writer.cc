@@ -642,8 +642,9 @@ inline AppendResult LogWriter::append_one_with(StreamId stream, ExpectedVersion 
   int64_t ts = now_ns();
   const size_t n = e.payload.size();
   const std::span<const EventData> one(&e, 1);
+  const bool ids = log_internal::has_ids(e);  // a keyed command's event: the full encoder, here too
   if (stream - 1 >= versions_.size() || failed() || closed_ || n > kShortPayloadMax ||
-      log_internal::has_ids(e) || tail_ + n > short_record_limit_) [[unlikely]]
+      tail_ + n + (ids ? 3 * lf::kIdSize : 0) > short_record_limit_) [[unlikely]]
     return Encoder::kFused ? append_fused(stream, expected, one) : append_portable(stream, expected, one);
 #ifndef NDEBUG
   {
@@ -664,7 +665,7 @@ inline AppendResult LogWriter::append_one_with(StreamId stream, ExpectedVersion 
   f.timestamp_ns = ts;
   const uint64_t start = tail_;
   std::byte* dst = segment_base_ + start;
-  const uint32_t len = Encoder::encode_short(dst, segment_index_, f, e);
+  const uint32_t len = ids ? Encoder::encode(dst, segment_index_, f, e) : Encoder::encode_short(dst, segment_index_, f, e);
   log_internal::commit_record(dst, len);
   tail_ = start + lf::align_up(len);
   next_position_ = f.position + 1;

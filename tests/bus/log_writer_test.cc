@@ -375,6 +375,50 @@ TEST_F(LogWriterTest, RecordThatExactlyFillsTheSegmentStaysAndOneLongerRolls) {
   }
 }
 
+// The same edge for a one-event record with ids (a keyed command's event), which the fast
+// path writes too: 32 bytes of ids (key, causation) after the header.
+TEST_F(LogWriterTest, RecordWithIdsThatExactlyFillsTheSegmentStaysAndOneLongerRolls) {
+  namespace lf = log_format;
+  for (const uint64_t extra : {0u, 8u}) {
+    SCOPED_TRACE("record longer than the room left by " + std::to_string(extra));
+    const std::string d = tmp_.sub("ids-edge" + std::to_string(extra));
+    auto w = LogWriter::open(d, small_log_options());
+    ASSERT_TRUE(w.ok());
+    auto s = (*w)->stream("edge");
+    ASSERT_TRUE(s.ok());
+    const uint64_t room = lf::kMinSegmentSize - lf::kSealReserve;
+    uint64_t used = lf::kSegmentHeaderSize + lf::align_up(lf::kRecordHeaderSize + 4);  // "edge"
+    std::vector<std::byte> bytes(256, std::byte{0x42});
+    EventData e;
+    e.idempotency_key = Id128{5, 6};
+    e.causation_id = Id128{7, 8};
+    const uint64_t header = lf::kRecordHeaderSize + 2 * lf::kIdSize;
+    e.payload = std::span<const std::byte>(bytes.data(), 64);  // 152-byte records
+    while (room - used > 248 + header) {
+      ASSERT_TRUE((*w)->append(*s, ExpectedVersion::any(), e).ok()) << (*w)->last_error().to_string();
+      used += 152;
+    }
+    e.payload = std::span<const std::byte>(bytes.data(), room - used - header + extra);
+    const AppendResult last = (*w)->append(*s, ExpectedVersion::any(), e);
+    ASSERT_TRUE(last.ok()) << (*w)->last_error().to_string();
+    EXPECT_EQ((*w)->stats().segment_rolls, extra == 0 ? 0u : 1u);
+    EXPECT_EQ((*w)->segment_index(), extra == 0 ? 0u : 1u);
+    ASSERT_TRUE((*w)->close().ok());
+    auto r = LogReader::open(d);
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_FALSE((*r)->info().tail_damaged);
+    RecordView v;
+    uint64_t n = 0;
+    for (auto c = (*r)->cursor(0); c.next(&v);) {
+      if (v.stream_id() != *s) continue;
+      ++n;
+      EXPECT_EQ(v.idempotency_key(), e.idempotency_key);
+      EXPECT_EQ(v.causation_id(), e.causation_id);
+    }
+    EXPECT_EQ(n, last.stream_version);
+  }
+}
+
 TEST_F(LogWriterTest, PreparedSegmentsOutOfRangeIsInvalidArgument) {
   for (const uint32_t n : {0u, 9u}) {
     LogOptions o = small_log_options();

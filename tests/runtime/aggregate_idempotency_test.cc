@@ -262,19 +262,13 @@ TEST(IdempotencyIndexTable, AgreesWithAReferenceMap) {
   for (uint64_t i = 1; i <= 2000; ++i) {
     const Id128 k = IdempotencyKey::make(now - 1000 + static_cast<int64_t>(i / 4), i);
     IdempotencyIndex::Entry found;
-    ASSERT_EQ(index.begin(k, Id128{1, 1}, 1, now, &found), IdempotencyIndex::Check::fresh);
+    IdempotencyIndex::Ticket t = 0;
+    ASSERT_EQ(index.begin(k, Id128{1, 1}, 1, now, &found, &t), IdempotencyIndex::Check::fresh);
     if (rng() % 4 == 0) {
-      index.abandon(k);
+      index.abandon(t);
       continue;
     }
-    IdempotencyIndex::Entry e;
-    e.key = k;
-    e.content = Id128{1, 1};
-    e.stream = 1;
-    e.position = i;
-    e.version = i;
-    e.events = 1;
-    index.commit(e);
+    index.commit(t, i, i, 1);
     committed[i] = i;
     order.push_back(i);
   }
@@ -282,7 +276,9 @@ TEST(IdempotencyIndexTable, AgreesWithAReferenceMap) {
   size_t found_count = 0;
   for (uint64_t i : order) {
     IdempotencyIndex::Entry f;
-    const auto c = index.begin(IdempotencyKey::make(now - 1000 + static_cast<int64_t>(i / 4), i), Id128{1, 1}, 1, now, &f);
+    IdempotencyIndex::Ticket t = 0;
+    const auto c =
+        index.begin(IdempotencyKey::make(now - 1000 + static_cast<int64_t>(i / 4), i), Id128{1, 1}, 1, now, &f, &t);
     if (c == IdempotencyIndex::Check::duplicate) {
       EXPECT_EQ(f.position, committed[i]);
       ++found_count;
@@ -291,6 +287,129 @@ TEST(IdempotencyIndexTable, AgreesWithAReferenceMap) {
     }
   }
   EXPECT_GT(found_count, kMax / 2);
+}
+
+// begin() hands out a ticket that commit()/abandon() use without a second lookup. A ticket
+// whose entry was evicted meanwhile (here: the count bound forces the in-flight oldest out)
+// is stale: committing or abandoning it changes nothing, also once its ring position holds
+// another key, and the evicted key is then out of the window, not executed again.
+TEST(IdempotencyIndexTable, StaleTicketAfterAnEvictionChangesNothing) {
+  IdempotencyIndex index(2, std::chrono::hours(1));
+  const int64_t now = 1'000'000'000;
+  const Id128 c{7, 7};
+  IdempotencyIndex::Entry f;
+  IdempotencyIndex::Ticket ta = 0, tb = 0, tc = 0, td = 0;
+  const Id128 a = IdempotencyKey::make(now - 40, 1), b = IdempotencyKey::make(now - 30, 2),
+              k3 = IdempotencyKey::make(now - 20, 3), k4 = IdempotencyKey::make(now - 10, 4);
+  ASSERT_EQ(index.begin(a, c, 1, now, &f, &ta), IdempotencyIndex::Check::fresh);  // stays in flight
+  ASSERT_EQ(index.begin(b, c, 1, now, &f, &tb), IdempotencyIndex::Check::fresh);
+  index.commit(tb, 20, 2, 1);
+  // Full, and the oldest is in flight: it is dropped anyway, its time becomes the horizon;
+  // k3 takes a's ring position (a ring of 2).
+  ASSERT_EQ(index.begin(k3, c, 1, now, &f, &tc), IdempotencyIndex::Check::fresh);
+  EXPECT_EQ(index.horizon_ms(), now - 40);
+  index.commit(ta, 10, 1, 1);  // stale: nothing
+  EXPECT_EQ(index.size(), 2u);
+  EXPECT_EQ(index.begin(a, c, 1, now, &f, &ta), IdempotencyIndex::Check::out_of_window);
+  index.commit(tc, 30, 3, 1);
+  // k4 evicts b (the count bound).
+  ASSERT_EQ(index.begin(k4, c, 1, now, &f, &td), IdempotencyIndex::Check::fresh);
+  index.commit(ta, 99, 99, 9);  // stale ticket of k3's ring position: still nothing
+  index.abandon(ta);
+  index.commit(td, 40, 4, 2);
+  EXPECT_EQ(index.size(), 2u);
+  ASSERT_EQ(index.begin(k4, c, 1, now, &f, &td), IdempotencyIndex::Check::duplicate);
+  EXPECT_EQ(f.position, 40u);
+  EXPECT_EQ(f.version, 4u);
+  EXPECT_EQ(f.events, 2u);
+  ASSERT_EQ(index.begin(k3, c, 1, now, &f, &tc), IdempotencyIndex::Check::duplicate);
+  EXPECT_EQ(f.position, 30u);
+  EXPECT_EQ(index.begin(b, c, 1, now, &f, &tb), IdempotencyIndex::Check::out_of_window);
+}
+
+// An in-flight key older than the window is evicted by the next begin(); its ticket is stale.
+TEST(IdempotencyIndexTable, InFlightKeyPastTheWindowIsEvictedAndItsTicketIsStale) {
+  IdempotencyIndex index(16, std::chrono::milliseconds(100));
+  const int64_t now = 1'000'000'000;
+  const Id128 c{7, 7};
+  IdempotencyIndex::Entry f;
+  IdempotencyIndex::Ticket ta = 0, tb = 0;
+  const Id128 a = IdempotencyKey::make(now, 1), b = IdempotencyKey::make(now + 150, 2);
+  ASSERT_EQ(index.begin(a, c, 1, now, &f, &ta), IdempotencyIndex::Check::fresh);
+  ASSERT_EQ(index.begin(b, c, 1, now + 150, &f, &tb), IdempotencyIndex::Check::fresh);
+  EXPECT_EQ(index.horizon_ms(), now);
+  index.commit(ta, 10, 1, 1);
+  index.commit(tb, 11, 2, 1);
+  EXPECT_EQ(index.size(), 1u);
+  EXPECT_EQ(index.begin(a, c, 1, now + 150, &f, &ta), IdempotencyIndex::Check::out_of_window);
+  ASSERT_EQ(index.begin(b, c, 1, now + 150, &f, &tb), IdempotencyIndex::Check::duplicate);
+  EXPECT_EQ(f.position, 11u);
+}
+
+// A key abandoned (nothing written) and begun again: when the abandoned entry leaves the
+// ring, the key's new entry stays.
+TEST(IdempotencyIndexTable, AbandonedThenRetriedKeyKeepsItsNewEntry) {
+  IdempotencyIndex index(4, std::chrono::hours(1));
+  const int64_t now = 1'000'000'000;
+  const Id128 c{7, 7};
+  IdempotencyIndex::Entry f;
+  IdempotencyIndex::Ticket t = 0;
+  const Id128 a = IdempotencyKey::make(now - 100, 1);
+  ASSERT_EQ(index.begin(a, c, 1, now, &f, &t), IdempotencyIndex::Check::fresh);
+  index.abandon(t);
+  index.abandon(t);  // twice: the second is stale
+  EXPECT_EQ(index.size(), 0u);
+  ASSERT_EQ(index.begin(a, c, 1, now, &f, &t), IdempotencyIndex::Check::fresh);
+  index.commit(t, 5, 1, 1);
+  for (uint64_t i = 2; i <= 4; ++i) {  // the abandoned entry leaves the ring at the 4th
+    ASSERT_EQ(index.begin(IdempotencyKey::make(now - 100 + static_cast<int64_t>(i), i), c, 1, now, &f, &t),
+              IdempotencyIndex::Check::fresh);
+    index.commit(t, 5 + i, i, 1);
+  }
+  EXPECT_EQ(index.size(), 4u);
+  ASSERT_EQ(index.begin(a, c, 1, now, &f, &t), IdempotencyIndex::Check::duplicate);
+  EXPECT_EQ(f.position, 5u);
+  EXPECT_EQ(index.horizon_ms(), INT64_MIN);  // nothing evicted
+}
+
+// Many threads, many keys, one small index (evictions all the time): every duplicate answer
+// is the first result of that key (TSan: the index's state is shared).
+TEST(IdempotencyConcurrency, IndexSharedByThreadsUnderEviction) {
+  IdempotencyIndex index(64, std::chrono::hours(1));
+  const int64_t now = 1'000'000'000;
+  constexpr int kThreads = 4;
+  std::atomic<int> bad{0};  // relaxed: read after join()
+  std::vector<std::thread> threads;
+  for (int th = 0; th < kThreads; ++th)
+    threads.emplace_back([&, th] {
+      std::mt19937_64 rng(static_cast<uint64_t>(th) + 1);
+      for (uint64_t i = 1; i <= 3000; ++i) {
+        // Half the time a recent key of this thread's (maybe evicted, maybe a duplicate).
+        const uint64_t n = (rng() % 2 == 0 && i > 8) ? i - 1 - rng() % 8 : i;
+        const uint64_t lo = static_cast<uint64_t>(th) << 32 | n;
+        const Id128 k = IdempotencyKey::make(now - 100000 + static_cast<int64_t>(n), lo);
+        IdempotencyIndex::Entry f;
+        IdempotencyIndex::Ticket t = 0;
+        switch (index.begin(k, Id128{1, lo}, 1, now, &f, &t)) {
+          case IdempotencyIndex::Check::fresh:
+            if (rng() % 5 == 0) index.abandon(t);
+            else index.commit(t, lo, n, 1);
+            break;
+          case IdempotencyIndex::Check::duplicate:
+            if (f.position != lo || f.version != n || !(f.key == k)) bad.fetch_add(1, std::memory_order_relaxed);
+            break;
+          case IdempotencyIndex::Check::out_of_window:
+          case IdempotencyIndex::Check::in_flight:
+            break;
+          case IdempotencyIndex::Check::collision:
+            bad.fetch_add(1, std::memory_order_relaxed);
+            break;
+        }
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_LE(index.size(), 64u);
 }
 
 }  // namespace

@@ -75,7 +75,8 @@ struct RetryPolicy {
 
 struct IdempotencyOptions {
   bool enabled = true;
-  uint32_t max_keys = 65536;                      // keys remembered (memory: ~80 B x 2 each)
+  uint32_t max_keys = 65536;                      // keys remembered (memory: ~80 B each: a
+                                                  // 64-byte entry, two 8-byte table slots)
   std::chrono::milliseconds window = std::chrono::hours(24);  // keys older than this are out of window
   // nullptr (the default): repositories of one process on one log share one index (made by
   // the first of them with its max_keys and window, rebuilt from the log), so a retry is

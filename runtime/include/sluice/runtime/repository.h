@@ -421,6 +421,11 @@ class Repository {
 template <class S>
 template <class C>
 CommandResult Repository<S>::execute(StreamId id, const C& command, const CommandOptions& options) {
+  IdempotencyIndex* keys = core_->options().idempotency.enabled ? core_->keys() : nullptr;
+  const bool keyed = keys != nullptr && !options.idempotency_key.empty();
+  // The key hashed once and its table slot asked for first: the miss overlaps the work up to
+  // begin() (the counters, the aggregate's lock, the command's fingerprint).
+  const IdempotencyIndex::Key key = keyed ? keys->prepare(options.idempotency_key) : IdempotencyIndex::Key{};
   CommandResult r;
   auto& n = core_->counters;
   n.commands.fetch_add(1, std::memory_order_relaxed);
@@ -442,13 +447,12 @@ CommandResult Repository<S>::execute(StreamId id, const C& command, const Comman
   Slot& slot = slot_for(id);
   std::unique_lock lock(slot.mu);
 
-  IdempotencyIndex* keys = core_->options().idempotency.enabled ? core_->keys() : nullptr;
-  const bool keyed = keys != nullptr && !options.idempotency_key.empty();
   Id128 content{};
+  IdempotencyIndex::Ticket ticket = 0;  // the key's entry, for commit() / abandon()
   if (keyed) {
     content = aggregate_detail::command_fingerprint(command);
     IdempotencyIndex::Entry found;
-    switch (keys->begin(options.idempotency_key, content, id, core_->now_ms(), &found)) {
+    switch (keys->begin(key, content, id, core_->now_ms(), &found, &ticket)) {
       case IdempotencyIndex::Check::fresh: break;
       case IdempotencyIndex::Check::duplicate:
         n.duplicates.fetch_add(1, std::memory_order_relaxed);
@@ -477,7 +481,7 @@ CommandResult Repository<S>::execute(StreamId id, const C& command, const Comman
     }
   }
   auto fail = [&](CommandCode code, std::string msg) {
-    if (keyed) keys->abandon(options.idempotency_key);
+    if (keyed) keys->abandon(ticket);
     r.code = code;
     r.message = std::move(msg);
     return r;
@@ -510,7 +514,7 @@ CommandResult Repository<S>::execute(StreamId id, const C& command, const Comman
       return fail(CommandCode::handler_failed, "aggregate " + type_.name() + ": " + out.error().message());
     if (out.size() == 0) {  // accepted, nothing to write
       n.accepted.fetch_add(1, std::memory_order_relaxed);
-      if (keyed) keys->abandon(options.idempotency_key);
+      if (keyed) keys->abandon(ticket);
       r.version = slot.agg.version;
       return r;
     }
@@ -533,16 +537,7 @@ CommandResult Repository<S>::execute(StreamId id, const C& command, const Comman
       r.position = a.position;
       r.version = a.stream_version;
       r.events = count;
-      if (keyed) {
-        IdempotencyIndex::Entry e;
-        e.key = options.idempotency_key;
-        e.content = content;
-        e.stream = id;
-        e.position = a.position;
-        e.version = a.stream_version;
-        e.events = count;
-        keys->commit(e);
-      }
+      if (keyed) keys->commit(ticket, a.position, a.stream_version, count);
       n.accepted.fetch_add(1, std::memory_order_relaxed);
       if (slot.valid) maybe_snapshot(slot);
       // The answer waits for the acknowledgement (durability), outside the aggregate's
