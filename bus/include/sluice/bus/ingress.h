@@ -94,17 +94,14 @@ struct IngressOptions {
   uint32_t max_in_flight = 1024;  // unfinished requests per producer (power of two)
 };
 
-// What the queue carries: 32 bytes, two to a cache line, trivially copyable. (It was 72 —
-// producer pointer, ticket, events span, stream name — so each request spread over two or
-// three cache lines that crossed from the submitter's core to the writer's.) The ticket is
-// not carried: requests of one producer are dequeued in the order they were enqueued, so the
-// writer counts them; a stream definition carries its name in the producer's names_ array.
+// One request in a producer's ring: 32 bytes, two to a cache line, trivially copyable. The
+// ticket is not carried (slot t % size holds ticket t); a stream definition carries its name
+// in the producer's names_ array.
 struct alignas(32) IngressRequest {
   const EventData* events = nullptr;  // kept alive by the submitter until completed
   ExpectedVersion expected = ExpectedVersion::any();
   StreamId stream = 0;
-  uint32_t producer = 0;  // index among the ingress's producers
-  uint32_t count = 0;     // events; kDefineStream: define the stream named in names_ instead
+  uint32_t count = 0;  // events; kDefineStream: define the stream named in names_ instead
   static constexpr uint32_t kDefineStream = ~uint32_t{0};
 };
 static_assert(sizeof(IngressRequest) == 32);
@@ -139,43 +136,44 @@ class IngressProducer {
 
  private:
   friend class Ingress;
-  struct Token;
-  // One results-ring entry: 32 bytes, two to a cache line.
-  struct Entry {
-    AppendResult result;  // written by the writer before `done`
-    // done: ticket + 1 of the result held. Release store by the writer after `result`;
-    // acquire load by the submitter before reading it.
-    std::atomic<uint64_t> done{0};
+  // One result slot: 32 bytes, two to a cache line.
+  struct alignas(32) ResultSlot {
+    AppendResult result;
   };
   static_assert(sizeof(AppendResult) <= 24);
-  IngressProducer(Ingress& ingress, uint32_t index, uint32_t capacity);
-  [[nodiscard]] SubmitCode enqueue(IngressRequest& r, uint32_t count, Ticket* ticket,
+  IngressProducer(Ingress& ingress, uint32_t capacity);
+  [[nodiscard]] SubmitCode enqueue(const IngressRequest& r, uint32_t count, Ticket* ticket,
                                    std::string_view name = {}) noexcept;
   bool acknowledged(Ticket t, const AppendResult& r) const noexcept;
-  void complete(Ticket t, const AppendResult& r) noexcept;  // writer thread
+  // Writer thread: appends this producer's published requests (at most `max`), then
+  // completes them with one release store; returns how many.
+  size_t drain(LogWriter& writer, size_t max) noexcept;
 
   Ingress& ingress_;
-  std::unique_ptr<Token> token_;
   const uint64_t mask_;
-  const uint32_t index_;  // in Ingress::producers_
   // ---- submitting thread only ----
-  uint64_t next_ = 0;             // the next ticket
-  uint64_t oldest_ = 0;           // no ticket below it is unfinished (in_flight())
-  std::vector<uint32_t> counts_;  // events per ticket (for the acknowledgement check)
-  // Stream names of define_stream requests, by ticket slot: written before the enqueue,
-  // read by the writer after its dequeue (the queue's release/acquire orders them).
+  uint64_t next_ = 0;                  // the next ticket
+  uint64_t oldest_ = 0;                // no ticket below it is unfinished (in_flight())
+  mutable uint64_t completed_seen_ = 0;  // the last value read from completed_
+  std::vector<uint32_t> counts_;       // events per ticket (for the acknowledgement check)
+  // ---- the submitter writes a slot before publishing it; the writer reads it after ----
+  std::unique_ptr<IngressRequest[]> requests_;
+  // Stream names of define_stream requests, by ticket slot.
   std::vector<std::string_view> names_;
-  // ---- writer thread writes, submitting thread reads after acquiring an entry's done ----
-  std::unique_ptr<Entry[]> entries_;
+  // ---- the writer writes a slot before completing it; the submitter reads it after ----
+  std::unique_ptr<ResultSlot[]> results_;
   std::vector<StreamId> defined_;  // define_stream results
   Status define_error_;            // the last define_stream failure
-  // submitting_: 1 while the owner is between its closed_ check and the end of its
-  // enqueue. seq_cst store by the owner before loading Ingress::closed_; close() stores
-  // closed_ (seq_cst) and then waits for 0 (Dekker: one of them sees the other).
-  alignas(64) std::atomic<uint32_t> submitting_{0};
+  // published_: tickets below it are in requests_. Release store by the submitter after
+  // writing the slots; acquire load by the writer before reading them.
+  alignas(64) std::atomic<uint64_t> published_{0};
+  // completed_: tickets below it have their results in results_. Release store by the
+  // writer once per drain, after writing the results; acquire load by the submitter before
+  // reading one (and before reusing a request slot the writer has read).
+  alignas(64) std::atomic<uint64_t> completed_{0};
   WakeSignal signal_;  // the submitter parks here; the writer notifies after completing
   // ---- writer thread only, on its own cache line ----
-  alignas(64) Ticket completing_ = 0;  // the ticket of this producer's next dequeued request
+  alignas(64) Ticket completing_ = 0;  // the ticket of this producer's next request to append
 };
 
 class Ingress {
@@ -198,6 +196,9 @@ class Ingress {
   size_t size_estimate() const noexcept;
   // Stops accepting submissions (see the file comment); drain() still completes what is in.
   void close() noexcept;
+  // After the last drain(), on the thread that drained: nothing is completed any more, and
+  // every request still unfinished is refused (`closed`) to whoever waits for it.
+  void finish() noexcept;
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
   WakeSignal& writer_signal() noexcept { return writer_signal_; }
   const IngressOptions& options() const noexcept { return o_; }
@@ -208,22 +209,28 @@ class Ingress {
 
  private:
   friend class IngressProducer;
-  struct Queue;
   const IngressOptions o_;
-  std::unique_ptr<Queue> q_;
   LogWriter* writer_ = nullptr;
   // Durability none: a committed append is acknowledged (set by attach()). wait() then does
   // not read the writer's acknowledged position — a line the writer rewrites on every
   // append, i.e. one more transfer between the two cores per waiting submit.
   bool acknowledged_on_commit_ = false;
   std::mutex pool_mu_;
-  // Written under pool_mu_. Its capacity is reserved (max_producers) so that it never moves:
-  // the writer thread reads producers_[i] of a dequeued request without the lock (the
-  // producer was added before it could enqueue anything).
-  std::vector<std::unique_ptr<IngressProducer>> producers_;
-  std::vector<IngressProducer*> free_;                         // under pool_mu_
-  // closed_: seq_cst store in close(), seq_cst load in enqueue (see submitting_).
+  // max_producers slots, filled in order under pool_mu_; the writer thread reads the first
+  // producer_count_ of them without the lock.
+  std::unique_ptr<std::unique_ptr<IngressProducer>[]> producers_;
+  // producer_count_: release store (under pool_mu_) after producers_[i] is made; acquire
+  // load by the writer before it reads producers_[0, count).
+  std::atomic<uint32_t> producer_count_{0};
+  std::vector<IngressProducer*> free_;  // under pool_mu_
+  uint32_t next_drain_ = 0;             // writer thread: the producer its next drain starts at
+  // closed_: release store in close(); relaxed load in enqueue (a request that passes the
+  // check just before close() is still completed or refused: see finished_).
   alignas(64) std::atomic<bool> closed_{false};
+  // finished_: release store in finish(), after the last drain stored every completed_;
+  // acquire load by a submitter whose ticket is not completed, before its last read of
+  // completed_: if that still does not cover the ticket, it never will (refused).
+  std::atomic<bool> finished_{false};
   WakeSignal writer_signal_;
   // Relaxed: statistics for display, one writer each (requests_: the writer thread;
   // back_pressured_: any submitter, so an RMW).
