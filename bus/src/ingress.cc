@@ -28,7 +28,7 @@ IngressProducer::IngressProducer(Ingress& ingress, uint32_t capacity)
     : ingress_(ingress),
       mask_(capacity - 1),
       counts_(capacity),
-      requests_(new IngressRequest[capacity]),
+      requests_(new RequestSlot[capacity]),
       names_(capacity),
       results_(new ResultSlot[capacity]),
       defined_(capacity) {}
@@ -51,10 +51,10 @@ SubmitCode IngressProducer::enqueue(const IngressRequest& r, uint32_t count, Tic
   const uint64_t slot = next_ & mask_;
   counts_[slot] = count;
   if (r.count == IngressRequest::kDefineStream) names_[slot] = name;
-  requests_[slot] = r;
-  // Release: the slot (and its name) written above is visible to the writer that acquires
-  // published_ in drain().
-  published_.store(next_ + 1, std::memory_order_release);
+  requests_[slot].r = r;
+  // Release: the request (and its name) written above is visible to the writer that
+  // acquires the slot's seq in drain().
+  requests_[slot].seq.store(next_ + 1, std::memory_order_release);
   *ticket = next_++;
   ingress_.writer_signal_.notify();
   return SubmitCode::ok;
@@ -63,7 +63,7 @@ SubmitCode IngressProducer::enqueue(const IngressRequest& r, uint32_t count, Tic
 SubmitCode IngressProducer::try_submit(StreamId stream, ExpectedVersion expected,
                                        std::span<const EventData> events, Ticket* ticket) noexcept {
   IngressRequest r;
-  r.stream = stream;
+  r.stream = stream <= UINT32_MAX ? static_cast<uint32_t>(stream) : 0;  // 0: refused as unknown
   r.expected = expected;
   r.events = events.data();
   // A span this long cannot be appended anyway; keep it from reading as a definition.
@@ -79,17 +79,18 @@ bool IngressProducer::try_result(Ticket ticket, AppendResult* out) const noexcep
     *out = AppendResult{AppendCode::invalid_argument, 0, 0};
     return true;
   }
-  // Acquire: pairs with the writer's release of completed_; results_[ticket] is written.
-  if (ticket >= completed_seen_ && ticket >= (completed_seen_ = completed_.load(std::memory_order_acquire))) {
-    // Acquire: pairs with the release in finish(); every completed_ the writer will ever
-    // store is then visible.
+  const ResultSlot& e = results_[ticket & mask_];
+  // Acquire: pairs with the writer's release of e.done; e.result is then written.
+  if (e.done.load(std::memory_order_acquire) != ticket + 1) {
+    // Acquire: pairs with the release in finish(); every result the writer will ever write
+    // is then visible.
     if (!ingress_.finished_.load(std::memory_order_acquire)) return false;
-    if (ticket >= (completed_seen_ = completed_.load(std::memory_order_acquire))) {
+    if (e.done.load(std::memory_order_acquire) != ticket + 1) {
       *out = AppendResult{AppendCode::closed, 0, 0};  // never appended: the ingress finished first
       return true;
     }
   }
-  *out = results_[ticket & mask_].result;
+  *out = e.result;
   return true;
 }
 
@@ -228,45 +229,53 @@ void Ingress::finish() noexcept {
 }
 
 size_t IngressProducer::drain(LogWriter& writer, size_t max) noexcept {
-  // Acquire: pairs with the submitter's release of published_; the slots below it are written.
-  const uint64_t end = std::min<uint64_t>(published_.load(std::memory_order_acquire), completing_ + max);
   const uint64_t first = completing_;
-  if (first == end) return 0;
-  // The request lines were just written on the submitter's core and the result lines were
-  // last read there: ask for them a few requests ahead, so that their transfers overlap the
-  // appends instead of each stalling the next request.
-  constexpr uint64_t kAhead = 8;
-  for (uint64_t t = first; t < end && t < first + kAhead; ++t) {
-    __builtin_prefetch(&requests_[t & mask_], 0);
-    __builtin_prefetch(&results_[t & mask_], 1);
+  // Find the published run first: the checks are independent loads, so the request lines'
+  // transfers from the submitter's core overlap; ask for each request's events (read in
+  // append) as soon as its pointer is known. Acquire: pairs with the submitter's release of
+  // the slot's seq; its request is then written.
+  uint64_t end = first;
+  const uint64_t last = first + std::min<uint64_t>(max, mask_ + 1);
+  while (end < last && requests_[end & mask_].seq.load(std::memory_order_acquire) == end + 1) {
+    const IngressRequest& r = requests_[end & mask_].r;
+    __builtin_prefetch(r.events, 0);
+    __builtin_prefetch(reinterpret_cast<const char*>(r.events) + 64, 0);
+    ++end;
   }
+  if (first == end) return 0;
   for (uint64_t t = first; t < end; ++t) {
-    if (t + kAhead < end) {
-      __builtin_prefetch(&requests_[(t + kAhead) & mask_], 0);
-      __builtin_prefetch(&results_[(t + kAhead) & mask_], 1);
-    }
     const uint64_t slot = t & mask_;
-    const IngressRequest& r = requests_[slot];
+    const IngressRequest& r = requests_[slot].r;
     if (r.count == IngressRequest::kDefineStream) [[unlikely]] {
       auto s = writer.stream(names_[slot]);  // cold: may allocate
       if (s.ok()) {
-        defined_[slot] = s.value();  // published by the release of completed_ below
+        defined_[slot] = s.value();  // published by the release of done below
         results_[slot].result = AppendResult{AppendCode::ok, 0, 0};
       } else {
-        define_error_ = s.status();  // published by the release of completed_ below
+        define_error_ = s.status();  // published by the release of done below
         results_[slot].result = AppendResult{AppendCode::invalid_argument, 0, 0};
       }
     } else {
       results_[slot].result = writer.append(r.stream, r.expected, {r.events, r.count});
     }
+    // Release: publishes the result to the submitter's acquire in try_result().
+    results_[slot].done.store(t + 1, std::memory_order_release);
   }
   completing_ = end;
-  // Release: every result written above (and the reads of their request slots) happen
-  // before a submitter that acquires completed_ reads a result or reuses a slot. One store
-  // per drain, however many requests it completed.
+  // Release: the reads of the request slots above happen before a submitter that acquires
+  // completed_ reuses a slot. One store per drain, however many requests it completed.
   completed_.store(end, std::memory_order_release);
   signal_.notify();
   return static_cast<size_t>(end - first);
+}
+
+uint64_t IngressProducer::pending(uint64_t limit) const noexcept {
+  // Acquire: pairs with the writer's release; slots below it are completed.
+  const uint64_t c = completed_.load(std::memory_order_acquire);
+  uint64_t n = 0;
+  // Relaxed: only counted, nothing read through them.
+  while (n < limit && n <= mask_ && requests_[(c + n) & mask_].seq.load(std::memory_order_relaxed) == c + n + 1) ++n;
+  return n;
 }
 
 size_t Ingress::drain(LogWriter& writer, size_t max) noexcept {
@@ -293,15 +302,16 @@ size_t Ingress::size_estimate() const noexcept {
   // Acquire: pairs with the release in acquire_producer().
   const uint32_t n = producer_count_.load(std::memory_order_acquire);
   size_t total = 0;
-  for (uint32_t i = 0; i < n; ++i) {
-    const IngressProducer& p = *producers_[i];
-    // Acquire: pairs with the writer's release of completed_, which it stored after reading
-    // published_ at least that far; the relaxed load of published_ below (an estimate) then
-    // reads at least that much, so the difference is never negative.
-    const uint64_t c = p.completed_.load(std::memory_order_acquire);
-    total += p.published_.load(std::memory_order_relaxed) - c;
-  }
+  for (uint32_t i = 0; i < n; ++i) total += producers_[i]->pending(~uint64_t{0});
   return total;
+}
+
+bool Ingress::has_pending() const noexcept {
+  // Acquire: pairs with the release in acquire_producer().
+  const uint32_t n = producer_count_.load(std::memory_order_acquire);
+  for (uint32_t i = 0; i < n; ++i)
+    if (producers_[i]->pending(1) != 0) return true;
+  return false;
 }
 
 }  // namespace sluice

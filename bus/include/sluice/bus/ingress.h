@@ -94,17 +94,18 @@ struct IngressOptions {
   uint32_t max_in_flight = 1024;  // unfinished requests per producer (power of two)
 };
 
-// One request in a producer's ring: 32 bytes, two to a cache line, trivially copyable. The
-// ticket is not carried (slot t % size holds ticket t); a stream definition carries its name
-// in the producer's names_ array.
-struct alignas(32) IngressRequest {
+// One request: 24 bytes, trivially copyable. The ticket is not carried (slot t % size holds
+// ticket t); a stream definition carries its name in the producer's names_ array.
+struct IngressRequest {
   const EventData* events = nullptr;  // kept alive by the submitter until completed
   ExpectedVersion expected = ExpectedVersion::any();
-  StreamId stream = 0;
+  // The StreamId; one past 32 bits (no writer has that many streams) travels as 0, which
+  // the writer refuses as an unknown stream.
+  uint32_t stream = 0;
   uint32_t count = 0;  // events; kDefineStream: define the stream named in names_ instead
   static constexpr uint32_t kDefineStream = ~uint32_t{0};
 };
-static_assert(sizeof(IngressRequest) == 32);
+static_assert(sizeof(IngressRequest) == 24);
 
 // One submitting thread's handle (see the file comment).
 class IngressProducer {
@@ -136,10 +137,24 @@ class IngressProducer {
 
  private:
   friend class Ingress;
-  // One result slot: 32 bytes, two to a cache line.
-  struct alignas(32) ResultSlot {
-    AppendResult result;
+  // One request slot: 32 bytes, two to a cache line. The request and the word that
+  // publishes it share the line, so the writer's check and read cost one transfer.
+  struct alignas(32) RequestSlot {
+    IngressRequest r;  // written by the submitter before `seq`
+    // seq: ticket + 1 of the request held. Release store by the submitter after writing r;
+    // acquire load by the writer before reading it.
+    std::atomic<uint64_t> seq{0};
   };
+  static_assert(sizeof(RequestSlot) == 32);
+  // One result slot: 32 bytes, two to a cache line. The result and the word that completes
+  // it share the line, so the submitter's check and read cost one transfer.
+  struct alignas(32) ResultSlot {
+    AppendResult result;  // written by the writer before `done`
+    // done: ticket + 1 of the result held. Release store by the writer after `result`;
+    // acquire load by the submitter before reading it.
+    std::atomic<uint64_t> done{0};
+  };
+  static_assert(sizeof(ResultSlot) == 32);
   static_assert(sizeof(AppendResult) <= 24);
   IngressProducer(Ingress& ingress, uint32_t capacity);
   [[nodiscard]] SubmitCode enqueue(const IngressRequest& r, uint32_t count, Ticket* ticket,
@@ -148,28 +163,27 @@ class IngressProducer {
   // Writer thread: appends this producer's published requests (at most `max`), then
   // completes them with one release store; returns how many.
   size_t drain(LogWriter& writer, size_t max) noexcept;
+  // Published requests not yet completed, counted up to `limit` (any thread: an estimate).
+  uint64_t pending(uint64_t limit) const noexcept;
 
   Ingress& ingress_;
   const uint64_t mask_;
   // ---- submitting thread only ----
   uint64_t next_ = 0;                  // the next ticket
   uint64_t oldest_ = 0;                // no ticket below it is unfinished (in_flight())
-  mutable uint64_t completed_seen_ = 0;  // the last value read from completed_
+  uint64_t completed_seen_ = 0;        // the last value read from completed_
   std::vector<uint32_t> counts_;       // events per ticket (for the acknowledgement check)
-  // ---- the submitter writes a slot before publishing it; the writer reads it after ----
-  std::unique_ptr<IngressRequest[]> requests_;
+  // ---- the submitter writes a slot and then its seq; the writer reads it after ----
+  std::unique_ptr<RequestSlot[]> requests_;
   // Stream names of define_stream requests, by ticket slot.
   std::vector<std::string_view> names_;
   // ---- the writer writes a slot before completing it; the submitter reads it after ----
   std::unique_ptr<ResultSlot[]> results_;
   std::vector<StreamId> defined_;  // define_stream results
   Status define_error_;            // the last define_stream failure
-  // published_: tickets below it are in requests_. Release store by the submitter after
-  // writing the slots; acquire load by the writer before reading them.
-  alignas(64) std::atomic<uint64_t> published_{0};
-  // completed_: tickets below it have their results in results_. Release store by the
-  // writer once per drain, after writing the results; acquire load by the submitter before
-  // reading one (and before reusing a request slot the writer has read).
+  // completed_: tickets below it are completed. Release store by the writer once per drain,
+  // after its reads of their request slots and its writes of their results; acquire load by
+  // the submitter before reusing a request slot (back-pressure check) and after finish().
   alignas(64) std::atomic<uint64_t> completed_{0};
   WakeSignal signal_;  // the submitter parks here; the writer notifies after completing
   // ---- writer thread only, on its own cache line ----
@@ -194,6 +208,7 @@ class Ingress {
   // Writer thread: appends up to `max` requests, completes them; returns how many.
   size_t drain(LogWriter& writer, size_t max = 256) noexcept;
   size_t size_estimate() const noexcept;
+  bool has_pending() const noexcept;  // size_estimate() != 0, cheaper
   // Stops accepting submissions (see the file comment); drain() still completes what is in.
   void close() noexcept;
   // After the last drain(), on the thread that drained: nothing is completed any more, and
@@ -246,8 +261,8 @@ class IngressAgent final : public Agent {
   const char* role_name() const noexcept override { return "ingress"; }
   // Drained once the ingress is closed and empty (a drain before close() would race
   // submitters still arriving).
-  bool drained() const noexcept override { return ingress_.closed() && ingress_.size_estimate() == 0; }
-  bool has_work() const noexcept override { return ingress_.size_estimate() != 0; }
+  bool drained() const noexcept override { return ingress_.closed() && !ingress_.has_pending(); }
+  bool has_work() const noexcept override { return ingress_.has_pending(); }
   WakeSignal* wake_signal() noexcept override { return &ingress_.writer_signal(); }
 
  private:
