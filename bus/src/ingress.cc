@@ -128,6 +128,15 @@ bool completed_fn(const void* ctx) noexcept {
 AppendResult IngressProducer::wait_completed(Ticket ticket) noexcept {
   AppendResult r;
   if (!try_result(ticket, &r)) {
+    // Far from its turn (the writer has kFar or more of this producer's earlier requests to
+    // append first): give the CPU to another thread instead of spinning — submitters may
+    // outnumber CPUs, and a spinning one keeps the others from submitting. Acquire: pairs
+    // with the writer's release of completed_ (only a distance here; try_result reads).
+    constexpr uint64_t kFar = 32;
+    while (ticket >= completed_.load(std::memory_order_acquire) + kFar) {
+      if (try_result(ticket, &r)) return r;  // also: refused after finish()
+      std::this_thread::yield();
+    }
     WaitCtx ctx{this, ticket};
     IdleStrategy idle(IdleOptions{}, &signal_, &completed_fn, &ctx);
     while (!try_result(ticket, &r)) idle.idle();
