@@ -431,12 +431,8 @@ double submit_rate(const std::string& dir, Durability d, int threads, uint64_t c
       Submitter sub = e->submitter().value();
       std::vector<StreamId> ids;
       for (uint64_t a = 0; a < 64; ++a) ids.push_back(sub.stream(bank::stream_name(a * 8 + static_cast<uint64_t>(t))).value());
-      // Per slot: the payload, and its event descriptor (type, codec, payload span: the same
-      // for every event of the slot, so built once, as a pipelined client holding fixed
-      // buffers would). Each submission writes its slot's payload anew.
       std::vector<TimedDeposit> deps(window);
       std::vector<EventData> evs(window);
-      for (size_t s = 0; s < window; ++s) evs[s] = encode_raw(deps[s]);
       std::vector<Ticket> tickets(window);
       ready.fetch_add(1);
       while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
@@ -446,6 +442,7 @@ double submit_rate(const std::string& dir, Durability d, int threads, uint64_t c
           if (!sub.wait_completed(tickets[slot]).ok()) failures.fetch_add(1);
         }
         deps[slot] = TimedDeposit{i % 64, 1, 0, 0};
+        evs[slot] = encode_raw(deps[slot]);
         SubmitCode c;
         while ((c = sub.try_submit(ids[i % 64], ExpectedVersion::any(), {&evs[slot], 1}, &tickets[slot])) ==
                SubmitCode::back_pressured)
