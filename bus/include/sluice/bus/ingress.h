@@ -1,61 +1,73 @@
 // Ingress: many threads submit appends (and stream definitions) to the single log writer.
 //
-//   submitter thread                                               writer thread
-//   ────────────────                                               ─────────────
-//   IngressProducer::try_submit(stream, expected, events) ──► moodycamel::ConcurrentQueue ──► IngressAgent::do_work()
-//     ticket = next++ (no lock, no allocation, no syscall)     (one sub-queue per producer)     Ingress::drain(): append()
-//   try_result(ticket) / wait(ticket)  ◄── results ring + completed (release) ───────────────── results[t], completed = t+1
-//                                      ◄── LogWriter::acknowledged_position() (group / sync)
+//   submitter thread                                                writer thread
+//   ────────────────                                                ─────────────
+//   IngressProducer::try_submit(stream, expected, events)           IngressAgent::do_work()
+//     requests[t % size] = request; its seq = t + 1 (release) ──►    Ingress::drain(): each producer in turn:
+//     (no lock, no allocation, no syscall, no locked instruction)     the published run of its ring → append()
+//   try_result(t) / wait(t)  ◄── results[t % size] + its done = t + 1 (release), per request
+//                            ◄── completed = end of the run (release), once per drain (room)
+//                            ◄── LogWriter::acknowledged_position() (group / sync)
 //
 // Design
 //   Each submitting thread holds an IngressProducer (acquire_producer(): cold, pooled). The
-//   producer owns a moodycamel explicit-producer token, so its requests go into its own
-//   sub-queue: a submitter preempted mid-enqueue never holds up the others or the writer (a
-//   multi-producer ring would: its consumer must wait for the preempted producer's claimed
-//   slot — docs/bus.md). The writer drains the queue in bulk with a consumer token. A request
-//   is 32 bytes (two per cache line; the ticket is implied by per-producer FIFO order): what
-//   crosses from the submitter's core to the writer's is most of an ingress's cost. With it
-//   (and no read of the writer's acknowledged position under `none`), 2 submitters went from
-//   2.5-3.2 to 3.4-3.9 M events/s and the waiting round trip from 880-908 to 711-753 ns
-//   (bench/results/e2e-2026-11-29.md and e2e-2026-11-29-2.md).
+//   producer owns two rings of max_in_flight slots: requests (submitter → writer) and results
+//   (writer → submitter). A ring has one writer and one reader, so a submitter preempted
+//   mid-submission never holds up the others or the writer (a multi-producer ring would: its
+//   consumer must wait for the preempted producer's claimed slot — docs/bus.md). The writer
+//   visits the producers in turn (starting one further each drain) and takes each one's whole
+//   published run, up to `max`.
+//
+//   What crosses between the two cores is most of an ingress's cost, so each side writes
+//   only lines the other reads once: a request slot is 32 bytes with its own publication word
+//   (`seq`, ticket + 1: the writer's check and read cost one transfer, and no shared counter
+//   line bounces on every submission); a result slot is 32 bytes with its own `done` word (the
+//   submitter's check and read cost one transfer; a shared completed count read before each
+//   result made the waiting round trip ~680 ns, this ~450 ns). The writer
+//   finds the published run first (independent loads, so the lines' transfers overlap) and
+//   prefetches each request's EventData as soon as its pointer is known. A drain ends with one
+//   release store of the producer's `completed` count: the submitter reads it only to reuse a
+//   request slot (back-pressure), not per result. Submitting has no seq_cst store or locked
+//   instruction (the former Dekker handshake with close() drained the store buffer on every
+//   submission behind a line the writer was reading; see Closing). Before this design the
+//   ingress was a moodycamel ConcurrentQueue with one explicit-producer sub-queue per
+//   submitter: its bulk dequeue and per-request completion cost the writer more than the
+//   append itself (bench/results/e2e-2026-11-30-ingress.md).
 //
 //   Completion without a per-request object: a request is a ticket (the producer's running
-//   count). The writer writes each result into the producer's results ring at ticket % size
-//   and release-stores that entry's `done` word = ticket + 1 after it (result and flag share
-//   the entry, so the submitter's check and read cost one cache-line transfer); the
-//   submitter acquires `done` to read its result. An entry is free for ticket t when it holds
-//   the result of t - size (Vyukov's bounded-queue sequence trick), so the ring is also the
-//   in-flight bound. So
-//   one thread keeps up to `max_in_flight` appends in flight (the pipelined form) and waits
-//   for any of them later; the waiting form is try_submit() + wait(). A result is final when
-//   it is committed (or refused); it is *acknowledged* when the log's durability policy has
-//   covered its last event (none: at once; group: when a group flush passed it; sync: the
+//   count); slot t % size holds ticket t in both rings, so the rings are also the in-flight
+//   bound. One thread keeps up to `max_in_flight` appends in flight (the pipelined form) and
+//   waits for any of them later; the waiting form is try_submit() + wait(). A result is final
+//   when it is committed (or refused); it is *acknowledged* when the log's durability policy
+//   has covered its last event (none: at once; group: when a group flush passed it; sync: the
 //   writer flushed before completing) — wait() waits for that.
 //
 //   Back-pressure is a value: try_submit() returns back_pressured when the producer already
-//   has max_in_flight unfinished requests (its results ring is full) or the queue has no
-//   free block; nothing is dropped and nothing grows. Capacity is preallocated at
-//   construction (max_producers × (max_in_flight + two blocks)).
+//   has max_in_flight unfinished requests; nothing is dropped and nothing grows. Capacity is
+//   preallocated per producer (max_in_flight request and result slots).
 //
-//   Waiting: spin, yield, then park on the producer's WakeSignal (the writer notifies it
-//   after completing: one relaxed load when nobody parks). The writer parks on the ingress's
-//   WakeSignal, notified by try_submit() the same way.
+//   Waiting: a waiter far from its turn (kFar or more of its producer's earlier requests not
+//   yet completed) yields the CPU — submitters may outnumber CPUs, and a spinning one keeps
+//   the others from submitting; near its turn it spins, yields, then parks on the producer's
+//   WakeSignal (the writer notifies after each drain: one relaxed load when nobody parks).
+//   The writer parks on the ingress's WakeSignal, notified by try_submit() the same way.
 //
-//   Closing: close() stops new submissions. Each producer announces a submission in progress
-//   (`submitting_`, seq_cst) before it checks `closed_` (seq_cst), and close() waits until
-//   no producer is mid-submission after setting `closed_`: a request is then either refused
-//   with `closed` or in the queue, where the writer's final drain completes it. No request
-//   is lost and no submitter waits forever.
+//   Closing: close() stops new submissions (a relaxed check in try_submit()). A submitter that
+//   passed the check just before close() may publish after the writer's last drain; so the
+//   thread that drains last calls finish() after it, and from then on a waiter whose request
+//   is not completed gets `closed` (it re-reads the result after acquiring `finished_`, which
+//   is released after every completion the writer will ever make). Every request is either
+//   appended with its result or refused with `closed`; no submitter waits forever.
 //
 // Thread safety
 //   acquire_producer()/release_producer(): any thread (a mutex; cold). An IngressProducer is
-//   used by one thread at a time. drain() / IngressAgent: the writer thread only. close():
-//   any one thread.
+//   used by one thread at a time. drain() / IngressAgent / finish(): the writer thread (the
+//   thread that drains last calls finish()). close(): any thread.
 //
 // Invariants
 //   - Requests of one producer are appended in submission (ticket) order.
-//   - Every dequeued request is completed exactly once; an entry's `done` never names a
-//     ticket whose result is not written.
+//   - Every drained request is completed exactly once; a result slot's `done` never names a
+//     ticket whose result is not written; nothing is completed after finish().
 //   - A producer never has more than max_in_flight requests unfinished.
 #pragma once
 
