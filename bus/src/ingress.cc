@@ -132,8 +132,10 @@ AppendResult IngressProducer::wait_completed(Ticket ticket) noexcept {
     // append first): give the CPU to another thread instead of spinning — submitters may
     // outnumber CPUs, and a spinning one keeps the others from submitting. Acquire: pairs
     // with the writer's release of completed_ (only a distance here; try_result reads).
+    // Bounded: a writer that stays away (stopped, descheduled) is waited for by parking below.
     constexpr uint64_t kFar = 32;
-    while (ticket >= completed_.load(std::memory_order_acquire) + kFar) {
+    constexpr int kMaxYields = 1024;
+    for (int i = 0; i < kMaxYields && ticket >= completed_.load(std::memory_order_acquire) + kFar; ++i) {
       if (try_result(ticket, &r)) return r;  // also: refused after finish()
       std::this_thread::yield();
     }
