@@ -130,12 +130,13 @@ AppendResult IngressProducer::wait_completed(Ticket ticket) noexcept {
   if (!try_result(ticket, &r)) {
     // Far from its turn (the writer has kFar or more of this producer's earlier requests to
     // append first): give the CPU to another thread instead of spinning — submitters may
-    // outnumber CPUs, and a spinning one keeps the others from submitting. Acquire: pairs
-    // with the writer's release of completed_ (only a distance here; try_result reads).
-    // Bounded: a writer that stays away (stopped, descheduled) is waited for by parking below.
+    // outnumber CPUs, and a spinning one keeps the others from submitting. Not bounded by a
+    // park: the writer is busy with those requests (a writer that stopped has finish()ed,
+    // which try_result() sees), and a parked submitter would make each of its drains pay a
+    // futex wake. Acquire: pairs with the writer's release of completed_ (only a distance
+    // here; try_result reads).
     constexpr uint64_t kFar = 32;
-    constexpr int kMaxYields = 1024;
-    for (int i = 0; i < kMaxYields && ticket >= completed_.load(std::memory_order_acquire) + kFar; ++i) {
+    while (ticket >= completed_.load(std::memory_order_acquire) + kFar) {
       if (try_result(ticket, &r)) return r;  // also: refused after finish()
       std::this_thread::yield();
     }

@@ -47,9 +47,8 @@
 //   preallocated per producer (max_in_flight request and result slots).
 //
 //   Waiting: a waiter far from its turn (kFar or more of its producer's earlier requests not
-//   yet completed) yields the CPU (up to 1024 times) — submitters may outnumber CPUs, and a
-//   spinning one keeps the others from submitting; near its turn, or after those yields, it
-//   spins, yields, then parks on the producer's
+//   yet completed) yields the CPU — submitters may outnumber CPUs, and a spinning one keeps
+//   the others from submitting; near its turn it spins, yields, then parks on the producer's
 //   WakeSignal (the writer notifies after each drain: one relaxed load when nobody parks).
 //   The writer parks on the ingress's WakeSignal, notified by try_submit() the same way.
 //
