@@ -33,6 +33,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -565,6 +566,17 @@ int run_e2e_suite(const SuiteArgs& args) {
   progress("e2e", "atomic round trip");
   const double rtt = atomic_rtt_p50(cpu_a, cpu_b, n(200'000));
   fig.add("atomic_rtt_p50_ns", rtt, "ns", "bare std::atomic ping-pong, same CPUs");
+
+  // SLUICE_E2E_ONLY=ingress: the atomic round trip and the ingress figures only (a quick
+  // look while working on the ingress; `bench e2e` without it measures everything).
+  if (const char* only = std::getenv("SLUICE_E2E_ONLY"); only != nullptr && std::string_view(only) == "ingress") {
+    progress("e2e", "ingress");
+    run_ingress_figures(scratch, fig, rtt, n(3'000'000), n(1'000'000), n(100'000), cpu_a, cpu_b, args.data_dir,
+                        args.workload.producers);
+    fig.print_table();
+    if (!args.json_path.empty() && !fig.write_json(args.json_path, "e2e")) return 1;
+    return 0;
+  }
 
   struct RateRun {
     std::string tag;

@@ -1,9 +1,6 @@
 #include "sluice/bus/ingress.h"
 
-#include <concurrentqueue/concurrentqueue.h>
-
 #include <algorithm>
-#include <array>
 #include <thread>
 
 #include "sluice/bus/log_writer.h"
@@ -27,57 +24,37 @@ AppendCode append_code(SubmitCode c) noexcept {
 
 }  // namespace
 
-struct Ingress::Queue {
-  Queue(size_t capacity, size_t producers) : queue(capacity, producers, 0), consumer(queue) {}
-  moodycamel::ConcurrentQueue<IngressRequest> queue;
-  moodycamel::ConsumerToken consumer;  // the writer thread's
-};
-
-struct IngressProducer::Token {
-  explicit Token(moodycamel::ConcurrentQueue<IngressRequest>& q) : token(q) {}
-  moodycamel::ProducerToken token;
-};
-
-IngressProducer::IngressProducer(Ingress& ingress, uint32_t index, uint32_t capacity)
+IngressProducer::IngressProducer(Ingress& ingress, uint32_t capacity)
     : ingress_(ingress),
-      token_(std::make_unique<Token>(ingress.q_->queue)),
       mask_(capacity - 1),
-      index_(index),
       counts_(capacity),
+      requests_(new RequestSlot[capacity]),
       names_(capacity),
-      entries_(new Entry[capacity]),
+      results_(new ResultSlot[capacity]),
       defined_(capacity) {}
 
 IngressProducer::~IngressProducer() = default;
 
-SubmitCode IngressProducer::enqueue(IngressRequest& r, uint32_t count, Ticket* ticket,
+SubmitCode IngressProducer::enqueue(const IngressRequest& r, uint32_t count, Ticket* ticket,
                                     std::string_view name) noexcept {
-  // The entry is free once it holds the result of the ticket one ring ago (or never held
-  // one). Acquire: pairs with the writer's release in complete(); nothing is read through it
-  // here, but the entry's next result must not be overtaken by the old one's write.
-  if (next_ > mask_ && entries_[next_ & mask_].done.load(std::memory_order_acquire) != next_ - mask_) {
+  // Room: the slot of ticket next_ is free once the ticket one ring ago is completed.
+  // Acquire: pairs with the writer's release of completed_; the writer's reads of the
+  // request slot we are about to overwrite happen before it.
+  if (next_ - completed_seen_ > mask_ &&
+      next_ - (completed_seen_ = completed_.load(std::memory_order_acquire)) > mask_) {
     ingress_.back_pressured_.fetch_add(1, std::memory_order_relaxed);  // statistics only
     return SubmitCode::back_pressured;
   }
-  // seq_cst store, then seq_cst load of closed_: close() does the mirror image (see
-  // submitting_ in the header), so either we see closed_ or close() sees us and waits.
-  submitting_.store(1, std::memory_order_seq_cst);
-  if (ingress_.closed_.load(std::memory_order_seq_cst)) {
-    submitting_.store(0, std::memory_order_release);  // pairs with close()'s acquire
-    return SubmitCode::closed;
-  }
-  r.producer = index_;
-  // Only now: the entry's previous ticket is finished, so its count is no longer needed.
-  counts_[next_ & mask_] = count;
-  if (r.count == IngressRequest::kDefineStream) names_[next_ & mask_] = name;  // same: its slot is free
-  // try_enqueue never allocates: it fails when the preallocated blocks are used up.
-  const bool ok = ingress_.q_->queue.try_enqueue(token_->token, r);
-  // Release: the enqueue above happens before close() stops waiting for us.
-  submitting_.store(0, std::memory_order_release);
-  if (!ok) {
-    ingress_.back_pressured_.fetch_add(1, std::memory_order_relaxed);  // statistics only
-    return SubmitCode::back_pressured;
-  }
+  // Relaxed: nothing is read through it. A request published just after close() is either
+  // drained or refused to its waiter after finish() (see finished_).
+  if (ingress_.closed_.load(std::memory_order_relaxed)) return SubmitCode::closed;
+  const uint64_t slot = next_ & mask_;
+  counts_[slot] = count;
+  if (r.count == IngressRequest::kDefineStream) names_[slot] = name;
+  requests_[slot].r = r;
+  // Release: the request (and its name) written above is visible to the writer that
+  // acquires the slot's seq in drain().
+  requests_[slot].seq.store(next_ + 1, std::memory_order_release);
   *ticket = next_++;
   ingress_.writer_signal_.notify();
   return SubmitCode::ok;
@@ -86,7 +63,7 @@ SubmitCode IngressProducer::enqueue(IngressRequest& r, uint32_t count, Ticket* t
 SubmitCode IngressProducer::try_submit(StreamId stream, ExpectedVersion expected,
                                        std::span<const EventData> events, Ticket* ticket) noexcept {
   IngressRequest r;
-  r.stream = stream;
+  r.stream = stream <= UINT32_MAX ? static_cast<uint32_t>(stream) : 0;  // 0: refused as unknown
   r.expected = expected;
   r.events = events.data();
   // A span this long cannot be appended anyway; keep it from reading as a definition.
@@ -95,25 +72,26 @@ SubmitCode IngressProducer::try_submit(StreamId stream, ExpectedVersion expected
 }
 
 bool IngressProducer::try_result(Ticket ticket, AppendResult* out) const noexcept {
-  const Entry& e = entries_[ticket & mask_];
-  // Acquire: pairs with the writer's release in complete(); e.result is then written.
-  const uint64_t d = e.done.load(std::memory_order_acquire);
-  if (d <= ticket) return false;
-  if (d == ticket + 1) {
-    *out = e.result;
+  if (ticket >= next_) return false;  // not submitted (yet)
+  if (next_ - ticket > mask_ + 1) {
+    // A later ticket took this one's slot: it finished and its result was reused (the
+    // caller submitted max_in_flight more before reading it). Not an append failure.
+    *out = AppendResult{AppendCode::invalid_argument, 0, 0};
     return true;
   }
-  // A later ticket's result is in the entry: this one finished and its result was reused
-  // (the caller submitted max_in_flight more before reading it). Not an append failure.
-  *out = AppendResult{AppendCode::invalid_argument, 0, 0};
+  const ResultSlot& e = results_[ticket & mask_];
+  // Acquire: pairs with the writer's release of e.done; e.result is then written.
+  if (e.done.load(std::memory_order_acquire) != ticket + 1) {
+    // Acquire: pairs with the release in finish(); every result the writer will ever write
+    // is then visible.
+    if (!ingress_.finished_.load(std::memory_order_acquire)) return false;
+    if (e.done.load(std::memory_order_acquire) != ticket + 1) {
+      *out = AppendResult{AppendCode::closed, 0, 0};  // never appended: the ingress finished first
+      return true;
+    }
+  }
+  *out = e.result;
   return true;
-}
-
-void IngressProducer::complete(Ticket t, const AppendResult& r) noexcept {
-  Entry& e = entries_[t & mask_];
-  e.result = r;
-  // Release: publishes e.result to the submitter's acquire in try_result()/enqueue().
-  e.done.store(t + 1, std::memory_order_release);
 }
 
 uint64_t IngressProducer::in_flight() noexcept {
@@ -150,6 +128,18 @@ bool completed_fn(const void* ctx) noexcept {
 AppendResult IngressProducer::wait_completed(Ticket ticket) noexcept {
   AppendResult r;
   if (!try_result(ticket, &r)) {
+    // Far from its turn (the writer has kFar or more of this producer's earlier requests to
+    // append first): give the CPU to another thread instead of spinning — submitters may
+    // outnumber CPUs, and a spinning one keeps the others from submitting. Not bounded by a
+    // park: the writer is busy with those requests (a writer that stopped has finish()ed,
+    // which try_result() sees), and a parked submitter would make each of its drains pay a
+    // futex wake. Acquire: pairs with the writer's release of completed_ (only a distance
+    // here; try_result reads).
+    constexpr uint64_t kFar = 32;
+    while (ticket >= completed_.load(std::memory_order_acquire) + kFar) {
+      if (try_result(ticket, &r)) return r;  // also: refused after finish()
+      std::this_thread::yield();
+    }
     WaitCtx ctx{this, ticket};
     IdleStrategy idle(IdleOptions{}, &signal_, &completed_fn, &ctx);
     while (!try_result(ticket, &r)) idle.idle();
@@ -190,6 +180,8 @@ Result<StreamId> IngressProducer::define_stream(std::string_view name) {
                   "define stream '" + std::string(name) + "': the ingress " +
                       (c == SubmitCode::closed ? "is closed" : "is full (back-pressure)"));
   const AppendResult res = wait(t);
+  if (res.code == AppendCode::closed)
+    return Status(StatusCode::closed, "define stream '" + std::string(name) + "': the ingress is closed");
   if (!res.ok()) return define_error_;  // written by the writer before the entry's done (acquired in wait)
   return defined_[t & mask_];
 }
@@ -198,11 +190,8 @@ Ingress::Ingress(const IngressOptions& options) : o_(options) {
   uint32_t cap = 1;
   while (cap < o_.max_in_flight) cap <<= 1;
   const_cast<IngressOptions&>(o_).max_in_flight = cap;
-  // Explicit producers keep the blocks they took: each needs its in-flight bound plus a
-  // partly used block at either end.
-  const size_t capacity = size_t{o_.max_producers} * (cap + 2 * moodycamel::ConcurrentQueueDefaultTraits::BLOCK_SIZE);
-  q_ = std::make_unique<Queue>(capacity, o_.max_producers);
-  producers_.reserve(o_.max_producers);
+  producers_ = std::make_unique<std::unique_ptr<IngressProducer>[]>(o_.max_producers);
+  free_.reserve(o_.max_producers);
 }
 
 Ingress::~Ingress() = default;
@@ -219,14 +208,14 @@ Result<IngressProducer*> Ingress::acquire_producer() {
     free_.pop_back();
     return p;
   }
-  if (producers_.size() >= o_.max_producers)
+  const uint32_t n = producer_count_.load(std::memory_order_relaxed);  // written under pool_mu_ only
+  if (n >= o_.max_producers)
     return Status(StatusCode::busy, "ingress: all " + std::to_string(o_.max_producers) +
                                         " producers are in use (IngressOptions::max_producers)");
-  const auto index = static_cast<uint32_t>(producers_.size());
-  // No reallocation (capacity reserved in the constructor): the writer reads producers_[i]
-  // without the lock.
-  producers_.push_back(std::unique_ptr<IngressProducer>(new IngressProducer(*this, index, o_.max_in_flight)));
-  return producers_.back().get();
+  producers_[n].reset(new IngressProducer(*this, o_.max_in_flight));
+  // Release: the producer made above is visible to the writer that acquires the count.
+  producer_count_.store(n + 1, std::memory_order_release);
+  return producers_[n].get();
 }
 
 void Ingress::release_producer(IngressProducer* p) noexcept {
@@ -236,48 +225,105 @@ void Ingress::release_producer(IngressProducer* p) noexcept {
 }
 
 void Ingress::close() noexcept {
-  // seq_cst: see IngressProducer::submitting_.
-  closed_.store(true, std::memory_order_seq_cst);
-  std::lock_guard lock(pool_mu_);
-  for (auto& p : producers_)
-    // Acquire: pairs with the producer's release after its enqueue.
-    while (p->submitting_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  // Release: pairs with nothing in particular (enqueue's load is relaxed); the flag only
+  // stops new submissions.
+  closed_.store(true, std::memory_order_release);
   writer_signal_.notify();
 }
 
-size_t Ingress::drain(LogWriter& writer, size_t max) noexcept {
-  std::array<IngressRequest, 64> batch;
-  size_t total = 0;
-  while (total < max) {
-    const size_t n = q_->queue.try_dequeue_bulk(q_->consumer, batch.begin(), std::min(batch.size(), max - total));
-    if (n == 0) break;
-    for (size_t i = 0; i < n; ++i) {
-      const IngressRequest& r = batch[i];
-      IngressProducer& p = *producers_[r.producer];
-      const Ticket ticket = p.completing_++;  // per-producer FIFO: its requests come in order
-      const uint64_t slot = ticket & p.mask_;
-      if (r.count == IngressRequest::kDefineStream) {
-        auto s = writer.stream(p.names_[slot]);  // cold: may allocate
-        if (s.ok()) {
-          p.defined_[slot] = s.value();  // published by complete()'s release
-          p.complete(ticket, AppendResult{AppendCode::ok, 0, 0});
-        } else {
-          p.define_error_ = s.status();  // published by complete()'s release
-          p.complete(ticket, AppendResult{AppendCode::invalid_argument, 0, 0});
-        }
+void Ingress::finish() noexcept {
+  // Release: the completed_ stores of every drain (this thread's) happen before a waiter
+  // that acquires finished_ re-reads completed_.
+  finished_.store(true, std::memory_order_release);
+  std::lock_guard lock(pool_mu_);
+  const uint32_t n = producer_count_.load(std::memory_order_relaxed);  // written under pool_mu_ only
+  for (uint32_t i = 0; i < n; ++i) producers_[i]->signal_.notify();  // parked waiters re-check
+}
+
+size_t IngressProducer::drain(LogWriter& writer, size_t max) noexcept {
+  const uint64_t first = completing_;
+  // Find the published run first: the checks are independent loads, so the request lines'
+  // transfers from the submitter's core overlap; ask for each request's events (read in
+  // append) as soon as its pointer is known. Acquire: pairs with the submitter's release of
+  // the slot's seq; its request is then written.
+  uint64_t end = first;
+  const uint64_t last = first + std::min<uint64_t>(max, mask_ + 1);
+  while (end < last && requests_[end & mask_].seq.load(std::memory_order_acquire) == end + 1) {
+    const IngressRequest& r = requests_[end & mask_].r;
+    __builtin_prefetch(r.events, 0);
+    __builtin_prefetch(reinterpret_cast<const char*>(r.events) + 64, 0);
+    ++end;
+  }
+  if (first == end) return 0;
+  for (uint64_t t = first; t < end; ++t) {
+    const uint64_t slot = t & mask_;
+    const IngressRequest& r = requests_[slot].r;
+    if (r.count == IngressRequest::kDefineStream) [[unlikely]] {
+      auto s = writer.stream(names_[slot]);  // cold: may allocate
+      if (s.ok()) {
+        defined_[slot] = s.value();  // published by the release of done below
+        results_[slot].result = AppendResult{AppendCode::ok, 0, 0};
       } else {
-        p.complete(ticket, writer.append(r.stream, r.expected, {r.events, r.count}));
+        define_error_ = s.status();  // published by the release of done below
+        results_[slot].result = AppendResult{AppendCode::invalid_argument, 0, 0};
       }
-      // One wake check per run of a producer's requests (the queue hands them out in runs).
-      if (i + 1 == n || batch[i + 1].producer != r.producer) p.signal_.notify();
+    } else {
+      results_[slot].result = writer.append(r.stream, r.expected, {r.events, r.count});
     }
-    total += n;
+    // Release: publishes the result to the submitter's acquire in try_result().
+    results_[slot].done.store(t + 1, std::memory_order_release);
+  }
+  completing_ = end;
+  // Release: the reads of the request slots above happen before a submitter that acquires
+  // completed_ reuses a slot. One store per drain, however many requests it completed.
+  completed_.store(end, std::memory_order_release);
+  signal_.notify();
+  return static_cast<size_t>(end - first);
+}
+
+uint64_t IngressProducer::pending(uint64_t limit) const noexcept {
+  // Acquire: pairs with the writer's release; slots below it are completed.
+  const uint64_t c = completed_.load(std::memory_order_acquire);
+  uint64_t n = 0;
+  // Relaxed: only counted, nothing read through them.
+  while (n < limit && n <= mask_ && requests_[(c + n) & mask_].seq.load(std::memory_order_relaxed) == c + n + 1) ++n;
+  return n;
+}
+
+size_t Ingress::drain(LogWriter& writer, size_t max) noexcept {
+  // Relaxed: written by finish() on this thread; after it nothing is completed any more.
+  if (finished_.load(std::memory_order_relaxed)) return 0;
+  // Acquire: pairs with the release in acquire_producer(); producers_[0, n) are made.
+  const uint32_t n = producer_count_.load(std::memory_order_acquire);
+  if (n == 0) return 0;
+  // Round robin over the producers, starting one further each drain, so that a producer
+  // that always has work cannot starve the ones after it.
+  size_t total = 0;
+  uint32_t i = next_drain_ < n ? next_drain_ : 0;
+  next_drain_ = i + 1 < n ? i + 1 : 0;
+  for (uint32_t k = 0; k < n && total < max; ++k) {
+    total += producers_[i]->drain(writer, max - total);
+    i = i + 1 < n ? i + 1 : 0;
   }
   // Relaxed: a statistic with this thread as its only writer.
   if (total != 0) requests_.store(requests_.load(std::memory_order_relaxed) + total, std::memory_order_relaxed);
   return total;
 }
 
-size_t Ingress::size_estimate() const noexcept { return q_->queue.size_approx(); }
+size_t Ingress::size_estimate() const noexcept {
+  // Acquire: pairs with the release in acquire_producer().
+  const uint32_t n = producer_count_.load(std::memory_order_acquire);
+  size_t total = 0;
+  for (uint32_t i = 0; i < n; ++i) total += producers_[i]->pending(~uint64_t{0});
+  return total;
+}
+
+bool Ingress::has_pending() const noexcept {
+  // Acquire: pairs with the release in acquire_producer().
+  const uint32_t n = producer_count_.load(std::memory_order_acquire);
+  for (uint32_t i = 0; i < n; ++i)
+    if (producers_[i]->pending(1) != 0) return true;
+  return false;
+}
 
 }  // namespace sluice

@@ -284,6 +284,9 @@ Status Engine::stop(std::chrono::milliseconds timeout) {
     // thread, now that the writer agent has stopped: no submitter waits forever.
     while (ingress_->drain(*writer_) > 0) {
     }
+    // A request published after that last drain (its submitter passed the closed check just
+    // before close()) is refused to its waiter.
+    ingress_->finish();
   }
   // 2. Make everything committed acknowledged, so final checkpoints may cover it.
   if (Status st = writer_->flush(); !st.ok() && result.ok()) result = st;

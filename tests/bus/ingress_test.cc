@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <thread>
 #include <vector>
 
 #include "bus/log_test_util.h"
@@ -111,6 +114,106 @@ TEST_F(IngressTest, CloseRefusesNewSubmissionsAndDrainCompletesTheQueued) {
   EXPECT_TRUE(agent.drained());
   EXPECT_TRUE(p.wait(queued).ok()) << "a request queued before close() is appended";
   EXPECT_EQ(w_->next_position(), 1u);
+}
+
+// One drain completes a producer's whole published run (one release of its completed
+// counter), and each request still gets its own result: refusals among successes keep
+// their codes, positions follow submission order.
+TEST_F(IngressTest, OneDrainCompletesARunAndEachRequestKeepsItsResult) {
+  ASSERT_NO_FATAL_FAILURE(open(Durability::none, 16));
+  IngressProducer& p = *in_->acquire_producer().value();
+  std::vector<Ticket> tickets(16);
+  for (uint64_t i = 0; i < 16; ++i) {
+    // Every fourth one names a wrong version: refused; the others append.
+    const ExpectedVersion ev = i % 4 == 3 ? ExpectedVersion::exact(1000) : ExpectedVersion::any();
+    ASSERT_EQ(p.try_submit(s_, ev, {&e_, 1}, &tickets[i]), SubmitCode::ok);
+  }
+  EXPECT_EQ(in_->size_estimate(), 16u);
+  EXPECT_EQ(in_->drain(*w_), 16u) << "one drain takes the whole run";
+  EXPECT_EQ(in_->size_estimate(), 0u);
+  uint64_t position = 0;
+  for (uint64_t i = 0; i < 16; ++i) {
+    AppendResult r;
+    ASSERT_TRUE(p.try_result(tickets[i], &r)) << i;
+    if (i % 4 == 3) {
+      EXPECT_EQ(r.code, AppendCode::conflict) << i;
+    } else {
+      ASSERT_TRUE(r.ok()) << i;
+      EXPECT_EQ(r.position, position++) << i;
+    }
+  }
+  EXPECT_EQ(w_->next_position(), 12u);
+  EXPECT_EQ(p.in_flight(), 0u);
+}
+
+// The writer takes turns: with room for one request per drain, two busy producers alternate.
+TEST_F(IngressTest, DrainsTakeTurnsAmongProducers) {
+  ASSERT_NO_FATAL_FAILURE(open());
+  IngressProducer& a = *in_->acquire_producer().value();
+  IngressProducer& b = *in_->acquire_producer().value();
+  Ticket ta[2], tb[2];
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(a.try_submit(s_, ExpectedVersion::any(), {&e_, 1}, &ta[i]), SubmitCode::ok);
+    ASSERT_EQ(b.try_submit(s_, ExpectedVersion::any(), {&e_, 1}, &tb[i]), SubmitCode::ok);
+  }
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(in_->drain(*w_, 1), 1u);
+  AppendResult r0, r1, r2, r3;
+  ASSERT_TRUE(a.try_result(ta[0], &r0) && b.try_result(tb[0], &r1) && a.try_result(ta[1], &r2) &&
+              b.try_result(tb[1], &r3));
+  // Whichever goes first, the other producer's first request comes before this one's second.
+  EXPECT_EQ(std::max(r0.position, r1.position), 1u);
+  EXPECT_EQ(std::min(r2.position, r3.position), 2u);
+}
+
+// A request published after the last drain (its submitter passed the closed check just
+// before close()) is refused to whoever waits for it once the ingress is finished.
+TEST_F(IngressTest, FinishRefusesWhatTheLastDrainDidNotTake) {
+  ASSERT_NO_FATAL_FAILURE(open());
+  IngressProducer& p = *in_->acquire_producer().value();
+  Ticket drained = 0, late = 0;
+  ASSERT_EQ(p.try_submit(s_, ExpectedVersion::any(), {&e_, 1}, &drained), SubmitCode::ok);
+  ASSERT_EQ(in_->drain(*w_), 1u);
+  ASSERT_EQ(p.try_submit(s_, ExpectedVersion::any(), {&e_, 1}, &late), SubmitCode::ok);
+  in_->close();
+  AppendResult r;
+  EXPECT_FALSE(p.try_result(late, &r)) << "not finished yet: the writer may still take it";
+  in_->finish();
+  EXPECT_EQ(in_->drain(*w_), 0u) << "nothing is completed after finish()";
+  ASSERT_TRUE(p.try_result(late, &r));
+  EXPECT_EQ(r.code, AppendCode::closed);
+  EXPECT_EQ(p.wait(late).code, AppendCode::closed);
+  EXPECT_TRUE(p.wait(drained).ok()) << "a drained request keeps its result";
+  EXPECT_EQ(p.in_flight(), 0u);
+  EXPECT_EQ(w_->next_position(), 1u) << "the refused request is not in the log";
+}
+
+// A waiting submitter whose request is still queued when the ingress finishes wakes with
+// `closed` (parked or not), from another thread.
+TEST_F(IngressTest, AWaiterWakesWithClosedWhenTheIngressFinishes) {
+  ASSERT_NO_FATAL_FAILURE(open());
+  IngressProducer& p = *in_->acquire_producer().value();
+  std::atomic<int> code{-1};
+  std::thread submitter([&] {
+    code.store(static_cast<int>(p.submit(s_, ExpectedVersion::any(), {&e_, 1}).code), std::memory_order_release);
+  });
+  while (in_->size_estimate() == 0) std::this_thread::yield();
+  in_->close();
+  in_->finish();
+  submitter.join();
+  EXPECT_EQ(code.load(std::memory_order_acquire), static_cast<int>(AppendCode::closed));
+}
+
+// A StreamId past 32 bits travels as 0: the writer refuses it as unknown, never as another.
+TEST_F(IngressTest, AStreamIdPast32BitsIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(open());
+  IngressProducer& p = *in_->acquire_producer().value();
+  Ticket t = 0;
+  ASSERT_EQ(p.try_submit((StreamId{1} << 32) + s_, ExpectedVersion::any(), {&e_, 1}, &t), SubmitCode::ok);
+  ASSERT_EQ(in_->drain(*w_), 1u);
+  AppendResult r;
+  ASSERT_TRUE(p.try_result(t, &r));
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(w_->next_position(), 0u);
 }
 
 TEST_F(IngressTest, DefineStreamFindsOrCreatesAndNamesItsError) {

@@ -1,61 +1,73 @@
 // Ingress: many threads submit appends (and stream definitions) to the single log writer.
 //
-//   submitter thread                                               writer thread
-//   ────────────────                                               ─────────────
-//   IngressProducer::try_submit(stream, expected, events) ──► moodycamel::ConcurrentQueue ──► IngressAgent::do_work()
-//     ticket = next++ (no lock, no allocation, no syscall)     (one sub-queue per producer)     Ingress::drain(): append()
-//   try_result(ticket) / wait(ticket)  ◄── results ring + completed (release) ───────────────── results[t], completed = t+1
-//                                      ◄── LogWriter::acknowledged_position() (group / sync)
+//   submitter thread                                                writer thread
+//   ────────────────                                                ─────────────
+//   IngressProducer::try_submit(stream, expected, events)           IngressAgent::do_work()
+//     requests[t % size] = request; its seq = t + 1 (release) ──►    Ingress::drain(): each producer in turn:
+//     (no lock, no allocation, no syscall, no locked instruction)     the published run of its ring → append()
+//   try_result(t) / wait(t)  ◄── results[t % size] + its done = t + 1 (release), per request
+//                            ◄── completed = end of the run (release), once per drain (room)
+//                            ◄── LogWriter::acknowledged_position() (group / sync)
 //
 // Design
 //   Each submitting thread holds an IngressProducer (acquire_producer(): cold, pooled). The
-//   producer owns a moodycamel explicit-producer token, so its requests go into its own
-//   sub-queue: a submitter preempted mid-enqueue never holds up the others or the writer (a
-//   multi-producer ring would: its consumer must wait for the preempted producer's claimed
-//   slot — docs/bus.md). The writer drains the queue in bulk with a consumer token. A request
-//   is 32 bytes (two per cache line; the ticket is implied by per-producer FIFO order): what
-//   crosses from the submitter's core to the writer's is most of an ingress's cost. With it
-//   (and no read of the writer's acknowledged position under `none`), 2 submitters went from
-//   2.5-3.2 to 3.4-3.9 M events/s and the waiting round trip from 880-908 to 711-753 ns
-//   (bench/results/e2e-2026-11-29.md and e2e-2026-11-29-2.md).
+//   producer owns two rings of max_in_flight slots: requests (submitter → writer) and results
+//   (writer → submitter). A ring has one writer and one reader, so a submitter preempted
+//   mid-submission never holds up the others or the writer (a multi-producer ring would: its
+//   consumer must wait for the preempted producer's claimed slot — docs/bus.md). The writer
+//   visits the producers in turn (starting one further each drain) and takes each one's whole
+//   published run, up to `max`.
+//
+//   What crosses between the two cores is most of an ingress's cost, so each side writes
+//   only lines the other reads once: a request slot is 32 bytes with its own publication word
+//   (`seq`, ticket + 1: the writer's check and read cost one transfer, and no shared counter
+//   line bounces on every submission); a result slot is 32 bytes with its own `done` word (the
+//   submitter's check and read cost one transfer; a shared completed count read before each
+//   result made the waiting round trip ~680 ns, this ~450 ns). The writer
+//   finds the published run first (independent loads, so the lines' transfers overlap) and
+//   prefetches each request's EventData as soon as its pointer is known. A drain ends with one
+//   release store of the producer's `completed` count: the submitter reads it only to reuse a
+//   request slot (back-pressure), not per result. Submitting has no seq_cst store or locked
+//   instruction (the former Dekker handshake with close() drained the store buffer on every
+//   submission behind a line the writer was reading; see Closing). Before this design the
+//   ingress was a moodycamel ConcurrentQueue with one explicit-producer sub-queue per
+//   submitter: its bulk dequeue and per-request completion cost the writer more than the
+//   append itself (bench/results/e2e-2026-11-30-ingress.md).
 //
 //   Completion without a per-request object: a request is a ticket (the producer's running
-//   count). The writer writes each result into the producer's results ring at ticket % size
-//   and release-stores that entry's `done` word = ticket + 1 after it (result and flag share
-//   the entry, so the submitter's check and read cost one cache-line transfer); the
-//   submitter acquires `done` to read its result. An entry is free for ticket t when it holds
-//   the result of t - size (Vyukov's bounded-queue sequence trick), so the ring is also the
-//   in-flight bound. So
-//   one thread keeps up to `max_in_flight` appends in flight (the pipelined form) and waits
-//   for any of them later; the waiting form is try_submit() + wait(). A result is final when
-//   it is committed (or refused); it is *acknowledged* when the log's durability policy has
-//   covered its last event (none: at once; group: when a group flush passed it; sync: the
+//   count); slot t % size holds ticket t in both rings, so the rings are also the in-flight
+//   bound. One thread keeps up to `max_in_flight` appends in flight (the pipelined form) and
+//   waits for any of them later; the waiting form is try_submit() + wait(). A result is final
+//   when it is committed (or refused); it is *acknowledged* when the log's durability policy
+//   has covered its last event (none: at once; group: when a group flush passed it; sync: the
 //   writer flushed before completing) — wait() waits for that.
 //
 //   Back-pressure is a value: try_submit() returns back_pressured when the producer already
-//   has max_in_flight unfinished requests (its results ring is full) or the queue has no
-//   free block; nothing is dropped and nothing grows. Capacity is preallocated at
-//   construction (max_producers × (max_in_flight + two blocks)).
+//   has max_in_flight unfinished requests; nothing is dropped and nothing grows. Capacity is
+//   preallocated per producer (max_in_flight request and result slots).
 //
-//   Waiting: spin, yield, then park on the producer's WakeSignal (the writer notifies it
-//   after completing: one relaxed load when nobody parks). The writer parks on the ingress's
-//   WakeSignal, notified by try_submit() the same way.
+//   Waiting: a waiter far from its turn (kFar or more of its producer's earlier requests not
+//   yet completed) yields the CPU — submitters may outnumber CPUs, and a spinning one keeps
+//   the others from submitting; near its turn it spins, yields, then parks on the producer's
+//   WakeSignal (the writer notifies after each drain: one relaxed load when nobody parks).
+//   The writer parks on the ingress's WakeSignal, notified by try_submit() the same way.
 //
-//   Closing: close() stops new submissions. Each producer announces a submission in progress
-//   (`submitting_`, seq_cst) before it checks `closed_` (seq_cst), and close() waits until
-//   no producer is mid-submission after setting `closed_`: a request is then either refused
-//   with `closed` or in the queue, where the writer's final drain completes it. No request
-//   is lost and no submitter waits forever.
+//   Closing: close() stops new submissions (a relaxed check in try_submit()). A submitter that
+//   passed the check just before close() may publish after the writer's last drain; so the
+//   thread that drains last calls finish() after it, and from then on a waiter whose request
+//   is not completed gets `closed` (it re-reads the result after acquiring `finished_`, which
+//   is released after every completion the writer will ever make). Every request is either
+//   appended with its result or refused with `closed`; no submitter waits forever.
 //
 // Thread safety
 //   acquire_producer()/release_producer(): any thread (a mutex; cold). An IngressProducer is
-//   used by one thread at a time. drain() / IngressAgent: the writer thread only. close():
-//   any one thread.
+//   used by one thread at a time. drain() / IngressAgent / finish(): the writer thread (the
+//   thread that drains last calls finish()). close(): any thread.
 //
 // Invariants
 //   - Requests of one producer are appended in submission (ticket) order.
-//   - Every dequeued request is completed exactly once; an entry's `done` never names a
-//     ticket whose result is not written.
+//   - Every drained request is completed exactly once; a result slot's `done` never names a
+//     ticket whose result is not written; nothing is completed after finish().
 //   - A producer never has more than max_in_flight requests unfinished.
 #pragma once
 
@@ -94,20 +106,18 @@ struct IngressOptions {
   uint32_t max_in_flight = 1024;  // unfinished requests per producer (power of two)
 };
 
-// What the queue carries: 32 bytes, two to a cache line, trivially copyable. (It was 72 —
-// producer pointer, ticket, events span, stream name — so each request spread over two or
-// three cache lines that crossed from the submitter's core to the writer's.) The ticket is
-// not carried: requests of one producer are dequeued in the order they were enqueued, so the
-// writer counts them; a stream definition carries its name in the producer's names_ array.
-struct alignas(32) IngressRequest {
+// One request: 24 bytes, trivially copyable. The ticket is not carried (slot t % size holds
+// ticket t); a stream definition carries its name in the producer's names_ array.
+struct IngressRequest {
   const EventData* events = nullptr;  // kept alive by the submitter until completed
   ExpectedVersion expected = ExpectedVersion::any();
-  StreamId stream = 0;
-  uint32_t producer = 0;  // index among the ingress's producers
-  uint32_t count = 0;     // events; kDefineStream: define the stream named in names_ instead
+  // The StreamId; one past 32 bits (no writer has that many streams) travels as 0, which
+  // the writer refuses as an unknown stream.
+  uint32_t stream = 0;
+  uint32_t count = 0;  // events; kDefineStream: define the stream named in names_ instead
   static constexpr uint32_t kDefineStream = ~uint32_t{0};
 };
-static_assert(sizeof(IngressRequest) == 32);
+static_assert(sizeof(IngressRequest) == 24);
 
 // One submitting thread's handle (see the file comment).
 class IngressProducer {
@@ -139,43 +149,57 @@ class IngressProducer {
 
  private:
   friend class Ingress;
-  struct Token;
-  // One results-ring entry: 32 bytes, two to a cache line.
-  struct Entry {
+  // One request slot: 32 bytes, two to a cache line. The request and the word that
+  // publishes it share the line, so the writer's check and read cost one transfer.
+  struct alignas(32) RequestSlot {
+    IngressRequest r;  // written by the submitter before `seq`
+    // seq: ticket + 1 of the request held. Release store by the submitter after writing r;
+    // acquire load by the writer before reading it.
+    std::atomic<uint64_t> seq{0};
+  };
+  static_assert(sizeof(RequestSlot) == 32);
+  // One result slot: 32 bytes, two to a cache line. The result and the word that completes
+  // it share the line, so the submitter's check and read cost one transfer.
+  struct alignas(32) ResultSlot {
     AppendResult result;  // written by the writer before `done`
     // done: ticket + 1 of the result held. Release store by the writer after `result`;
     // acquire load by the submitter before reading it.
     std::atomic<uint64_t> done{0};
   };
+  static_assert(sizeof(ResultSlot) == 32);
   static_assert(sizeof(AppendResult) <= 24);
-  IngressProducer(Ingress& ingress, uint32_t index, uint32_t capacity);
-  [[nodiscard]] SubmitCode enqueue(IngressRequest& r, uint32_t count, Ticket* ticket,
+  IngressProducer(Ingress& ingress, uint32_t capacity);
+  [[nodiscard]] SubmitCode enqueue(const IngressRequest& r, uint32_t count, Ticket* ticket,
                                    std::string_view name = {}) noexcept;
   bool acknowledged(Ticket t, const AppendResult& r) const noexcept;
-  void complete(Ticket t, const AppendResult& r) noexcept;  // writer thread
+  // Writer thread: appends this producer's published requests (at most `max`), then
+  // completes them with one release store; returns how many.
+  size_t drain(LogWriter& writer, size_t max) noexcept;
+  // Published requests not yet completed, counted up to `limit` (any thread: an estimate).
+  uint64_t pending(uint64_t limit) const noexcept;
 
   Ingress& ingress_;
-  std::unique_ptr<Token> token_;
   const uint64_t mask_;
-  const uint32_t index_;  // in Ingress::producers_
   // ---- submitting thread only ----
-  uint64_t next_ = 0;             // the next ticket
-  uint64_t oldest_ = 0;           // no ticket below it is unfinished (in_flight())
-  std::vector<uint32_t> counts_;  // events per ticket (for the acknowledgement check)
-  // Stream names of define_stream requests, by ticket slot: written before the enqueue,
-  // read by the writer after its dequeue (the queue's release/acquire orders them).
+  uint64_t next_ = 0;                  // the next ticket
+  uint64_t oldest_ = 0;                // no ticket below it is unfinished (in_flight())
+  uint64_t completed_seen_ = 0;        // the last value read from completed_
+  std::vector<uint32_t> counts_;       // events per ticket (for the acknowledgement check)
+  // ---- the submitter writes a slot and then its seq; the writer reads it after ----
+  std::unique_ptr<RequestSlot[]> requests_;
+  // Stream names of define_stream requests, by ticket slot.
   std::vector<std::string_view> names_;
-  // ---- writer thread writes, submitting thread reads after acquiring an entry's done ----
-  std::unique_ptr<Entry[]> entries_;
+  // ---- the writer writes a slot before completing it; the submitter reads it after ----
+  std::unique_ptr<ResultSlot[]> results_;
   std::vector<StreamId> defined_;  // define_stream results
   Status define_error_;            // the last define_stream failure
-  // submitting_: 1 while the owner is between its closed_ check and the end of its
-  // enqueue. seq_cst store by the owner before loading Ingress::closed_; close() stores
-  // closed_ (seq_cst) and then waits for 0 (Dekker: one of them sees the other).
-  alignas(64) std::atomic<uint32_t> submitting_{0};
+  // completed_: tickets below it are completed. Release store by the writer once per drain,
+  // after its reads of their request slots and its writes of their results; acquire load by
+  // the submitter before reusing a request slot (back-pressure check) and after finish().
+  alignas(64) std::atomic<uint64_t> completed_{0};
   WakeSignal signal_;  // the submitter parks here; the writer notifies after completing
   // ---- writer thread only, on its own cache line ----
-  alignas(64) Ticket completing_ = 0;  // the ticket of this producer's next dequeued request
+  alignas(64) Ticket completing_ = 0;  // the ticket of this producer's next request to append
 };
 
 class Ingress {
@@ -196,8 +220,12 @@ class Ingress {
   // Writer thread: appends up to `max` requests, completes them; returns how many.
   size_t drain(LogWriter& writer, size_t max = 256) noexcept;
   size_t size_estimate() const noexcept;
+  bool has_pending() const noexcept;  // size_estimate() != 0, cheaper
   // Stops accepting submissions (see the file comment); drain() still completes what is in.
   void close() noexcept;
+  // After the last drain(), on the thread that drained: nothing is completed any more, and
+  // every request still unfinished is refused (`closed`) to whoever waits for it.
+  void finish() noexcept;
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
   WakeSignal& writer_signal() noexcept { return writer_signal_; }
   const IngressOptions& options() const noexcept { return o_; }
@@ -208,22 +236,28 @@ class Ingress {
 
  private:
   friend class IngressProducer;
-  struct Queue;
   const IngressOptions o_;
-  std::unique_ptr<Queue> q_;
   LogWriter* writer_ = nullptr;
   // Durability none: a committed append is acknowledged (set by attach()). wait() then does
   // not read the writer's acknowledged position — a line the writer rewrites on every
   // append, i.e. one more transfer between the two cores per waiting submit.
   bool acknowledged_on_commit_ = false;
   std::mutex pool_mu_;
-  // Written under pool_mu_. Its capacity is reserved (max_producers) so that it never moves:
-  // the writer thread reads producers_[i] of a dequeued request without the lock (the
-  // producer was added before it could enqueue anything).
-  std::vector<std::unique_ptr<IngressProducer>> producers_;
-  std::vector<IngressProducer*> free_;                         // under pool_mu_
-  // closed_: seq_cst store in close(), seq_cst load in enqueue (see submitting_).
+  // max_producers slots, filled in order under pool_mu_; the writer thread reads the first
+  // producer_count_ of them without the lock.
+  std::unique_ptr<std::unique_ptr<IngressProducer>[]> producers_;
+  // producer_count_: release store (under pool_mu_) after producers_[i] is made; acquire
+  // load by the writer before it reads producers_[0, count).
+  std::atomic<uint32_t> producer_count_{0};
+  std::vector<IngressProducer*> free_;  // under pool_mu_
+  uint32_t next_drain_ = 0;             // writer thread: the producer its next drain starts at
+  // closed_: release store in close(); relaxed load in enqueue (a request that passes the
+  // check just before close() is still completed or refused: see finished_).
   alignas(64) std::atomic<bool> closed_{false};
+  // finished_: release store in finish(), after the last drain stored every completed_;
+  // acquire load by a submitter whose ticket is not completed, before its last read of
+  // completed_: if that still does not cover the ticket, it never will (refused).
+  std::atomic<bool> finished_{false};
   WakeSignal writer_signal_;
   // Relaxed: statistics for display, one writer each (requests_: the writer thread;
   // back_pressured_: any submitter, so an RMW).
@@ -239,8 +273,8 @@ class IngressAgent final : public Agent {
   const char* role_name() const noexcept override { return "ingress"; }
   // Drained once the ingress is closed and empty (a drain before close() would race
   // submitters still arriving).
-  bool drained() const noexcept override { return ingress_.closed() && ingress_.size_estimate() == 0; }
-  bool has_work() const noexcept override { return ingress_.size_estimate() != 0; }
+  bool drained() const noexcept override { return ingress_.closed() && !ingress_.has_pending(); }
+  bool has_work() const noexcept override { return ingress_.has_pending(); }
   WakeSignal* wake_signal() noexcept override { return &ingress_.writer_signal(); }
 
  private:

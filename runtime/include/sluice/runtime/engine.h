@@ -5,7 +5,7 @@
 //
 // The path of one event, with its threads (WriterMode::ingress):
 //
-//   producer thread ── Submitter::try_submit() ──► bus::Ingress (moodycamel, one sub-queue per producer)
+//   producer thread ── Submitter::try_submit() ──► bus::Ingress (per producer: SPSC request + result rings)
 //     (any number; no lock, no                           │
 //      allocation; a syscall only to wake a parked writer) ▼
 //   writer thread (AgentRunner + IngressAgent) ── LogWriter::append() ── record committed in the mapped segment
