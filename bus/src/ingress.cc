@@ -37,6 +37,12 @@ IngressProducer::~IngressProducer() = default;
 
 SubmitCode IngressProducer::enqueue(const IngressRequest& r, uint32_t count, Ticket* ticket,
                                     std::string_view name) noexcept {
+  // Closed is checked first: a producer whose ring is full when the ingress closes (its
+  // unfinished requests then refused by finish(), so completed_ never moves again) must hear
+  // `closed`, not `back_pressured` forever — a caller retrying on back-pressure would spin.
+  // Relaxed: nothing is read through it. A request published just after close() is either
+  // drained or refused to its waiter after finish() (see finished_).
+  if (ingress_.closed_.load(std::memory_order_relaxed)) return SubmitCode::closed;
   // Room: the slot of ticket next_ is free once the ticket one ring ago is completed.
   // Acquire: pairs with the writer's release of completed_; the writer's reads of the
   // request slot we are about to overwrite happen before it.
@@ -45,9 +51,6 @@ SubmitCode IngressProducer::enqueue(const IngressRequest& r, uint32_t count, Tic
     ingress_.back_pressured_.fetch_add(1, std::memory_order_relaxed);  // statistics only
     return SubmitCode::back_pressured;
   }
-  // Relaxed: nothing is read through it. A request published just after close() is either
-  // drained or refused to its waiter after finish() (see finished_).
-  if (ingress_.closed_.load(std::memory_order_relaxed)) return SubmitCode::closed;
   const uint64_t slot = next_ & mask_;
   counts_[slot] = count;
   if (r.count == IngressRequest::kDefineStream) names_[slot] = name;

@@ -187,6 +187,23 @@ TEST_F(IngressTest, FinishRefusesWhatTheLastDrainDidNotTake) {
   EXPECT_EQ(w_->next_position(), 1u) << "the refused request is not in the log";
 }
 
+// A producer whose ring is full when the ingress closes hears `closed` from then on, not
+// `back_pressured`: its unfinished requests are refused by finish(), so no result will ever
+// make room, and a caller that retries on back-pressure would otherwise spin forever.
+TEST_F(IngressTest, AFullProducerHearsClosedAfterClose) {
+  ASSERT_NO_FATAL_FAILURE(open());
+  IngressProducer& p = *in_->acquire_producer().value();
+  Ticket t = 0;
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(p.try_submit(s_, ExpectedVersion::any(), {&e_, 1}, &t), SubmitCode::ok);
+  ASSERT_EQ(p.try_submit(s_, ExpectedVersion::any(), {&e_, 1}, &t), SubmitCode::back_pressured);
+  in_->close();
+  EXPECT_EQ(p.try_submit(s_, ExpectedVersion::any(), {&e_, 1}, &t), SubmitCode::closed);
+  in_->finish();
+  EXPECT_EQ(p.try_submit(s_, ExpectedVersion::any(), {&e_, 1}, &t), SubmitCode::closed);
+  EXPECT_EQ(p.submit(s_, ExpectedVersion::any(), {&e_, 1}).code, AppendCode::closed);
+  EXPECT_EQ(p.wait(t).code, AppendCode::closed) << "the last accepted request was refused by finish()";
+}
+
 // A waiting submitter whose request is still queued when the ingress finishes wakes with
 // `closed` (parked or not), from another thread.
 TEST_F(IngressTest, AWaiterWakesWithClosedWhenTheIngressFinishes) {
