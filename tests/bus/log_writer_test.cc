@@ -334,6 +334,25 @@ TEST_F(LogWriterTest, FusedAndPortableAppendPathsWriteTheSameBytes) {
   ASSERT_TRUE(r.ok()) << r.status().to_string();
 }
 
+// Fills segment 0 of `w` (kMinSegmentSize) with records of 64-byte payloads whose header is
+// `header` bytes, then appends one record of `e`'s ids ending `extra` bytes past the room kept
+// for the seal, and returns its result (the stream "edge" was the first record).
+AppendResult append_at_segment_edge(LogWriter& w, StreamId s, EventData e, uint64_t header, uint64_t extra) {
+  namespace lf = log_format;
+  const uint64_t room = lf::kMinSegmentSize - lf::kSealReserve;
+  uint64_t used = lf::kSegmentHeaderSize + lf::align_up(lf::kRecordHeaderSize + 4);  // "edge"
+  static const std::vector<std::byte> bytes(256, std::byte{0x42});
+  e.payload = std::span<const std::byte>(bytes.data(), 64);
+  const uint64_t record = lf::align_up(header + 64);
+  while (room - used > 248 + header) {
+    const AppendResult r = w.append(s, ExpectedVersion::any(), e);
+    if (!r.ok()) return r;
+    used += record;
+  }
+  e.payload = std::span<const std::byte>(bytes.data(), room - used - header + extra);
+  return w.append(s, ExpectedVersion::any(), e);
+}
+
 // The one-event fast path writes a record in place only when it fits before the room kept
 // for the segment's seal, and hands it to the general path (which rolls) otherwise: a record
 // that ends exactly there stays in the segment, one 8 bytes longer goes to the next.
@@ -346,18 +365,9 @@ TEST_F(LogWriterTest, RecordThatExactlyFillsTheSegmentStaysAndOneLongerRolls) {
     ASSERT_TRUE(w.ok());
     auto s = (*w)->stream("edge");
     ASSERT_TRUE(s.ok());
-    const uint64_t room = lf::kMinSegmentSize - lf::kSealReserve;
-    uint64_t used = lf::kSegmentHeaderSize + lf::align_up(lf::kRecordHeaderSize + 4);  // "edge"
-    std::vector<std::byte> bytes(256, std::byte{0x42});
+    // 120-byte records, then a payload of at most 256 bytes, no ids: the fast path's kind.
     EventData e;
-    e.payload = std::span<const std::byte>(bytes.data(), 64);  // 120-byte records
-    while (room - used > 248 + lf::kRecordHeaderSize) {
-      ASSERT_TRUE((*w)->append(*s, ExpectedVersion::any(), e).ok()) << (*w)->last_error().to_string();
-      used += 120;
-    }
-    // A payload of at most 256 bytes, no ids: the fast path's kind of record.
-    e.payload = std::span<const std::byte>(bytes.data(), room - used - lf::kRecordHeaderSize + extra);
-    const AppendResult last = (*w)->append(*s, ExpectedVersion::any(), e);
+    const AppendResult last = append_at_segment_edge(**w, *s, e, lf::kRecordHeaderSize, extra);
     ASSERT_TRUE(last.ok()) << (*w)->last_error().to_string();
     EXPECT_EQ((*w)->stats().segment_rolls, extra == 0 ? 0u : 1u);
     EXPECT_EQ((*w)->segment_index(), extra == 0 ? 0u : 1u);
@@ -386,20 +396,11 @@ TEST_F(LogWriterTest, RecordWithIdsThatExactlyFillsTheSegmentStaysAndOneLongerRo
     ASSERT_TRUE(w.ok());
     auto s = (*w)->stream("edge");
     ASSERT_TRUE(s.ok());
-    const uint64_t room = lf::kMinSegmentSize - lf::kSealReserve;
-    uint64_t used = lf::kSegmentHeaderSize + lf::align_up(lf::kRecordHeaderSize + 4);  // "edge"
-    std::vector<std::byte> bytes(256, std::byte{0x42});
     EventData e;
     e.idempotency_key = Id128{5, 6};
     e.causation_id = Id128{7, 8};
-    const uint64_t header = lf::kRecordHeaderSize + 2 * lf::kIdSize;
-    e.payload = std::span<const std::byte>(bytes.data(), 64);  // 152-byte records
-    while (room - used > 248 + header) {
-      ASSERT_TRUE((*w)->append(*s, ExpectedVersion::any(), e).ok()) << (*w)->last_error().to_string();
-      used += 152;
-    }
-    e.payload = std::span<const std::byte>(bytes.data(), room - used - header + extra);
-    const AppendResult last = (*w)->append(*s, ExpectedVersion::any(), e);
+    // 152-byte records, then the edge record, all with the two ids.
+    const AppendResult last = append_at_segment_edge(**w, *s, e, lf::kRecordHeaderSize + 2 * lf::kIdSize, extra);
     ASSERT_TRUE(last.ok()) << (*w)->last_error().to_string();
     EXPECT_EQ((*w)->stats().segment_rolls, extra == 0 ? 0u : 1u);
     EXPECT_EQ((*w)->segment_index(), extra == 0 ? 0u : 1u);
