@@ -129,6 +129,9 @@ bool completed_fn(const void* ctx) noexcept {
 }  // namespace
 
 AppendResult IngressProducer::wait_completed(Ticket ticket) noexcept {
+  // A ticket this producer never handed out would never complete: refuse it instead of
+  // waiting forever (wait() and define_stream() come through here too).
+  if (ticket >= next_) return AppendResult{AppendCode::invalid_argument, 0, 0};
   AppendResult r;
   if (!try_result(ticket, &r)) {
     // Far from its turn (the writer has kFar or more of this producer's earlier requests to

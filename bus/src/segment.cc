@@ -138,17 +138,17 @@ void SlicePacer::begin(StepKind kind) noexcept {
 void SlicePacer::start(StepKind kind) noexcept {
   // A slice holds steps of one kind only, so that its time is charged to that kind.
   if (kind == kind_) return;
-  finish(true);
+  finish();
   kind_ = kind;
 }
 
 void SlicePacer::step() noexcept {
-  if (steady_ns() - start_ >= kSliceBudgetNs) finish(true);
+  if (steady_ns() - start_ >= kSliceBudgetNs) finish();
 }
 
-void SlicePacer::end() noexcept { finish(true); }
+void SlicePacer::end() noexcept { finish(); }
 
-void SlicePacer::finish(bool yield) noexcept {
+void SlicePacer::finish() noexcept {
   const int64_t now = steady_ns();
   const auto took = static_cast<uint64_t>(now - start_);
   if (took > longest_.load(std::memory_order_relaxed)) longest_.store(took, std::memory_order_relaxed);
@@ -160,7 +160,7 @@ void SlicePacer::finish(bool yield) noexcept {
   }
   slices_.store(slices_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   // Relaxed: see urgent_.
-  if (yield && yielding_.load(std::memory_order_relaxed) && !urgent_.load(std::memory_order_relaxed)) {
+  if (yielding_.load(std::memory_order_relaxed) && !urgent_.load(std::memory_order_relaxed)) {
     yields_.store(yields_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     ::sched_yield();  // a hot thread this one preempted gets its CPU back now
   }

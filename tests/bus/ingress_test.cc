@@ -204,6 +204,18 @@ TEST_F(IngressTest, AFullProducerHearsClosedAfterClose) {
   EXPECT_EQ(p.wait(t).code, AppendCode::closed) << "the last accepted request was refused by finish()";
 }
 
+// Waiting for a ticket the producer never handed out is refused at once, not a hang.
+TEST_F(IngressTest, WaitingForATicketNeverSubmittedIsInvalidArgument) {
+  ASSERT_NO_FATAL_FAILURE(open());
+  IngressProducer& p = *in_->acquire_producer().value();
+  EXPECT_EQ(p.wait(0).code, AppendCode::invalid_argument);
+  Ticket t = 0;
+  ASSERT_EQ(p.try_submit(s_, ExpectedVersion::any(), {&e_, 1}, &t), SubmitCode::ok);
+  EXPECT_EQ(p.wait_completed(t + 1).code, AppendCode::invalid_argument);
+  ASSERT_EQ(in_->drain(*w_), 1u);
+  EXPECT_TRUE(p.wait(t).ok());
+}
+
 // A waiting submitter whose request is still queued when the ingress finishes wakes with
 // `closed` (parked or not), from another thread.
 TEST_F(IngressTest, AWaiterWakesWithClosedWhenTheIngressFinishes) {

@@ -104,7 +104,7 @@ class SlicePacer {
   uint64_t yields() const noexcept { return yields_.load(std::memory_order_relaxed); }
 
  private:
-  void finish(bool yield) noexcept;
+  void finish() noexcept;  // ends the slice: records it, yields unless urgent or not yielding
   // Relaxed: a hint from the writer; a stale value costs one yield more or less.
   std::atomic<bool> urgent_{false};
   std::atomic<bool> yielding_{true};  // relaxed: set once after the thread is placed

@@ -135,7 +135,8 @@ class IngressProducer {
   [[nodiscard]] bool try_result(Ticket ticket, AppendResult* out) const noexcept;
   // Handled and, if it succeeded, acknowledged under the log's durability policy.
   [[nodiscard]] bool try_acknowledged(Ticket ticket, AppendResult* out) const noexcept;
-  // Waits (spin, yield, park) until try_acknowledged(); returns the result.
+  // Waits (spin, yield, park) until try_acknowledged(); returns the result. A ticket not yet
+  // handed out: invalid_argument at once.
   AppendResult wait(Ticket ticket) noexcept;
   // Waits until try_result() only: committed (or refused), maybe not yet acknowledged.
   AppendResult wait_completed(Ticket ticket) noexcept;
