@@ -121,5 +121,37 @@ TEST(SlicePacer, PreparingASegmentChargesEveryStepKind) {
   std::filesystem::remove_all(dir);
 }
 
+// Counts munmap calls (the TLB shootdowns the hot CPUs take).
+struct CountingUnmaps : FileOps {
+  int munmap(void* addr, size_t length) override {
+    ++calls;
+    return FileOps::munmap(addr, length);
+  }
+  int calls = 0;
+};
+
+// Sharing a CPU with a hot thread (the pacer yields), a segment is unmapped in kUnmapStep
+// pieces; apart from the hot threads, in one call, so that their CPUs take one interrupt.
+TEST(SlicePacer, UnmapsInStepsOnlyWhenItYields) {
+  const std::string dir = (std::filesystem::temp_directory_path() /
+                           ("sluice-segment-unmap-" + std::to_string(::getpid())))
+                              .string();
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  constexpr uint64_t kSize = 4 * kUnmapStep;
+  for (const bool yielding : {true, false}) {
+    CountingUnmaps ops;
+    SlicePacer p;
+    p.set_yielding(yielding);
+    auto seg = MappedSegment::create(ops, dir, yielding ? 0 : 1, kSize, /*prefault=*/true, /*durable=*/false, &p);
+    ASSERT_TRUE(seg.ok()) << seg.status().to_string();
+    ops.calls = 0;
+    seg->release_sliced(&p);
+    EXPECT_FALSE(seg->valid());
+    EXPECT_EQ(ops.calls, yielding ? 4 : 1) << (yielding ? "yielding" : "apart");
+  }
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace sluice::log_internal

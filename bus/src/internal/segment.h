@@ -171,8 +171,9 @@ class MappedSegment {
                                       uint64_t segment_size, bool prefault, bool durable,
                                       SlicePacer* pace = nullptr, mode_t mode = 0640,
                                       PageTouch touch = kDefaultPageTouch);
-  // Unmaps in kUnmapStep pieces paced by `pace`, then closes (a 64 MiB munmap in one call
-  // holds a CPU for milliseconds).
+  // Unmaps in kUnmapStep pieces paced by `pace` when it yields (a 64 MiB munmap in one call
+  // holds a CPU for milliseconds), in one call when it does not (it runs apart from the hot
+  // threads, and each call interrupts their CPUs: see segment.cc), then closes.
   void release_sliced(SlicePacer* pace) noexcept;
 
   bool valid() const noexcept { return base_ != nullptr; }

@@ -147,6 +147,8 @@ class LogWriter {
   // the first seconds of traffic, on a CPU the hot threads use — happens before traffic.
   // Any thread; not on the hot path.
   bool wait_prepared(std::chrono::milliseconds timeout);
+  // The most segments LogOptions::prepared_segments may ask for.
+  static constexpr uint32_t kMaxPreparedSegments = 8;
   // What recovery found and truncated on open ("" when the tail was clean).
   const std::string& recovery_note() const noexcept { return recovery_note_; }
 
@@ -272,7 +274,6 @@ class LogWriter {
   // The next segments, ready, in index order; at most options_.prepared_segments (capacity
   // reserved in open, so that roll() does not allocate).
   std::vector<std::unique_ptr<log_internal::MappedSegment>> prepared_;
-  static constexpr uint32_t kMaxPreparedSegments = 8;
   Status prepare_error_;
   bool preparing_ = false;           // the maintenance thread is creating a segment
   bool rolling_ = false;             // the writer is installing the next segment (roll())
