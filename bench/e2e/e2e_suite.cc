@@ -614,6 +614,13 @@ int run_e2e_suite(const SuiteArgs& args) {
   }
   fig.add("ratio_e2e_p99_vs_atomic_rtt", fig.get("e2e_" + runs[0].tag + "_p99_ns") / rtt, "ratio",
           "target <= 20 (p99.9 and max beside it)");
+  // SLUICE_E2E_ONLY=latency: the atomic round trip and the fixed-rate runs only.
+  if (const char* only = std::getenv("SLUICE_E2E_ONLY"); only != nullptr && std::string_view(only) == "latency") {
+    fig.add("ratio_e2e_p50_vs_atomic_rtt", fig.get("e2e_" + runs[0].tag + "_p50_ns") / rtt, "ratio", "target <= 2.0");
+    fig.print_table();
+    if (!args.json_path.empty() && !fig.write_json(args.json_path, "e2e")) return 1;
+    return 0;
+  }
   progress("e2e", "ingress");
   run_ingress_figures(scratch, fig, rtt, n(3'000'000), n(1'000'000), n(100'000), cpu_a, cpu_b, args.data_dir,
                       args.workload.producers);

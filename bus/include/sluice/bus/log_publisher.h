@@ -107,6 +107,11 @@ class LogPublisher final : public CommitListener {
   const std::byte* current_base_ = nullptr;
   uint64_t current_index_ = ~uint64_t{0};
   uint64_t published_ = 0;
+  // on_commit's cache hand-over (see log_publisher.cc): a batch after a pause this long.
+  static constexpr int64_t kQuietGapNs = 500;
+  int64_t last_timestamp_ns_ = INT64_MIN / 2;  // of the last record published
+  bool in_batch_ = false;           // a batch's first record was published, not its last
+  bool batch_after_pause_ = false;  // the current batch came kQuietGapNs after the last one
   Status error_;
 };
 

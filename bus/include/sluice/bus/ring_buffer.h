@@ -289,6 +289,15 @@ class RingBuffer {
     sequencer_.published(lo, hi);
     signal_.notify();
   }
+  // Hints the line(s) of a published slot out to the shared cache (cache_demote): for a
+  // producer whose consumer on another core is likely waiting for it. Only where a slot
+  // fills its lines (sizeof(Slot) a multiple of kCacheLine): the producer's next slot is then
+  // on another line, which the hint leaves alone.
+  void demote(int64_t seq) const noexcept {
+    static_assert(sizeof(Slot) % kCacheLine == 0, "demote() needs slots that fill whole lines");
+    const auto* p = reinterpret_cast<const char*>(&slot(seq));
+    for (size_t i = 0; i < sizeof(Slot); i += kCacheLine) cache_demote(p + i);
+  }
   // claim + write + publish of one event; false on back-pressure.
   [[nodiscard]] bool try_publish(const T& event) noexcept {
     int64_t q;

@@ -25,6 +25,18 @@ namespace sluice {
 inline constexpr int64_t kInitialSequence = -1;
 inline constexpr std::size_t kCacheLine = 64;
 
+// Hint: move the cache line holding `p` from this core's private caches to the shared one
+// (CLDEMOTE), so that the core that reads it next finds it in L3 instead of snooping this
+// core's L2. For a producer done with a line that a consumer on another core reads at once.
+// A NOP on CPUs without CLDEMOTE (its encoding is in the reserved-NOP space) and off x86.
+inline void cache_demote(const void* p) noexcept {
+#if defined(__x86_64__)
+  asm volatile("cldemote %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  (void)p;
+#endif
+}
+
 class alignas(2 * kCacheLine) Sequence {
  public:
   explicit Sequence(int64_t initial = kInitialSequence) noexcept : value_(initial) {}
