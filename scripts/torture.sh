@@ -4,7 +4,7 @@
 #                                  simulator with random seeds (10,000 crash images per
 #                                  durability policy and seed), 30% the kill -9 crash test in
 #                                  200-round runs, 30% every libFuzzer target (scripts/fuzz.sh)
-#   scripts/torture.sh --short     CI: one random power-loss seed (3,000 images per policy)
+#   scripts/torture.sh --short     CI: one random power-loss seed (2,000 images per policy)
 #                                  and 50 kill -9 rounds, no fuzzing (CI fuzzes on its own)
 # Prints the totals: rounds, crash images, acknowledged events checked, and lost (must be 0).
 # A failing seed is printed; rerun it with SLUICE_POWER_LOSS_SEED=<seed> (or
@@ -64,7 +64,7 @@ run_saga() {  # ROUNDS: kill -9 across concurrent sagas (every saga ends, no eff
 
 start=$(date +%s)
 if [ "$short" = 1 ]; then
-  run_power $(( (RANDOM << 15) | RANDOM )) 3000
+  run_power $(( (RANDOM << 15) | RANDOM )) 2000
   run_crash 50
 else
   total=$((minutes * 60))
