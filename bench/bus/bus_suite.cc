@@ -94,16 +94,34 @@ int run_bus_suite(const SuiteArgs& args) {
 
   // PingPong.
   if (part("pingpong")) {
+  // In blocks, atomic then ring, back to back: the vCPUs can move between measurements
+  // within one run (an atomic round trip of 239 ns, then the ring at 320 ns, in one run that
+  // had both at ~320 before and after: a ratio of 1.34 that the ring did not cause). The
+  // p50 ratio is the median of the blocks' ratios; the percentiles pool every block.
+  constexpr int kBlocks = 10;
   const uint64_t rt = n(200'000);
-  Latency la = ping_pong_atomic(pl, rt);
-  Latency lr = ping_pong_ring(pl, rt);
+  Latency la, lr;
+  std::vector<double> block_ratios;
+  for (int b = 0; b < kBlocks; ++b) {
+    Latency a = ping_pong_atomic(pl, rt / kBlocks);
+    Latency r = ping_pong_ring(pl, rt / kBlocks);
+    block_ratios.push_back(r.p50_ns / a.p50_ns);
+    la.samples_ns.insert(la.samples_ns.end(), a.samples_ns.begin(), a.samples_ns.end());
+    lr.samples_ns.insert(lr.samples_ns.end(), r.samples_ns.begin(), r.samples_ns.end());
+  }
+  for (Latency* l : {&la, &lr}) {
+    l->p50_ns = percentile(l->samples_ns, 50);
+    l->p99_ns = percentile(l->samples_ns, 99);
+    l->p999_ns = percentile(l->samples_ns, 99.9);
+  }
   fig.add("pingpong_atomic_p50_ns", la.p50_ns, "ns", "two bare atomics, round trip");
   fig.add("pingpong_atomic_p99_ns", la.p99_ns, "ns");
   fig.add("pingpong_atomic_p999_ns", la.p999_ns, "ns");
   fig.add("pingpong_ring_p50_ns", lr.p50_ns, "ns", "two rings, round trip");
   fig.add("pingpong_ring_p99_ns", lr.p99_ns, "ns");
   fig.add("pingpong_ring_p999_ns", lr.p999_ns, "ns");
-  fig.add("ratio_pingpong_p50_vs_atomic", lr.p50_ns / la.p50_ns, "ratio", "target <= 1.1");
+  fig.add("ratio_pingpong_p50_vs_atomic", percentile(block_ratios, 50), "ratio",
+          "target <= 1.1 (median of " + std::to_string(kBlocks) + " interleaved blocks' ratios)");
   fig.add("ratio_pingpong_p99_vs_atomic", lr.p99_ns / la.p99_ns, "ratio", "target <= 2.0");
   write_distribution(args.data_dir, "bus-pingpong_ring", lr.samples_ns);
   write_distribution(args.data_dir, "bus-pingpong_atomic_baseline", la.samples_ns);

@@ -290,13 +290,13 @@ class RingBuffer {
     signal_.notify();
   }
   // Hints the line(s) of a published slot out to the shared cache (cache_demote): for a
-  // producer whose consumer on another core is likely waiting for it. Only where a slot
-  // fills its lines (sizeof(Slot) a multiple of kCacheLine): the producer's next slot is then
-  // on another line, which the hint leaves alone.
+  // producer whose consumer on another core is waiting for it (one event in flight, a
+  // request and its reply). Not in a stream: where slots are smaller than a line, the
+  // producer's next slot shares the demoted line and its write has to fetch it back.
   void demote(int64_t seq) const noexcept {
-    static_assert(sizeof(Slot) % kCacheLine == 0, "demote() needs slots that fill whole lines");
-    const auto* p = reinterpret_cast<const char*>(&slot(seq));
-    for (size_t i = 0; i < sizeof(Slot); i += kCacheLine) cache_demote(p + i);
+    const auto at = reinterpret_cast<uintptr_t>(&slot(seq));
+    for (uintptr_t line = at & ~uintptr_t{kCacheLine - 1}; line < at + sizeof(Slot); line += kCacheLine)
+      cache_demote(reinterpret_cast<const void*>(line));
   }
   // claim + write + publish of one event; false on back-pressure.
   [[nodiscard]] bool try_publish(const T& event) noexcept {
