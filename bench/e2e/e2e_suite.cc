@@ -42,6 +42,7 @@
 #include "common/histogram.h"
 #include "common/sched_stats.h"
 #include "e2e/order_book_workload.h"
+#include "internal/segment.h"
 #include "sluice/bus/log_reader.h"
 #include "sluice/projections/rebuild.h"
 #include "sluice/runtime/engine.h"
@@ -178,6 +179,7 @@ struct E2E {
   double achieved_rate = 0;
   double longest_background_slice_ns = 0;  // the log maintenance thread's, during the run
   double longest_background_slice_cpu_ns = 0;
+  std::string slice_kinds;  // the longest CPU time per kind of step, as text
   // What the scheduler did during the timed window (common/sched_stats.h): time the producer
   // and the worker waited runnable for their CPU, their preemptions, and the CPU time of the
   // engine's own background threads (log maintenance, checkpoints, monitor).
@@ -224,6 +226,9 @@ E2E fixed_rate(const std::string& dir, double rate, uint64_t count, int cpu_a, i
   for (uint64_t a = 0; a < 256; ++a) ids.push_back(e->stream(bank::stream_name(a)).value());
   // Warm-up: fault in the segment and the stores, off the measured schedule.
   const double interval = 1e9 / rate;
+  // The maintenance thread's longest slices from here on: not those of the segments it
+  // prepared before start() returned, while nothing else ran.
+  e->writer().reset_background_slices();
   const int64_t t0 = mono_ns() + 1'000'000;
   const long producer_tid = current_tid();
   const std::vector<ThreadSched> sched_before = read_process_sched();
@@ -252,6 +257,13 @@ E2E fixed_rate(const std::string& dir, double rate, uint64_t count, int cpu_a, i
   }
   const double slice = static_cast<double>(e->writer().longest_background_slice_ns());
   const double slice_cpu = static_cast<double>(e->writer().longest_background_slice_cpu_ns());
+  std::string slice_kinds;  // the longest CPU time of a slice of each kind of step that ran
+  if (const log_internal::SlicePacer* pacer = e->writer().background_pacer(); pacer != nullptr)
+    for (int k = 0; k < static_cast<int>(log_internal::StepKind::count); ++k)
+      if (const uint64_t ns = pacer->longest_slice_cpu_ns(static_cast<log_internal::StepKind>(k)); ns != 0)
+        slice_kinds += std::string(slice_kinds.empty() ? "" : ", ") +
+                       log_internal::step_kind_name(static_cast<log_internal::StepKind>(k)) + " " +
+                       std::to_string((ns + 500) / 1000) + " us";
   if (Status st = e->stop(std::chrono::seconds(60)); !st.ok()) die("stop", st);
   std::vector<double> v;
   v.reserve(count);
@@ -270,6 +282,7 @@ E2E fixed_rate(const std::string& dir, double rate, uint64_t count, int cpu_a, i
   r.achieved_rate = static_cast<double>(count) / secs;
   r.longest_background_slice_ns = slice;
   r.longest_background_slice_cpu_ns = slice_cpu;
+  r.slice_kinds = slice_kinds.empty() ? "no background slice ran" : "by kind: " + slice_kinds;
   return r;
 }
 
@@ -602,9 +615,9 @@ int run_e2e_suite(const SuiteArgs& args) {
     fig.add(p + "max_ns", r.max, "ns");
     fig.add(p + "achieved_events_per_s", r.achieved_rate, "events/s", "offered schedule kept");
     fig.add(p + "longest_background_slice_ns", r.longest_background_slice_ns, "ns",
-            "log maintenance thread: longest slice between two CPU yields (wall time)");
+            "log maintenance thread, during the run: longest slice between two CPU yields (wall time)");
     fig.add(p + "longest_background_slice_cpu_ns", r.longest_background_slice_cpu_ns, "ns",
-            "the same slices' longest CPU time: what one slice took from other threads");
+            "the same slices' longest CPU time: what one slice took from other threads; " + r.slice_kinds);
     fig.add(p + "producer_cpu_wait_ns", r.producer_wait_ns, "ns", "producer runnable but off its CPU, whole run");
     fig.add(p + "producer_preemptions", r.producer_preemptions, "count");
     fig.add(p + "worker_cpu_wait_ns", r.worker_wait_ns, "ns", "worker runnable but off its CPU, whole run");

@@ -949,6 +949,10 @@ uint64_t LogWriter::longest_background_slice_cpu_ns() const noexcept {
   return pacer_ ? pacer_->longest_slice_cpu_ns() : 0;
 }
 
+void LogWriter::reset_background_slices() noexcept {
+  if (pacer_) pacer_->reset_longest();
+}
+
 uint64_t LogWriter::longest_background_slice_ns() const noexcept {
   return pacer_ ? pacer_->longest_slice_ns() : 0;
 }

@@ -103,6 +103,24 @@ TEST(SlicePacer, APacerApartFromTheHotThreadsDoesNotYield) {
   EXPECT_EQ(p.yields(), 0u);
 }
 
+TEST(SlicePacer, ResetForgetsTheLongestSlicesAndKeepsMeasuring) {
+  SlicePacer p;
+  p.begin(StepKind::zeros);
+  spin_a_while();
+  p.end();
+  ASSERT_GT(p.longest_slice_cpu_ns(), 0u);
+  ASSERT_GT(p.longest_slice_cpu_ns(StepKind::zeros), 0u);
+  p.reset_longest();
+  EXPECT_EQ(p.longest_slice_ns(), 0u);
+  EXPECT_EQ(p.longest_slice_cpu_ns(), 0u);
+  EXPECT_EQ(p.longest_slice_cpu_ns(StepKind::zeros), 0u);
+  p.begin(StepKind::unmap);
+  spin_a_while();
+  p.end();
+  EXPECT_GT(p.longest_slice_cpu_ns(StepKind::unmap), 0u) << "slices after the reset count";
+  EXPECT_EQ(p.longest_slice_cpu_ns(StepKind::zeros), 0u);
+}
+
 TEST(SlicePacer, PreparingASegmentChargesEveryStepKind) {
   const std::string dir = (std::filesystem::temp_directory_path() /
                            ("sluice-segment-pacer-" + std::to_string(::getpid())))

@@ -99,6 +99,14 @@ class SlicePacer {
   uint64_t longest_slice_cpu_ns(StepKind k) const noexcept {
     return longest_cpu_kind_[static_cast<size_t>(k)].load(std::memory_order_relaxed);
   }
+  // Forgets the longest slices so far (all kinds), so that the next reads cover only what
+  // follows (a benchmark's timed window). Any thread; a slice ending at that moment may or
+  // may not count.
+  void reset_longest() noexcept {
+    longest_.store(0, std::memory_order_relaxed);
+    longest_cpu_.store(0, std::memory_order_relaxed);
+    for (auto& k : longest_cpu_kind_) k.store(0, std::memory_order_relaxed);
+  }
   // Slices ended, and of them those that yielded (not urgent). Any thread.
   uint64_t slices() const noexcept { return slices_.load(std::memory_order_relaxed); }
   uint64_t yields() const noexcept { return yields_.load(std::memory_order_relaxed); }

@@ -141,6 +141,9 @@ class LogWriter {
   // The pacer of those slices (longest CPU time per kind of step: fallocate, fsync, zeros,
   // populate, touch, unmap, ...), for benchmarks and diagnostics; null before open completes.
   const log_internal::SlicePacer* background_pacer() const noexcept { return pacer_.get(); }
+  // Forgets the longest slices so far: the three figures above then cover only what follows
+  // (a benchmark's timed window, after the segments prepared at open). Any thread.
+  void reset_background_slices() noexcept;
   // Waits until the maintenance thread has the next segments ready (options().prepared_segments
   // of them; or it could not make one), at most `timeout`; true when they are ready. A latency-sensitive opener (the engine's
   // start()) calls it so that the first preparation — the one that would otherwise fall in
