@@ -105,9 +105,12 @@ Rate append_rate(const std::string& dir, Durability d, uint64_t count, uint32_t 
   EventData e;
   e.type = 1;
   e.payload = bytes;
-  // Let the maintenance thread prepare the next segments before the clock starts.
+  // Let the maintenance thread prepare the next segments before the clock starts. If it
+  // cannot (a busy machine, a full disk), the run goes on: its rolls wait, and the figure's
+  // note says how many did.
   if (!(*w)->wait_prepared(std::chrono::seconds(60)))
-    bench_fail("log: %s: the next %u segments were not prepared within 60 s", dir.c_str(), o.prepared_segments);
+    std::fprintf(stderr, "log: %s: the next %u segments were not all prepared before the clock (60 s)\n",
+                 dir.c_str(), o.prepared_segments);
   std::this_thread::sleep_for(std::chrono::milliseconds(50));  // and let its last writes settle
   const long preempted0 = thread_preemptions();
   const long faults0 = thread_minor_faults();

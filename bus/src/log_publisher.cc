@@ -71,11 +71,18 @@ void LogPublisher::on_commit(const RecordView& v, bool end_of_batch) noexcept {
   // A batch that comes after a pause (kQuietGapNs since the last one, by the records' own
   // timestamps) finds the consumers spinning for it on other cores; they read the slot, then
   // the record: hand both over through the shared cache instead of leaving them to be
-  // snooped out of this core one after the other. Not in a stream of appends: there the
-  // consumers lag anyway, and the writer's next record would have to fetch back the line it
-  // shares with this one (e2e throughput halved when every record was demoted).
+  // snooped out of this core one after the other. Not in a stream faster than one batch per
+  // kQuietGapNs: there the consumers lag anyway, and the writer's next record would have to
+  // fetch back the line it shares with this one (e2e throughput halved when every record was
+  // demoted). (The writer never lets timestamps go backwards: after a step back of the
+  // realtime clock they stay flat, and the hand-over is off until the clock catches up.)
   // (`sluice bench e2e`, append -> applied p50 at 100 k events/s: see docs/bus.md.)
-  if (!in_batch_) batch_after_pause_ = r.timestamp_ns - last_timestamp_ns_ >= kQuietGapNs;
+  // The test subtracts from the new timestamp, not from the old one: no overflow from the
+  // initial INT64_MIN (timestamps are not within kQuietGapNs of INT64_MIN).
+  if (!in_batch_) {
+    batch_after_pause_ = r.timestamp_ns - kQuietGapNs >= last_timestamp_ns_;
+    handed_over_ += batch_after_pause_ ? 1 : 0;
+  }
   in_batch_ = !end_of_batch;
   last_timestamp_ns_ = r.timestamp_ns;
   if (batch_after_pause_) {

@@ -174,7 +174,8 @@ void MappedSegment::release_sliced(SlicePacer* pace) noexcept {
     // Every munmap call ends in a TLB shootdown: an interrupt to each CPU that runs one of
     // this process's threads, the appender's among them. Sharing a CPU with a hot thread
     // (the pacer yields), 256 KiB steps keep each slice short; apart from the hot threads,
-    // one call, so that the hot CPUs take one interrupt instead of 256. (`sluice bench log`,
+    // one call, so that the hot CPUs take a few interrupts instead of 256 (the kernel may
+    // still flush more than once within one call). (`sluice bench log`,
     // 4 M appends across 7 prepared rolls, appender pinned, maintenance on the other CPU:
     // 23-28 M events/s with 256 KiB steps, 32-34 with one call, same sitting.)
     const uint64_t step = pace->yielding() ? kUnmapStep : mapped_;

@@ -2,6 +2,7 @@
 // catch-up from the log, starting from a checkpoint, shutdown drain, and MPSC ingress.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -74,6 +75,50 @@ struct Log {
     }
   }
 };
+
+// The log's clock for HandsOverOnlyABatchThatFollowsAPause (LogOptions::clock_ns takes a
+// plain function). Relaxed: written and read by the test thread only (the writer's appends
+// run on it).
+std::atomic<int64_t> g_fake_now{1'000'000'000};
+int64_t fake_now() { return g_fake_now.load(std::memory_order_relaxed); }
+
+// The publisher hands a batch over through the shared cache (CLDEMOTE of its slot and record
+// lines) only when it follows a pause of kQuietGapNs by the records' timestamps: appends 1 µs
+// apart each count, appends 10 ns apart (a stream) do not, and a batch counts once.
+TEST(LogPublisher, HandsOverOnlyABatchThatFollowsAPause) {
+  const std::string dir = fresh_dir("handover");
+  RecordRing ring(1024, 0);
+  LogPublisher publisher(dir, ring);
+  LogOptions o;
+  o.segment_size = 64 * 1024;
+  o.commit_listener = &publisher;
+  o.clock_ns = &fake_now;
+  auto w = LogWriter::open(dir, o);
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  const StreamId s = (*w)->stream("s").value();
+  const std::string p = "payload";
+  EventData e;
+  e.type = 1;
+  e.payload = bytes(p);
+  auto append_after = [&](int64_t gap_ns, size_t events) {
+    g_fake_now.fetch_add(gap_ns, std::memory_order_relaxed);
+    const std::vector<EventData> batch(events, e);
+    ASSERT_TRUE((*w)->append(s, ExpectedVersion::any(), batch).ok());
+  };
+  const uint64_t before = publisher.handed_over();  // the stream definition's record, if any
+  append_after(1'000, 1);
+  EXPECT_EQ(publisher.handed_over(), before + 1) << "the first append after a pause";
+  for (int i = 0; i < 5; ++i) append_after(10, 1);
+  EXPECT_EQ(publisher.handed_over(), before + 1) << "a stream of appends 10 ns apart";
+  append_after(1'000, 1);
+  append_after(LogPublisher::kQuietGapNs, 1);
+  EXPECT_EQ(publisher.handed_over(), before + 3) << "1 us and exactly kQuietGapNs after the last";
+  append_after(1'000, 3);
+  EXPECT_EQ(publisher.handed_over(), before + 4) << "a batch of 3 after a pause counts once";
+  append_after(100, 3);
+  EXPECT_EQ(publisher.handed_over(), before + 4) << "a batch 100 ns after the last";
+  ASSERT_TRUE((*w)->close().ok());
+}
 
 TEST(LogPublisher, ConsumersReadPayloadsZeroCopyAcrossSegmentRolls) {
   // 64 slots, under the block policy: the consumer is never more than 64 events behind, far

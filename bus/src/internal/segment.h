@@ -119,7 +119,9 @@ class SlicePacer {
   StepKind kind_ = StepKind::count;  // maintenance thread only
   int64_t start_ = 0;                // maintenance thread only
   int64_t cpu_start_ = 0;            // maintenance thread only
-  // Relaxed (all): statistics written by the maintenance thread, read for display.
+  // Relaxed (all): statistics written by the maintenance thread, read for display; the
+  // longest ones also zeroed by reset_longest() from any thread (a slice ending at that
+  // moment may survive the reset: load then store, not an RMW).
   std::atomic<uint64_t> longest_{0};
   std::atomic<uint64_t> longest_cpu_{0};
   std::atomic<uint64_t> longest_cpu_kind_[static_cast<size_t>(StepKind::count)]{};

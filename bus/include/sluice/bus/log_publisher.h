@@ -94,6 +94,10 @@ class LogPublisher final : public CommitListener {
   Status status() const;
   size_t mapped_segments() const noexcept { return mappings_.size(); }
   uint64_t published() const noexcept { return published_; }
+  // on_commit hands a batch over through the shared cache (see log_publisher.cc) when it
+  // follows a pause this long (by the records' timestamps); handed_over() counts them.
+  static constexpr int64_t kQuietGapNs = 500;
+  uint64_t handed_over() const noexcept { return handed_over_; }  // writer thread
 
  private:
   struct Mapping;
@@ -107,9 +111,8 @@ class LogPublisher final : public CommitListener {
   const std::byte* current_base_ = nullptr;
   uint64_t current_index_ = ~uint64_t{0};
   uint64_t published_ = 0;
-  // on_commit's cache hand-over (see log_publisher.cc): a batch after a pause this long.
-  static constexpr int64_t kQuietGapNs = 500;
-  int64_t last_timestamp_ns_ = INT64_MIN / 2;  // of the last record published
+  int64_t last_timestamp_ns_ = INT64_MIN;  // of the last record published (none yet: any gap)
+  uint64_t handed_over_ = 0;
   bool in_batch_ = false;           // a batch's first record was published, not its last
   bool batch_after_pause_ = false;  // the current batch came kQuietGapNs after the last one
   Status error_;
