@@ -87,9 +87,7 @@ void LogPublisher::on_commit(const RecordView& v, bool end_of_batch) noexcept {
   last_timestamp_ns_ = r.timestamp_ns;
   if (batch_after_pause_) {
     ring_.demote(static_cast<int64_t>(r.position));
-    const auto at = reinterpret_cast<uintptr_t>(v.header);
-    for (uintptr_t line = at & ~uintptr_t{kCacheLine - 1}; line < at + r.length; line += kCacheLine)
-      cache_demote(reinterpret_cast<const void*>(line));
+    cache_demote_range(v.header, r.length);
   }
   ++published_;
 }

@@ -293,11 +293,7 @@ class RingBuffer {
   // producer whose consumer on another core is waiting for it (one event in flight, a
   // request and its reply). Not in a stream: where slots are smaller than a line, the
   // producer's next slot shares the demoted line and its write has to fetch it back.
-  void demote(int64_t seq) const noexcept {
-    const auto at = reinterpret_cast<uintptr_t>(&slot(seq));
-    for (uintptr_t line = at & ~uintptr_t{kCacheLine - 1}; line < at + sizeof(Slot); line += kCacheLine)
-      cache_demote(reinterpret_cast<const void*>(line));
-  }
+  void demote(int64_t seq) const noexcept { cache_demote_range(&slot(seq), sizeof(Slot)); }
   // claim + write + publish of one event; false on back-pressure.
   [[nodiscard]] bool try_publish(const T& event) noexcept {
     int64_t q;

@@ -36,6 +36,12 @@ inline void cache_demote(const void* p) noexcept {
   (void)p;
 #endif
 }
+// cache_demote() of every line that holds a byte of [p, p + n).
+inline void cache_demote_range(const void* p, std::size_t n) noexcept {
+  const auto at = reinterpret_cast<std::uintptr_t>(p);
+  for (std::uintptr_t line = at & ~std::uintptr_t{kCacheLine - 1}; line < at + n; line += kCacheLine)
+    cache_demote(reinterpret_cast<const void*>(line));
+}
 
 class alignas(2 * kCacheLine) Sequence {
  public:
