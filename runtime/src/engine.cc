@@ -188,7 +188,11 @@ Status Engine::start() {
   if (o_.metrics_port >= 0 && stats_) {
     counters::CountersFile* f = stats_.get();
     auto m = MetricsServer::start(
-        static_cast<uint16_t>(o_.metrics_port), [f] { return prometheus_text(counters::read_stats(*f), realtime_ns()); },
+        static_cast<uint16_t>(o_.metrics_port),
+        [f] {
+          const counters::EngineStat s = counters::read_stats(*f);  // before the clock: see heartbeat_age_s()
+          return prometheus_text(s, realtime_ns());
+        },
         [f] { return stats_json(*f, realtime_ns()); });  // the lag page at /, its data at /stats.json
     if (!m.ok()) {
       stop().ignore();

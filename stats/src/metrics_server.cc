@@ -81,9 +81,9 @@ void histogram_samples(Exposition& x, const std::string& name, const std::string
 std::string prometheus_text(const counters::EngineStat& s, int64_t now_ns) {
   using counters::ProjectionStat;
   Exposition x;
-  const double age = s.heartbeat_ns > 0 ? static_cast<double>(now_ns - s.heartbeat_ns) * kNs : -1;
+  const double age = s.heartbeat_age_s(now_ns);
   x.family("sluice_engine_up", "gauge", "1 while the engine's heartbeat in the stats file is under 3 s old");
-  x.sample("sluice_engine_up", "", age >= 0 && age < 3.0 ? 1 : 0);
+  x.sample("sluice_engine_up", "", s.up(now_ns) ? 1 : 0);
   x.family("sluice_engine_heartbeat_age_seconds", "gauge", "Age of the engine's last heartbeat (-1: none yet)");
   x.sample("sluice_engine_heartbeat_age_seconds", "", age);
   x.family("sluice_head_position", "gauge", "Log head: every position below it is committed");

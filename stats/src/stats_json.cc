@@ -45,11 +45,11 @@ std::string stats_json(const counters::CountersFile& f, int64_t now_ns) {
     if (slot.header.kind != static_cast<uint32_t>(counters::SlotKind::projection)) continue;
     histograms[std::string(slot.header.name, strnlen(slot.header.name, sizeof slot.header.name))] = &slot.histogram;
   }
-  const double age = s.heartbeat_ns > 0 ? static_cast<double>(now_ns - s.heartbeat_ns) * kNs : -1;
+  const double age = s.heartbeat_age_s(now_ns);
   nlohmann::json j = {{"now_ns", now_ns},
                       {"pid", s.pid},
                       {"log_dir", s.log_dir},
-                      {"up", age >= 0 && age < 3.0},
+                      {"up", s.up(now_ns)},
                       {"heartbeat_age_s", age},
                       {"head_position", s.head_position}};
   nlohmann::json projections = nlohmann::json::array();

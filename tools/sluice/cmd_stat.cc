@@ -49,7 +49,7 @@ std::string human_bytes(uint64_t n) {
 }
 
 bool engine_alive(const counters::EngineStat& s) {
-  return s.pid > 0 && ::kill(static_cast<pid_t>(s.pid), 0) == 0 && realtime_ns() - s.heartbeat_ns < 3'000'000'000;
+  return s.pid > 0 && ::kill(static_cast<pid_t>(s.pid), 0) == 0 && s.up(realtime_ns());
 }
 
 Json latency_json(const counters::HistogramSummary& l) {
@@ -154,7 +154,7 @@ Json to_json(const counters::EngineStat& s) {
   Json o;
   o["pid"] = s.pid;
   o["running"] = engine_alive(s);
-  o["heartbeat_age_ms"] = (realtime_ns() - s.heartbeat_ns) / 1'000'000;
+  o["heartbeat_age_ms"] = static_cast<int64_t>(s.heartbeat_age_s(realtime_ns()) * 1000);
   o["head_position"] = s.head_position;
   Json ps = Json::array();
   for (const auto& p : s.projections)

@@ -380,6 +380,19 @@ struct EngineStat {
   std::vector<RelayStat> relays;
   std::vector<RepositoryStat> repositories;
   std::vector<SagaStat> sagas;
+
+  // Seconds since the monitor's last beat as seen at `now_ns` (CLOCK_REALTIME); -1 before
+  // the first. A beat stamped after the reader took `now_ns` (the monitor ran between the
+  // two) is current: age 0, never negative.
+  double heartbeat_age_s(int64_t now_ns) const {
+    if (heartbeat_ns <= 0) return -1;
+    return now_ns > heartbeat_ns ? static_cast<double>(now_ns - heartbeat_ns) * 1e-9 : 0.0;
+  }
+  // The engine counts as up while its heartbeat is under 3 s old.
+  bool up(int64_t now_ns) const {
+    const double age = heartbeat_age_s(now_ns);
+    return age >= 0 && age < 3.0;
+  }
 };
 // One reading of every used slot (an estimate: see the file comment).
 EngineStat read_stats(const CountersFile& f);
