@@ -407,11 +407,14 @@ std::unique_ptr<Engine> open_plain(const std::string& dir, WriterMode mode, Dura
 }
 
 // One thread appending `count` events directly; events/s until all are acknowledged.
-double direct_append_rate(const std::string& dir, Durability d, uint64_t count, int cpu) {
+// *maintenance_share: the log maintenance thread's CPU time (segment preparation, unmapping)
+// over the run, per second of it.
+double direct_append_rate(const std::string& dir, Durability d, uint64_t count, int cpu, double* maintenance_share) {
   auto e = open_plain(dir, WriterMode::caller, d, -1, IdleKind::backoff_park);
   pin_this_thread(cpu);
   std::vector<StreamId> ids;
   for (uint64_t a = 0; a < 64; ++a) ids.push_back(e->stream(bank::stream_name(a)).value());
+  const uint64_t cpu0 = e->writer().background_cpu_ns();
   const auto t0 = Clock::now();
   for (uint64_t i = 0; i < count; ++i) {
     TimedDeposit dep{i % 64, 1, 0, 0};
@@ -419,6 +422,7 @@ double direct_append_rate(const std::string& dir, Durability d, uint64_t count, 
   }
   if (Status st = e->writer().wait_acknowledged(count - 1, std::chrono::seconds(60)); !st.ok()) die("acknowledge", st);
   const double secs = seconds_since(t0);
+  *maintenance_share = static_cast<double>(e->writer().background_cpu_ns() - cpu0) * 1e-9 / secs;
   if (e->writer().committed_position() != count) die("verify", Status(StatusCode::invalid_argument, "event count"));
   if (Status st = e->stop(std::chrono::seconds(60)); !st.ok()) die("stop", st);
   return static_cast<double>(count) / secs;
@@ -429,7 +433,7 @@ double direct_append_rate(const std::string& dir, Durability d, uint64_t count, 
 // returns at commit), a submitter reuses a slot once its ticket is committed, and waits for
 // the acknowledgement of its last tickets at the end.
 double submit_rate(const std::string& dir, Durability d, int threads, uint64_t count, uint64_t window, int cpu_a,
-                   int cpu_b) {
+                   int cpu_b, double* maintenance_share) {
   // The writer thread has cpu B to itself: it busy-spins, as a pinned appender would, instead
   // of parking (a parked writer makes each submission pay a futex wake).
   auto e = open_plain(dir, WriterMode::ingress, d, cpu_b, IdleKind::busy_spin);
@@ -466,10 +470,12 @@ double submit_rate(const std::string& dir, Durability d, int threads, uint64_t c
         if (!sub.wait(tickets[i % window]).ok()) failures.fetch_add(1);
     });
   while (ready.load() < threads) std::this_thread::yield();
+  const uint64_t cpu0 = e->writer().background_cpu_ns();
   const auto t0 = Clock::now();
   go.store(true, std::memory_order_release);
   for (auto& t : ts) t.join();
   const double secs = seconds_since(t0);
+  *maintenance_share = static_cast<double>(e->writer().background_cpu_ns() - cpu0) * 1e-9 / secs;
   const uint64_t total = each * static_cast<uint64_t>(threads);
   if (failures.load() != 0) die("submit", Status(StatusCode::invalid_argument, std::to_string(failures.load()) + " failed submissions"));
   if (e->writer().acknowledged_position() != total) die("verify", Status(StatusCode::invalid_argument, "acknowledged count"));
@@ -510,11 +516,21 @@ void run_ingress_figures(const ScratchDir& scratch, Figures& fig, double rtt, ui
     std::printf("  ingress: %d submitters vs one direct appender, durability %s ...\n", threads,
                 std::string(to_string(d)).c_str());
     std::fflush(stdout);
-    double direct = 0, submitted = 0;
+    double direct = 0, submitted = 0, direct_share = 0, submit_share = 0;
     for (int rep = 0; rep < 3; ++rep) {
-      direct = std::max(direct, direct_append_rate(fresh(scratch, "direct-" + tag), d, count, cpu_a));
-      submitted = std::max(submitted, submit_rate(fresh(scratch, "submit-" + tag), d, threads, count, window, cpu_a, cpu_b));
+      double share = 0;
+      const double a = direct_append_rate(fresh(scratch, "direct-" + tag), d, count, cpu_a, &share);
+      if (a > direct) direct = a, direct_share = share;
+      const double b = submit_rate(fresh(scratch, "submit-" + tag), d, threads, count, window, cpu_a, cpu_b, &share);
+      if (b > submitted) submitted = b, submit_share = share;
     }
+    // Where the log's segment preparation and unmapping ran: beside the direct appender it
+    // has the other CPU to itself; beside the busy-spinning writer agent it shares cpu A
+    // with the submitters.
+    fig.add("maintenance_cpu_share_direct_" + tag, direct_share, "CPU s/s",
+            "log maintenance thread's CPU time per second of the best direct run (on the CPU the appender leaves free)");
+    fig.add("maintenance_cpu_share_submit_" + std::to_string(threads) + "p_" + tag, submit_share, "CPU s/s",
+            "the same, best submit run (on cpu A, beside the submitters)");
     fig.add("append_direct_" + tag + "_events_per_s", direct, "events/s",
             "one thread, WriterMode::caller, until acknowledged, best of 3");
     fig.add("submit_" + std::to_string(threads) + "p_" + tag + "_events_per_s", submitted, "events/s",
@@ -541,10 +557,13 @@ void run_ingress_figures(const ScratchDir& scratch, Figures& fig, double rtt, ui
            "cpu A, writer busy-spin on cpu B, 256 in flight each, one run each; flat line: one direct appender (best of 3)",
            {"producers", "submit_events_per_s", "direct_append_1_thread"});
   s.note("ylabel: events/s");
-  for (int p = 1; p <= 3; ++p)
+  for (int p = 1; p <= 3; ++p) {
+    double share = 0;
     s.row({static_cast<double>(p),
-           submit_rate(fresh(scratch, "producers-" + std::to_string(p)), Durability::none, p, n_none / 3, 256, cpu_a, cpu_b),
+           submit_rate(fresh(scratch, "producers-" + std::to_string(p)), Durability::none, p, n_none / 3, 256, cpu_a,
+                       cpu_b, &share),
            fig.get("append_direct_none_events_per_s")});
+  }
 }
 
 }  // namespace

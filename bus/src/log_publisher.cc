@@ -5,11 +5,14 @@
 
 #include "internal/segment.h"
 #include "sluice/bus/file_ops.h"
+#include "sluice/bus/log_writer.h"
 
 namespace sluice {
 
 struct LogPublisher::Mapping {
-  log_internal::MappedSegment segment;
+  // A pointer, so that a passed mapping can be handed to the writer's maintenance thread
+  // (LogWriter::retire_mapping) without an allocation on the writer's thread.
+  std::unique_ptr<log_internal::MappedSegment> segment;
   uint64_t first_position = 0;
   uint64_t end_position = ~uint64_t{0};  // one past its last event; known once the next segment begins
 };
@@ -30,7 +33,11 @@ void LogPublisher::enter_segment(uint64_t index, uint64_t first_position) noexce
   // at or below the slowest consumer's sequence is no longer referenced by any ring slot in use.
   const int64_t slowest = ring_.min_consumer_sequence();
   std::erase_if(mappings_, [&](const std::unique_ptr<Mapping>& m) {
-    return m->end_position != ~uint64_t{0} && static_cast<int64_t>(m->end_position) - 1 <= slowest;
+    if (m->end_position == ~uint64_t{0} || static_cast<int64_t>(m->end_position) - 1 > slowest) return false;
+    // Unmapped by the writer's maintenance thread, in paced slices, when there is one
+    // (a 64 MiB munmap of pages the consumers have read: 0.3-1 ms here); else here.
+    if (writer_ != nullptr && writer_->retire_mapping(m->segment)) ++retired_;
+    return true;
   });
   current_index_ = index;
   current_base_ = nullptr;
@@ -42,9 +49,9 @@ void LogPublisher::enter_segment(uint64_t index, uint64_t first_position) noexce
       return;
     }
     auto m = std::make_unique<Mapping>();
-    m->segment = std::move(seg.value());
+    m->segment = std::make_unique<log_internal::MappedSegment>(std::move(seg.value()));
     m->first_position = first_position;
-    current_base_ = m->segment.data();
+    current_base_ = m->segment->data();
     mappings_.push_back(std::move(m));
   } catch (const std::bad_alloc&) {
     if (error_.ok()) error_ = Status(StatusCode::io_error, "out of memory mapping segment " + std::to_string(index));

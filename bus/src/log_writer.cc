@@ -949,12 +949,26 @@ uint64_t LogWriter::longest_background_slice_cpu_ns() const noexcept {
   return pacer_ ? pacer_->longest_slice_cpu_ns() : 0;
 }
 
+uint64_t LogWriter::background_cpu_ns() const noexcept { return pacer_ ? pacer_->total_cpu_ns() : 0; }
+
 void LogWriter::reset_background_slices() noexcept {
   if (pacer_) pacer_->reset_longest();
 }
 
 uint64_t LogWriter::longest_background_slice_ns() const noexcept {
   return pacer_ ? pacer_->longest_slice_ns() : 0;
+}
+
+bool LogWriter::retire_mapping(std::unique_ptr<MappedSegment>& seg) noexcept {
+  if (seg == nullptr) return false;
+  {
+    std::lock_guard lock(mu_);
+    // Half the reserved capacity at most, so that roll()'s own push_back never reallocates.
+    if (closed_ || stopping_ || !maintenance_.joinable() || retired_.size() >= kRetiredCapacity / 2) return false;
+    retired_.push_back(std::move(seg));  // no allocation: capacity reserved in open
+  }
+  cv_.notify_one();
+  return true;
 }
 
 bool LogWriter::wait_prepared(std::chrono::milliseconds timeout) {

@@ -153,6 +153,7 @@ void SlicePacer::finish() noexcept {
   const auto took = static_cast<uint64_t>(now - start_);
   if (took > longest_.load(std::memory_order_relaxed)) longest_.store(took, std::memory_order_relaxed);
   const auto cpu = static_cast<uint64_t>(thread_cpu_ns() - cpu_start_);
+  total_cpu_.store(total_cpu_.load(std::memory_order_relaxed) + cpu, std::memory_order_relaxed);
   if (cpu > longest_cpu_.load(std::memory_order_relaxed)) longest_cpu_.store(cpu, std::memory_order_relaxed);
   if (kind_ < StepKind::count) {
     auto& k = longest_cpu_kind_[static_cast<size_t>(kind_)];

@@ -150,6 +150,7 @@ Status Engine::start() {
       w->slot = slot.value();
     }
   }
+  bus_->publisher.release_through(writer_.get());  // passed segments unmapped off the writer's thread
   if (!listeners_->add(&bus_->publisher))  // from now on every commit reaches the ring
     return Status(StatusCode::invalid_argument, "engine " + dir_ + ": no room for the bus's commit listener");
   for (size_t i = 0; i < workers_.size(); ++i) {

@@ -121,6 +121,23 @@ TEST(SlicePacer, ResetForgetsTheLongestSlicesAndKeepsMeasuring) {
   EXPECT_EQ(p.longest_slice_cpu_ns(StepKind::zeros), 0u);
 }
 
+// The total is every slice's CPU time added up, and a reset of the longest leaves it alone.
+TEST(SlicePacer, TotalCpuAddsUpEverySlice) {
+  SlicePacer p;
+  EXPECT_EQ(p.total_cpu_ns(), 0u);
+  p.begin(StepKind::zeros);
+  spin_a_while();
+  p.end();
+  const uint64_t first = p.total_cpu_ns();
+  EXPECT_GE(first, p.longest_slice_cpu_ns());
+  EXPECT_GT(first, 0u);
+  p.reset_longest();
+  p.begin(StepKind::unmap);
+  spin_a_while();
+  p.end();
+  EXPECT_EQ(p.total_cpu_ns(), first + p.longest_slice_cpu_ns()) << "one slice since the reset";
+}
+
 TEST(SlicePacer, PreparingASegmentChargesEveryStepKind) {
   const std::string dir = (std::filesystem::temp_directory_path() /
                            ("sluice-segment-pacer-" + std::to_string(::getpid())))

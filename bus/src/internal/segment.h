@@ -107,6 +107,8 @@ class SlicePacer {
     longest_cpu_.store(0, std::memory_order_relaxed);
     for (auto& k : longest_cpu_kind_) k.store(0, std::memory_order_relaxed);
   }
+  // CPU time (ns) of every slice so far: what the background work has cost in all. Any thread.
+  uint64_t total_cpu_ns() const noexcept { return total_cpu_.load(std::memory_order_relaxed); }
   // Slices ended, and of them those that yielded (not urgent). Any thread.
   uint64_t slices() const noexcept { return slices_.load(std::memory_order_relaxed); }
   uint64_t yields() const noexcept { return yields_.load(std::memory_order_relaxed); }
@@ -123,6 +125,7 @@ class SlicePacer {
   // longest ones also zeroed by reset_longest() from any thread (a slice ending at that
   // moment may survive the reset: load then store, not an RMW).
   std::atomic<uint64_t> longest_{0};
+  std::atomic<uint64_t> total_cpu_{0};
   std::atomic<uint64_t> longest_cpu_{0};
   std::atomic<uint64_t> longest_cpu_kind_[static_cast<size_t>(StepKind::count)]{};
   std::atomic<uint64_t> slices_{0};

@@ -17,7 +17,9 @@
 //   publisher keeps its OWN read-only mapping of each segment (the same page-cache pages:
 //   no copy) — mapped when the first record of a segment is published (one mmap per segment
 //   roll, off the per-record path) — and releases a mapping only when every consumer of the
-//   ring has passed the segment's last position (checked at each roll). A consumer that is
+//   ring has passed the segment's last position (checked at each roll): with
+//   release_through(writer), the writer's maintenance thread unmaps it in paced slices, so
+//   the thread that appends never pays the munmap. A consumer that is
 //   catching up reads through its own LogReader, whose mappings live as long as it does.
 //   Handlers must not keep a RecordView after on_record() returns.
 //
@@ -98,6 +100,11 @@ class LogPublisher final : public CommitListener {
   // follows a pause this long (by the records' timestamps); handed_over() counts them.
   static constexpr int64_t kQuietGapNs = 500;
   uint64_t handed_over() const noexcept { return handed_over_; }  // writer thread
+  // The writer whose maintenance thread unmaps the mappings of segments every consumer has
+  // passed (LogWriter::retire_mapping); without one, on_commit unmaps them itself at the
+  // roll. Before the first append, or on the writer's thread.
+  void release_through(LogWriter* writer) noexcept { writer_ = writer; }
+  uint64_t retired() const noexcept { return retired_; }  // mappings handed over; writer thread
 
  private:
   struct Mapping;
@@ -113,6 +120,8 @@ class LogPublisher final : public CommitListener {
   uint64_t published_ = 0;
   int64_t last_timestamp_ns_ = INT64_MIN;  // of the last record published (none yet: any gap)
   uint64_t handed_over_ = 0;
+  LogWriter* writer_ = nullptr;
+  uint64_t retired_ = 0;
   bool in_batch_ = false;           // a batch's first record was published, not its last
   bool batch_after_pause_ = false;  // the current batch came kQuietGapNs after the last one
   Status error_;

@@ -138,6 +138,8 @@ class LogWriter {
   uint64_t longest_background_slice_ns() const noexcept;
   // The same slices' longest CPU time (ns): what one slice took from other threads.
   uint64_t longest_background_slice_cpu_ns() const noexcept;
+  // Their CPU time in all (ns): what segment preparation and unmapping have cost so far.
+  uint64_t background_cpu_ns() const noexcept;
   // The pacer of those slices (longest CPU time per kind of step: fallocate, fsync, zeros,
   // populate, touch, unmap, ...), for benchmarks and diagnostics; null before open completes.
   const log_internal::SlicePacer* background_pacer() const noexcept { return pacer_.get(); }
@@ -152,6 +154,13 @@ class LogWriter {
   bool wait_prepared(std::chrono::milliseconds timeout);
   // The most segments LogOptions::prepared_segments may ask for.
   static constexpr uint32_t kMaxPreparedSegments = 8;
+  // Hands a mapping another component of the writer's thread is done with (LogPublisher's
+  // read-only mapping of a passed segment) to the maintenance thread, which unmaps it in
+  // paced slices as it does the writer's own retired segments: a 64 MiB munmap of a mapping
+  // the consumers have read took 0.3-1 ms here, on the thread that appends. Writer thread
+  // only; takes mu_ (cold: once per segment). False (and `seg` left with the caller) when
+  // the log is closed or kRetiredCapacity / 2 mappings already wait.
+  [[nodiscard]] bool retire_mapping(std::unique_ptr<log_internal::MappedSegment>& seg) noexcept;
   // What recovery found and truncated on open ("" when the tail was clean).
   const std::string& recovery_note() const noexcept { return recovery_note_; }
 
