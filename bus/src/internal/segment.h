@@ -46,6 +46,16 @@ inline constexpr uint64_t kPrepareStep = 32 * 1024;
 // writes waited ~200 ms per roll too: what bounds preparation then is not pinned down.
 inline constexpr uint64_t kZeroStep = 32 * 1024;
 inline constexpr uint64_t kUnmapStep = 256 * 1024;
+// The step for a read-only mapping (the LogPublisher's of a passed segment): each munmap ends
+// in a TLB shootdown that interrupts the hot CPUs, and with no dirty pages 4 MiB tear down in
+// about the time 256 KiB of a written mapping take. `sluice bench e2e` at 1 M events/s,
+// 3 M events, 6 interleaved runs each (bench/results/quiet-2026-11-30d/ab-unmap/): the
+// publisher's mappings unmapped in 256 KiB steps by the maintenance thread: p99.9 6.0-7.5 ms
+// (3 runs); in 4 MiB steps: 3.0-3.6 ms; inline on the appending thread as before: 2.5-4.1 ms.
+// The longest unmap slice was 71-654 us of CPU in 4 MiB steps, 79-819 us before (outliers
+// that the writer's own 256 KiB steps show as well). 4 MiB steps for the written segments too
+// lowered p99.9 further (1.7-3.0 ms, 3 runs) with unmap slices of 242-631 us: not taken.
+inline constexpr uint64_t kUnmapStepReadOnly = 4ull << 20;
 // Bytes preallocated per fallocate call: allocating 64 MiB of extents in one call took up to
 // 0.34 ms of CPU time; 4 MiB at a time keeps each call to tens of microseconds. The calls
 // follow each other from offset 0, so the file only ever grows, never with a hole.
@@ -218,6 +228,7 @@ class MappedSegment {
   uint64_t mapped_ = 0;
   uint64_t index_ = 0;
   int fd_ = -1;
+  bool read_only_ = false;  // open_read(): no dirty pages, cheaper to tear down
   std::string path_;
 };
 
