@@ -407,8 +407,8 @@ std::unique_ptr<Engine> open_plain(const std::string& dir, WriterMode mode, Dura
 }
 
 // One thread appending `count` events directly; events/s until all are acknowledged.
-// *maintenance_share: the log maintenance thread's CPU time (segment preparation, unmapping)
-// over the run, per second of it.
+// *maintenance_share: the CPU time of the log maintenance thread's paced work (segment
+// preparation, unmapping; group flushes are not counted) over the run, per second of it.
 double direct_append_rate(const std::string& dir, Durability d, uint64_t count, int cpu, double* maintenance_share) {
   auto e = open_plain(dir, WriterMode::caller, d, -1, IdleKind::backoff_park);
   pin_this_thread(cpu);
@@ -528,7 +528,8 @@ void run_ingress_figures(const ScratchDir& scratch, Figures& fig, double rtt, ui
     // has the other CPU to itself; beside the busy-spinning writer agent it shares cpu A
     // with the submitters.
     fig.add("maintenance_cpu_share_direct_" + tag, direct_share, "CPU s/s",
-            "log maintenance thread's CPU time per second of the best direct run (on the CPU the appender leaves free)");
+            "log maintenance thread's paced work (segment preparation, unmapping; not group flushes), CPU time per "
+            "second of the best direct run (on the CPU the appender leaves free)");
     fig.add("maintenance_cpu_share_submit_" + std::to_string(threads) + "p_" + tag, submit_share, "CPU s/s",
             "the same, best submit run (on cpu A, beside the submitters)");
     fig.add("append_direct_" + tag + "_events_per_s", direct, "events/s",

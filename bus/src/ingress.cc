@@ -259,9 +259,11 @@ size_t IngressProducer::drain(LogWriter& writer, size_t max) noexcept {
     __builtin_prefetch(r.events, 0);
     __builtin_prefetch(reinterpret_cast<const char*>(r.events) + 64, 0);
     // Its result slot for writing: the submitter read that line a ring ago, so storing the
-    // result needs the line back exclusively; asked for now, the transfers overlap
-    // (2p none, interleaved, 8 pairs: ratio_submit_2p_vs_append median 0.33 -> 0.36, higher
-    // in 6 of 8; bench/results/quiet-2026-11-30d/).
+    // result needs the line back exclusively; asked for now, the transfers overlap. A small
+    // gain, near the noise: ratio_submit_2p_vs_append higher in 4 of the 5 interleaved pairs
+    // committed (bench/results/quiet-2026-11-30d/ab-ingress/, 3 more pairs in its README),
+    // and no change to the waiting round trip (one in flight), whose submitter spins on the
+    // very line prefetched here.
     __builtin_prefetch(&results_[end & mask_], 1);
     ++end;
   }

@@ -36,7 +36,7 @@ void LogPublisher::enter_segment(uint64_t index, uint64_t first_position) noexce
     if (m->end_position == ~uint64_t{0} || static_cast<int64_t>(m->end_position) - 1 > slowest) return false;
     // Unmapped by the writer's maintenance thread, in paced slices, when there is one
     // (a 64 MiB munmap of pages the consumers have read: 0.2-0.7 ms here); else here.
-    if (writer_ != nullptr && writer_->retire_mapping(m->segment)) ++retired_;
+    if (writer_ != nullptr && writer_->retire_mapping(m->segment)) ++mappings_retired_;
     return true;
   });
   current_index_ = index;

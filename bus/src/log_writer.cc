@@ -963,8 +963,9 @@ bool LogWriter::retire_mapping(std::unique_ptr<MappedSegment>& seg) noexcept {
   if (seg == nullptr) return false;
   {
     std::lock_guard lock(mu_);
-    // Half the reserved capacity at most, so that roll()'s own push_back never reallocates.
-    if (closed_ || stopping_ || !maintenance_.joinable() || retired_.size() >= kRetiredCapacity / 2) return false;
+    // At most kMaxRetiredMappings entries, so that roll()'s own push_back never reallocates
+    // (see kRetiredCapacity).
+    if (closed_ || stopping_ || !maintenance_.joinable() || retired_.size() >= kMaxRetiredMappings) return false;
     retired_.push_back(std::move(seg));  // no allocation: capacity reserved in open
   }
   cv_.notify_one();
@@ -1017,7 +1018,13 @@ void LogWriter::maintenance_loop() {
       // Unmapping is the expensive part (page-table teardown, TLB shootdowns): done here, off
       // the hot path. Under none the sealed segment's pages are left to the kernel's
       // writeback; group and sync flushed it whole at the roll.
-      for (auto& seg : retiring_) seg->release_sliced(pacer_.get());
+      uint64_t handed_over = 0;  // read-only mappings come from retire_mapping()
+      for (auto& seg : retiring_) {
+        handed_over += seg->read_only() ? 1 : 0;
+        seg->release_sliced(pacer_.get());
+      }
+      mappings_unmapped_.store(mappings_unmapped_.load(std::memory_order_relaxed) + handed_over,
+                               std::memory_order_relaxed);
       retiring_.clear();
       lock.lock();
       continue;

@@ -9,7 +9,9 @@
 #include <thread>
 #include <vector>
 
+#include "internal/segment.h"
 #include "sluice/bus/agent.h"
+#include "sluice/bus/file_ops.h"
 #include "sluice/bus/ingress.h"
 #include "sluice/bus/log_publisher.h"
 #include "sluice/bus/log_writer.h"
@@ -171,9 +173,48 @@ TEST(LogPublisher, PassedSegmentsAreUnmappedByTheWritersMaintenanceThread) {
   EXPECT_EQ(h.errors, 0u);
   EXPECT_TRUE(log.publisher->status().ok());
   EXPECT_LE(log.publisher->mapped_segments(), 2u);
-  // At most kRetiredCapacity / 2 wait at once; the maintenance thread takes them as they come,
-  // so all but a few of the passed ones went that way.
-  EXPECT_GT(log.publisher->retired(), 0u);
+  // Passed segments went to the writer (the first at the second roll, when its queue holds
+  // two entries at most; later ones may be refused and unmapped inline if the maintenance
+  // thread lags kMaxRetiredMappings behind), and the maintenance thread unmaps every one it
+  // accepted: wait for it, before close() would clear its queue.
+  const uint64_t handed = log.publisher->mappings_retired();
+  EXPECT_GT(handed, 0u);
+  for (int i = 0; i < 5000 && log.writer->mappings_unmapped() < handed; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(log.writer->mappings_unmapped(), handed);
+  // A closed writer takes no more: the mapping stays with the caller, who unmaps it.
+  ASSERT_TRUE(log.writer->close().ok());
+  auto seg = log_internal::MappedSegment::open_read(FileOps::system(), log_internal::segment_path(log.dir, 0), 0);
+  ASSERT_TRUE(seg.ok()) << seg.status().to_string();
+  auto owned = std::make_unique<log_internal::MappedSegment>(std::move(seg.value()));
+  EXPECT_FALSE(log.writer->retire_mapping(owned));
+  EXPECT_NE(owned, nullptr);
+}
+
+// retire_mapping() refuses past kMaxRetiredMappings waiting entries (so that a roll never
+// reallocates the queue) and the caller keeps the mapping. Whether a given call is refused
+// depends on how fast the maintenance thread empties the queue, so the test checks that every
+// mapping is either accepted (and then unmapped by that thread) or left with the caller.
+TEST(LogPublisher, RetireMappingAcceptsOrLeavesTheMappingWithTheCaller) {
+  Log log("retire_cap", 64);
+  log.open();
+  log.append(0, 2000);  // a few segments to map
+  ASSERT_GT(log.writer->stats().segment_rolls, 1u);
+  uint64_t accepted = 0;
+  for (int i = 0; i < 3 * static_cast<int>(LogWriter::kMaxRetiredMappings); ++i) {
+    auto seg = log_internal::MappedSegment::open_read(FileOps::system(), log_internal::segment_path(log.dir, 0), 0);
+    ASSERT_TRUE(seg.ok()) << seg.status().to_string();
+    auto owned = std::make_unique<log_internal::MappedSegment>(std::move(seg.value()));
+    if (log.writer->retire_mapping(owned)) {
+      EXPECT_EQ(owned, nullptr);
+      ++accepted;
+    } else {
+      EXPECT_NE(owned, nullptr) << "refused: still the caller's";
+    }
+  }
+  for (int i = 0; i < 5000 && log.writer->mappings_unmapped() < accepted; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(log.writer->mappings_unmapped(), accepted);
   ASSERT_TRUE(log.writer->close().ok());
 }
 

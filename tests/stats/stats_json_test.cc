@@ -102,6 +102,18 @@ TEST(StatsJson, AHeartbeatNewerThanTheReadersClockIsUp) {
   EXPECT_NE(text.find("\nsluice_engine_heartbeat_age_seconds 0\n"), std::string::npos) << text.substr(0, 400);
 }
 
+// A beat further in the future than the allowed skew (the clock stepped back since a dead
+// engine wrote it) is not taken for a live engine.
+TEST(StatsJson, AHeartbeatFarInTheFutureIsDown) {
+  auto f = sample_file("future");
+  const int64_t now = 1'000'000'000 - counters::EngineStat::kHeartbeatSkewNs - 1;
+  const nlohmann::json j = nlohmann::json::parse(stats_json(*f, now));
+  EXPECT_EQ(j.at("up"), false);
+  EXPECT_LT(j.at("heartbeat_age_s").get<double>(), 0.0);
+  const std::string text = prometheus_text(counters::read_stats(*f), now);
+  EXPECT_NE(text.find("\nsluice_engine_up 0\n"), std::string::npos) << text.substr(0, 400);
+}
+
 std::string http_get(uint16_t port, const std::string& path) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return "";

@@ -154,7 +154,8 @@ Json to_json(const counters::EngineStat& s) {
   Json o;
   o["pid"] = s.pid;
   o["running"] = engine_alive(s);
-  o["heartbeat_age_ms"] = static_cast<int64_t>(s.heartbeat_age_s(realtime_ns()) * 1000);
+  const double age = s.heartbeat_age_s(realtime_ns());
+  o["heartbeat_age_ms"] = s.heartbeat_ns > 0 ? static_cast<int64_t>(age * 1000) : int64_t{-1};  // -1: no beat yet
   o["head_position"] = s.head_position;
   Json ps = Json::array();
   for (const auto& p : s.projections)

@@ -47,11 +47,11 @@ inline constexpr uint64_t kPrepareStep = 32 * 1024;
 inline constexpr uint64_t kZeroStep = 32 * 1024;
 inline constexpr uint64_t kUnmapStep = 256 * 1024;
 // The step for a read-only mapping (the LogPublisher's of a passed segment): each munmap ends
-// in a TLB shootdown that interrupts the hot CPUs, and with no dirty pages 4 MiB tear down in
-// about the time 256 KiB of a written mapping take. `sluice bench e2e` at 1 M events/s,
-// 3 M events, 6 interleaved runs each (bench/results/quiet-2026-11-30d/ab-unmap/): the
-// publisher's mappings unmapped in 256 KiB steps by the maintenance thread: p99.9 6.0-7.5 ms
-// (3 runs); in 4 MiB steps: 3.0-3.6 ms; inline on the appending thread as before: 2.5-4.1 ms.
+// in a TLB shootdown that interrupts the hot CPUs, and a read-only mapping has no dirty pages
+// to account for. `sluice bench e2e` at 1 M events/s, 3 M events, interleaved
+// (bench/results/quiet-2026-11-30d/ab-unmap/): the publisher's mappings unmapped by the
+// maintenance thread in 256 KiB steps: p99.9 6.0-7.5 ms (3 runs); in 4 MiB steps: 3.0-3.6 ms
+// (6 runs); inline on the appending thread as before: 2.5-4.1 ms (6 runs).
 // The longest unmap slice was 71-654 us of CPU in 4 MiB steps, 79-819 us before (outliers
 // that the writer's own 256 KiB steps show as well). 4 MiB steps for the written segments too
 // lowered p99.9 further (1.7-3.0 ms, 3 runs) with unmap slices of 242-631 us: not taken.
@@ -194,12 +194,14 @@ class MappedSegment {
                                       uint64_t segment_size, bool prefault, bool durable,
                                       SlicePacer* pace = nullptr, mode_t mode = 0640,
                                       PageTouch touch = kDefaultPageTouch);
-  // Unmaps in kUnmapStep pieces paced by `pace` when it yields (a 64 MiB munmap in one call
+  // Unmaps in kUnmapStep pieces (kUnmapStepReadOnly for a read-only mapping) paced by `pace`
+  // when it yields (a 64 MiB munmap in one call
   // holds a CPU for milliseconds), in one call when it does not (it runs apart from the hot
   // threads, and each call interrupts their CPUs: see segment.cc), then closes.
   void release_sliced(SlicePacer* pace) noexcept;
 
   bool valid() const noexcept { return base_ != nullptr; }
+  bool read_only() const noexcept { return read_only_; }  // made by open_read()
   std::byte* data() const noexcept { return base_; }
   uint64_t mapped_size() const noexcept { return mapped_; }
   uint64_t index() const noexcept { return index_; }

@@ -104,7 +104,7 @@ class LogPublisher final : public CommitListener {
   // passed (LogWriter::retire_mapping); without one, on_commit unmaps them itself at the
   // roll. Before the first append, or on the writer's thread.
   void release_through(LogWriter* writer) noexcept { writer_ = writer; }
-  uint64_t retired() const noexcept { return retired_; }  // mappings handed over; writer thread
+  uint64_t mappings_retired() const noexcept { return mappings_retired_; }  // handed to the writer; writer thread
 
  private:
   struct Mapping;
@@ -121,7 +121,7 @@ class LogPublisher final : public CommitListener {
   int64_t last_timestamp_ns_ = INT64_MIN;  // of the last record published (none yet: any gap)
   uint64_t handed_over_ = 0;
   LogWriter* writer_ = nullptr;
-  uint64_t retired_ = 0;
+  uint64_t mappings_retired_ = 0;
   bool in_batch_ = false;           // a batch's first record was published, not its last
   bool batch_after_pause_ = false;  // the current batch came kQuietGapNs after the last one
   Status error_;

@@ -138,7 +138,8 @@ class LogWriter {
   uint64_t longest_background_slice_ns() const noexcept;
   // The same slices' longest CPU time (ns): what one slice took from other threads.
   uint64_t longest_background_slice_cpu_ns() const noexcept;
-  // Their CPU time in all (ns): what segment preparation and unmapping have cost so far.
+  // Their CPU time in all (ns): what segment preparation and unmapping have cost so far
+  // (group flushes, also on that thread, are not paced and not counted).
   uint64_t background_cpu_ns() const noexcept;
   // The pacer of those slices (longest CPU time per kind of step: fallocate, fsync, zeros,
   // populate, touch, unmap, ...), for benchmarks and diagnostics; null before open completes.
@@ -158,9 +159,13 @@ class LogWriter {
   // read-only mapping of a passed segment) to the maintenance thread, which unmaps it in
   // paced slices as it does the writer's own retired segments: a 64 MiB munmap of a mapping
   // the consumers have read took 0.2-0.7 ms here, on the thread that appends. Writer thread
-  // only; takes mu_ (cold: once per segment). False (and `seg` left with the caller) when
-  // the log is closed or kRetiredCapacity / 2 mappings already wait.
+  // only; takes mu_ and wakes the maintenance thread (cold: once per segment). False (and
+  // `seg` left with the caller) when the log is closed or kMaxRetiredMappings entries already
+  // wait to be unmapped.
   [[nodiscard]] bool retire_mapping(std::unique_ptr<log_internal::MappedSegment>& seg) noexcept;
+  static constexpr size_t kMaxRetiredMappings = 8;
+  // Mappings handed over by retire_mapping() that the maintenance thread has unmapped. Any thread.
+  uint64_t mappings_unmapped() const noexcept { return mappings_unmapped_.load(std::memory_order_relaxed); }
   // What recovery found and truncated on open ("" when the tail was clean).
   const std::string& recovery_note() const noexcept { return recovery_note_; }
 
@@ -292,11 +297,14 @@ class LogWriter {
   std::condition_variable prepared_cv_;  // signals prepared_ or prepare_error_ changed
   std::vector<std::unique_ptr<log_internal::MappedSegment>> retired_;  // to flush (none) and unmap
   // Owned by the maintenance thread: retired_ is swapped into it. Both reserve
-  // kRetiredCapacity, so that roll() does not allocate: right after it prepares a segment, the
-  // maintenance thread retires every waiting one within the same hold of mu_, so only one or
-  // two ever wait.
+  // kRetiredCapacity, so that roll() does not allocate. What can wait at once: the mappings
+  // retire_mapping() accepted (it refuses past kMaxRetiredMappings entries), then one segment
+  // per roll while the maintenance thread is busy unmapping — at most one per prepared
+  // segment, plus one made inline when none was prepared — and a margin.
   std::vector<std::unique_ptr<log_internal::MappedSegment>> retiring_;
-  static constexpr size_t kRetiredCapacity = 16;
+  static constexpr size_t kRetiredCapacity = kMaxRetiredMappings + kMaxPreparedSegments + 4;
+  // Relaxed: a statistic, written by the maintenance thread only (load + store).
+  std::atomic<uint64_t> mappings_unmapped_{0};
   std::atomic<uint64_t> pending_events_{0};  // group: relaxed counter, a hint for early flush
   std::unique_ptr<log_internal::SlicePacer> pacer_;  // the maintenance thread's; created before it
   std::thread maintenance_;

@@ -383,10 +383,13 @@ struct EngineStat {
 
   // Seconds since the monitor's last beat as seen at `now_ns` (CLOCK_REALTIME); -1 before
   // the first. A beat stamped after the reader took `now_ns` (the monitor ran between the
-  // two) is current: age 0, never negative.
+  // two) is current: age 0. A beat further ahead than kHeartbeatSkewNs (the realtime clock
+  // stepped back since it was written) is not trusted: its negative age reads as down.
+  static constexpr int64_t kHeartbeatSkewNs = 1'000'000'000;
   double heartbeat_age_s(int64_t now_ns) const {
     if (heartbeat_ns <= 0) return -1;
-    return now_ns > heartbeat_ns ? static_cast<double>(now_ns - heartbeat_ns) * 1e-9 : 0.0;
+    if (now_ns >= heartbeat_ns) return static_cast<double>(now_ns - heartbeat_ns) * 1e-9;
+    return heartbeat_ns - now_ns <= kHeartbeatSkewNs ? 0.0 : static_cast<double>(now_ns - heartbeat_ns) * 1e-9;
   }
   // The engine counts as up while its heartbeat is under 3 s old.
   bool up(int64_t now_ns) const {
